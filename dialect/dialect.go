@@ -1,0 +1,80 @@
+// Package dialect defines what the migration engine needs from a database:
+// goose's version table, shiplock's own bookkeeping table, a lock across all
+// runners, and a classification of driver errors. Each database has its own
+// subpackage (postgres, sqlite) holding its SQL and nothing else of note.
+package dialect
+
+import (
+	"context"
+	"database/sql"
+	"time"
+)
+
+// Querier is satisfied by *sql.Conn and *sql.Tx: dialect queries run on
+// whichever the engine holds, so bookkeeping can share a migration's
+// transaction.
+type Querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+var (
+	_ Querier = (*sql.Conn)(nil)
+	_ Querier = (*sql.Tx)(nil)
+)
+
+// VersionRow is one row of goose_db_version.
+type VersionRow struct {
+	ID        int64
+	Version   int64
+	IsApplied bool
+	Time      time.Time
+}
+
+// Checksum is one row of shiplock's own table: the checksum of the file a
+// version was applied from. goose never reads this table.
+type Checksum struct {
+	Version  int64
+	Source   string
+	Checksum string
+}
+
+// Dialect is the per-database part of the engine. Implementations hold no
+// connection state and are safe for concurrent use.
+type Dialect interface {
+	// Name is the dialect's short name: "postgres", "sqlite", "mysql".
+	Name() string
+
+	// VersionTableExists reports whether goose_db_version exists where
+	// goose would look for it (the current schema).
+	VersionTableExists(ctx context.Context, q Querier) (bool, error)
+	// CreateVersionTable creates goose_db_version in goose's current layout
+	// and inserts the version-0 row, as goose does. Run it in a transaction.
+	CreateVersionTable(ctx context.Context, q Querier) error
+	// ListVersions returns every row of goose_db_version, newest id first.
+	ListVersions(ctx context.Context, q Querier) ([]VersionRow, error)
+	InsertVersion(ctx context.Context, q Querier, version int64) error
+	DeleteVersion(ctx context.Context, q Querier, version int64) error
+
+	// EnsureChecksumTable creates shiplock's checksum table when missing.
+	EnsureChecksumTable(ctx context.Context, q Querier) error
+	// ListChecksums returns the recorded checksums, or none when the
+	// table does not exist yet.
+	ListChecksums(ctx context.Context, q Querier) ([]Checksum, error)
+	PutChecksum(ctx context.Context, q Querier, c Checksum) error
+	DeleteChecksum(ctx context.Context, q Querier, version int64) error
+
+	// TryLock tries once to take the migration lock on conn, without
+	// waiting and without leaving a transaction open. The lock is held by
+	// the session: it is released by Unlock or when the session ends.
+	TryLock(ctx context.Context, conn *sql.Conn) (bool, error)
+	Unlock(ctx context.Context, conn *sql.Conn) error
+	// LockHolder describes who holds the lock ("pid 123 (app: shiplock)"),
+	// or "" when unknown or not held.
+	LockHolder(ctx context.Context, conn *sql.Conn) (string, error)
+
+	// TransactionalDDL reports whether DDL can be rolled back, so that a
+	// failed migration inside a transaction leaves no trace.
+	TransactionalDDL() bool
+}

@@ -1,0 +1,157 @@
+package migrate
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/shiplock/shiplock/dialect"
+)
+
+// apply runs todo in the configured transaction mode. It returns what was
+// committed, in order, and the first error.
+func (m *Migrator) apply(ctx context.Context, conn *sql.Conn, todo []*Migration, dir Direction) ([]MigrationResult, error) {
+	if m.opts.TxMode == TxAll {
+		var results []MigrationResult
+		err := m.inTx(ctx, conn, func(tx *sql.Tx) error {
+			for _, mig := range todo {
+				r, err := m.runOne(ctx, tx, nil, mig, dir)
+				if err != nil {
+					return err
+				}
+				results = append(results, r)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		m.logResults(results)
+		return results, nil
+	}
+
+	results := make([]MigrationResult, 0, len(todo))
+	for _, mig := range todo {
+		var (
+			r   MigrationResult
+			err error
+		)
+		if mig.NoTx || (m.opts.TxMode == TxNone && mig.Kind == KindSQL) {
+			r, err = m.runOne(ctx, conn, conn, mig, dir)
+		} else {
+			err = m.inTx(ctx, conn, func(tx *sql.Tx) error {
+				r, err = m.runOne(ctx, tx, nil, mig, dir)
+				return err
+			})
+		}
+		if err != nil {
+			return results, err
+		}
+		m.logResults([]MigrationResult{r})
+		results = append(results, r)
+	}
+	return results, nil
+}
+
+// runOne runs one migration on q (a transaction, or conn itself when the
+// migration runs outside one) and records it. Outside a transaction the
+// version row is written in a transaction of its own after the statements.
+func (m *Migrator) runOne(ctx context.Context, q dialect.Querier, conn *sql.Conn, mig *Migration, dir Direction) (MigrationResult, error) {
+	start := time.Now()
+	r := MigrationResult{Version: mig.Version, Source: mig.Source, Direction: dir}
+	fail := func(line int, stmt string, err error) (MigrationResult, error) {
+		return r, &MigrationError{Version: mig.Version, File: mig.Source, Direction: dir, Line: line, Statement: shorten(stmt), Err: err}
+	}
+
+	switch mig.Kind {
+	case KindSQL:
+		stmts := mig.Statements(dir)
+		r.Empty = len(stmts) == 0
+		for _, s := range stmts {
+			if _, err := q.ExecContext(ctx, s.SQL); err != nil {
+				return fail(s.Line, s.SQL, err)
+			}
+		}
+	case KindGo:
+		if err := m.runGo(ctx, q, conn, mig, dir, &r); err != nil {
+			return fail(0, "", err)
+		}
+	default:
+		return fail(0, "", &UnregisteredError{Version: mig.Version, File: mig.Source})
+	}
+
+	record := func(q dialect.Querier) error {
+		if dir == Up {
+			if err := m.dialect.InsertVersion(ctx, q, mig.Version); err != nil {
+				return err
+			}
+			if mig.Checksum == "" {
+				return nil
+			}
+			return m.dialect.PutChecksum(ctx, q, dialect.Checksum{Version: mig.Version, Source: mig.Source, Checksum: mig.Checksum})
+		}
+		if err := m.dialect.DeleteVersion(ctx, q, mig.Version); err != nil {
+			return err
+		}
+		return m.dialect.DeleteChecksum(ctx, q, mig.Version)
+	}
+	var err error
+	if conn != nil {
+		err = m.inTx(ctx, conn, func(tx *sql.Tx) error { return record(tx) })
+	} else {
+		err = record(q)
+	}
+	if err != nil {
+		return fail(0, "", fmt.Errorf("record version: %w", err))
+	}
+	r.Duration = time.Since(start)
+	return r, nil
+}
+
+func (m *Migrator) runGo(ctx context.Context, q dialect.Querier, conn *sql.Conn, mig *Migration, dir Direction, r *MigrationResult) error {
+	g := mig.gom
+	if g.NoTx {
+		fn := g.UpNoTx
+		if dir == Down {
+			fn = g.DownNoTx
+		}
+		r.Empty = fn == nil
+		if fn == nil {
+			return nil
+		}
+		if conn == nil {
+			return fmt.Errorf("no-transaction Go migration cannot run inside a transaction")
+		}
+		return fn(ctx, conn)
+	}
+	fn := g.Up
+	if dir == Down {
+		fn = g.Down
+	}
+	r.Empty = fn == nil
+	if fn == nil {
+		return nil
+	}
+	tx, ok := q.(*sql.Tx)
+	if !ok {
+		return fmt.Errorf("transactional Go migration run without a transaction")
+	}
+	return fn(ctx, tx)
+}
+
+func (m *Migrator) logResults(rs []MigrationResult) {
+	for _, r := range rs {
+		m.log.Info(r.Direction.pastTense(), "version", r.Version, "file", r.Source, "duration", r.Duration.Round(time.Microsecond))
+	}
+}
+
+// shorten keeps error messages readable when a statement is a whole
+// function body.
+func shorten(s string) string {
+	const max = 200
+	if len(s) <= max {
+		return s
+	}
+	return s[:max] + "..."
+}

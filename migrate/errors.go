@@ -1,0 +1,96 @@
+package migrate
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+var (
+	// ErrLockTimeout is returned when another runner held the migration
+	// lock for longer than Options.LockTimeout.
+	ErrLockTimeout = errors.New("migrate: lock not acquired in time")
+	// ErrNoCurrentVersion is returned by Down and Redo when nothing is
+	// applied.
+	ErrNoCurrentVersion = errors.New("migrate: no migration applied")
+)
+
+// FileError is a migration file that cannot be used: badly named, a
+// duplicate version, or a Go migration that is not registered.
+type FileError struct {
+	File string
+	Msg  string
+}
+
+func (e *FileError) Error() string { return e.File + ": " + e.Msg }
+
+// MigrationError is a migration that failed to apply or revert. Line is the
+// 1-based line in File where the failing statement starts (0 for Go
+// migrations and bookkeeping).
+type MigrationError struct {
+	Version   int64
+	File      string
+	Direction Direction
+	Line      int
+	Statement string // the failing statement, possibly shortened
+	Err       error
+}
+
+func (e *MigrationError) Error() string {
+	loc := e.File
+	if e.Line > 0 {
+		loc = fmt.Sprintf("%s:%d", e.File, e.Line)
+	}
+	return fmt.Sprintf("%s: %s version %d: %v", loc, e.Direction.verb(), e.Version, e.Err)
+}
+
+func (e *MigrationError) Unwrap() error { return e.Err }
+
+// PartialError is a run that stopped half-way: Applied holds what was done
+// (and committed) before Err.
+type PartialError struct {
+	Applied []MigrationResult
+	Err     error
+}
+
+func (e *PartialError) Error() string {
+	if len(e.Applied) == 0 {
+		return e.Err.Error()
+	}
+	vs := make([]string, len(e.Applied))
+	for i, r := range e.Applied {
+		vs[i] = fmt.Sprint(r.Version)
+	}
+	return fmt.Sprintf("%v (after %s %d: %s)", e.Err, e.Applied[0].Direction.pastTense(), len(e.Applied), strings.Join(vs, ", "))
+}
+
+func (e *PartialError) Unwrap() error { return e.Err }
+
+// IntegrityError reports applied migrations whose files were edited or
+// removed, or pending files older than the newest applied version. Up
+// refuses to run while there are any, unless told to ignore them.
+type IntegrityError struct {
+	Problems []Problem
+}
+
+func (e *IntegrityError) Error() string {
+	var b strings.Builder
+	b.WriteString("migrate: integrity check failed:")
+	for _, p := range e.Problems {
+		b.WriteString("\n  ")
+		b.WriteString(p.String())
+	}
+	return b.String()
+}
+
+// UnregisteredError is a plan that reaches a numbered .go file with no
+// registered Go migration. Go migrations run through the library, inside
+// the application's own binary.
+type UnregisteredError struct {
+	Version int64
+	File    string
+}
+
+func (e *UnregisteredError) Error() string {
+	return fmt.Sprintf("%s: version %d is a Go migration that is not registered in this binary; run it through the migrate library in the application (nothing was applied)", e.File, e.Version)
+}

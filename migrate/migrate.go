@@ -1,0 +1,359 @@
+// Package migrate is shiplock's migration engine: it loads goose-format
+// migrations, plans what to run from goose's version table, and applies or
+// reverts them under a lock shared by every runner. Results come back as
+// values; the engine logs only through the injected logger.
+package migrate
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/shiplock/shiplock/dialect"
+)
+
+// Direction is up (apply) or down (revert).
+type Direction int
+
+const (
+	Up Direction = iota
+	Down
+)
+
+func (d Direction) String() string {
+	if d == Down {
+		return "down"
+	}
+	return "up"
+}
+
+func (d Direction) verb() string {
+	if d == Down {
+		return "revert"
+	}
+	return "apply"
+}
+
+func (d Direction) pastTense() string {
+	if d == Down {
+		return "reverted"
+	}
+	return "applied"
+}
+
+// TxMode says how migrations are wrapped in transactions.
+type TxMode int
+
+const (
+	// TxFile runs each migration in its own transaction (goose's
+	// behaviour); a NO TRANSACTION file runs outside one.
+	TxFile TxMode = iota
+	// TxAll runs every pending migration in one transaction: the deploy is
+	// all-or-nothing. Refused when a planned migration is NO TRANSACTION.
+	TxAll
+	// TxNone runs every migration outside a transaction.
+	TxNone
+)
+
+// ParseTxMode parses "file", "all" or "none".
+func ParseTxMode(s string) (TxMode, error) {
+	switch s {
+	case "file", "":
+		return TxFile, nil
+	case "all":
+		return TxAll, nil
+	case "none":
+		return TxNone, nil
+	}
+	return 0, fmt.Errorf("unknown transaction mode %q (want file, all or none)", s)
+}
+
+func (m TxMode) String() string {
+	return [...]string{"file", "all", "none"}[m]
+}
+
+// Options configure a Migrator. The zero value is valid: per-file
+// transactions, waiting for the lock until ctx ends, silent logging.
+type Options struct {
+	// Logger receives progress; nil discards it.
+	Logger *slog.Logger
+	// TxMode is the transaction mode of Up and Down.
+	TxMode TxMode
+	// LockTimeout bounds the wait for the migration lock; 0 waits until
+	// ctx is done.
+	LockTimeout time.Duration
+	// AllowOutOfOrder applies pending migrations older than the newest
+	// applied one instead of refusing.
+	AllowOutOfOrder bool
+	// IgnoreChecksums lets Up run although applied files were edited.
+	IgnoreChecksums bool
+	// Strict makes a database ahead of the files (versions applied that no
+	// file describes) an error for Up.
+	Strict bool
+}
+
+// Migrator runs migrations against one database. It is not safe for
+// concurrent use; separate Migrators (processes, pods) coordinate through
+// the database lock.
+type Migrator struct {
+	db         *sql.DB
+	dialect    dialect.Dialect
+	migrations []*Migration
+	byVersion  map[int64]*Migration
+	opts       Options
+	log        *slog.Logger
+}
+
+// New returns a Migrator for migrations (as returned by Load) on db.
+func New(db *sql.DB, d dialect.Dialect, migrations []*Migration, opts Options) *Migrator {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	byVersion := make(map[int64]*Migration, len(migrations))
+	for _, m := range migrations {
+		byVersion[m.Version] = m
+	}
+	return &Migrator{db: db, dialect: d, migrations: migrations, byVersion: byVersion, opts: opts, log: log}
+}
+
+// Migrations returns the loaded migrations in version order.
+func (m *Migrator) Migrations() []*Migration { return m.migrations }
+
+// MigrationResult is one migration applied or reverted.
+type MigrationResult struct {
+	Version   int64
+	Source    string
+	Direction Direction
+	Duration  time.Duration
+	// Empty is true when the direction had no statements.
+	Empty bool
+}
+
+// Result is the outcome of Up, Down or Redo.
+type Result struct {
+	// From and To are the current versions before and after the run.
+	From, To int64
+	Applied  []MigrationResult
+	Duration time.Duration
+	// Ahead lists applied versions that no file describes: the database is
+	// ahead of the files (an older image runs against a newer schema).
+	Ahead []int64
+	// LockWait is how long the run waited for the migration lock.
+	LockWait time.Duration
+}
+
+// UpOptions select what Up applies. The zero value applies everything.
+type UpOptions struct {
+	// To stops after this version (0: the latest).
+	To int64
+	// ByOne applies only the next pending migration.
+	ByOne bool
+}
+
+// Up applies pending migrations. When nothing is pending it returns after a
+// read-only check, without taking the lock. Otherwise it takes the lock,
+// re-reads the state and applies the plan.
+func (m *Migrator) Up(ctx context.Context, o UpOptions) (*Result, error) {
+	return m.run(ctx, func(st *state) ([]*Migration, error) { return m.planUp(st, o) }, Up)
+}
+
+// Down reverts the newest applied migration, or with to >= 0 every applied
+// migration newer than to. Use to < 0 for one step.
+func (m *Migrator) Down(ctx context.Context, to int64) (*Result, error) {
+	return m.run(ctx, func(st *state) ([]*Migration, error) { return m.planDown(st, to) }, Down)
+}
+
+// Redo reverts the newest applied migration and applies it again.
+func (m *Migrator) Redo(ctx context.Context) (*Result, error) {
+	down, err := m.Down(ctx, -1)
+	if err != nil {
+		return down, err
+	}
+	if len(down.Applied) == 0 {
+		return down, ErrNoCurrentVersion
+	}
+	up, err := m.Up(ctx, UpOptions{To: down.Applied[0].Version})
+	if up != nil {
+		up.From = down.From
+		up.Applied = append(down.Applied, up.Applied...)
+		up.Duration += down.Duration
+	}
+	return up, err
+}
+
+func (m *Migrator) run(ctx context.Context, plan func(*state) ([]*Migration, error), dir Direction) (*Result, error) {
+	start := time.Now()
+	conn, err := m.db.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("connect: %w", err)
+	}
+	defer conn.Close()
+
+	// Read-only fast path: an up-to-date pod start takes no lock.
+	st, err := m.readState(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{From: st.current, To: st.current, Ahead: m.ahead(st)}
+	todo, err := plan(st)
+	if err != nil || len(todo) == 0 {
+		res.Duration = time.Since(start)
+		return res, err
+	}
+
+	lockStart := time.Now()
+	st, locked, err := m.lock(ctx, conn, plan)
+	res.LockWait = time.Since(lockStart)
+	if err != nil {
+		return res, err
+	}
+	if !locked {
+		// Another runner applied everything while we waited.
+		res.From, res.To, res.Ahead = st.current, st.current, m.ahead(st)
+		res.Duration = time.Since(start)
+		return res, nil
+	}
+	defer func() {
+		// A fresh context: the lock must go even when ctx was cancelled.
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := m.dialect.Unlock(uctx, conn); err != nil {
+			m.log.Warn("release migration lock", "err", err)
+		}
+	}()
+
+	if err := m.prepare(ctx, conn, st); err != nil {
+		return res, err
+	}
+	// Re-read under the lock: another runner may have moved the database.
+	if st, err = m.readState(ctx, conn); err != nil {
+		return res, err
+	}
+	res.From, res.Ahead = st.current, m.ahead(st)
+	if todo, err = plan(st); err != nil {
+		return res, err
+	}
+	applied, err := m.apply(ctx, conn, todo, dir)
+	res.Applied = applied
+	res.To = res.From
+	if st2, rerr := m.readState(ctx, conn); rerr == nil {
+		res.To = st2.current
+	}
+	res.Duration = time.Since(start)
+	if err != nil {
+		return res, &PartialError{Applied: applied, Err: err}
+	}
+	return res, nil
+}
+
+// lock polls the dialect's try-lock with capped, jittered backoff. Between
+// attempts it re-plans from a fresh read: when another runner has already
+// done all the work, it returns locked=false with that state and the caller
+// stops without ever holding the lock.
+func (m *Migrator) lock(ctx context.Context, conn *sql.Conn, plan func(*state) ([]*Migration, error)) (*state, bool, error) {
+	if m.opts.LockTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, m.opts.LockTimeout)
+		defer cancel()
+	}
+	const (
+		first = 10 * time.Millisecond
+		limit = 100 * time.Millisecond
+	)
+	delay := first
+	var lastReport time.Time
+	for {
+		ok, err := m.dialect.TryLock(ctx, conn)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, false, m.lockCtxErr(ctx)
+			}
+			return nil, false, fmt.Errorf("acquire lock: %w", err)
+		}
+		if ok {
+			return nil, true, nil
+		}
+		if time.Since(lastReport) > 10*time.Second {
+			holder, _ := m.dialect.LockHolder(ctx, conn)
+			m.log.Info("waiting for the migration lock", "holder", holder)
+			lastReport = time.Now()
+		}
+		t := time.NewTimer(delay/2 + rand.N(delay/2+1))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, false, m.lockCtxErr(ctx)
+		case <-t.C:
+		}
+		delay = min(delay*2, limit)
+		st, err := m.readState(ctx, conn)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, false, m.lockCtxErr(ctx)
+			}
+			return nil, false, err
+		}
+		if todo, err := plan(st); err == nil && len(todo) == 0 {
+			return st, false, nil
+		}
+	}
+}
+
+func (m *Migrator) lockCtxErr(ctx context.Context) error {
+	if errors.Is(context.Cause(ctx), context.DeadlineExceeded) && m.opts.LockTimeout > 0 {
+		return fmt.Errorf("%w (waited %s)", ErrLockTimeout, m.opts.LockTimeout)
+	}
+	return ctx.Err()
+}
+
+// prepare creates goose's version table and shiplock's checksum table when
+// missing, and records checksums for versions goose applied.
+func (m *Migrator) prepare(ctx context.Context, conn *sql.Conn, st *state) error {
+	if !st.tableExists {
+		if err := m.inTx(ctx, conn, func(tx *sql.Tx) error { return m.dialect.CreateVersionTable(ctx, tx) }); err != nil {
+			return fmt.Errorf("create goose_db_version: %w", err)
+		}
+	}
+	if err := m.dialect.EnsureChecksumTable(ctx, conn); err != nil {
+		return fmt.Errorf("create shiplock_checksums: %w", err)
+	}
+	for v := range st.applied {
+		mig := m.byVersion[v]
+		if _, ok := st.checksums[v]; ok || mig == nil || mig.Checksum == "" {
+			continue
+		}
+		if err := m.dialect.PutChecksum(ctx, conn, dialect.Checksum{Version: v, Source: mig.Source, Checksum: mig.Checksum}); err != nil {
+			return fmt.Errorf("record checksum of %s: %w", mig.Source, err)
+		}
+		m.log.Info("recorded checksum of a version applied without shiplock", "version", v, "file", mig.Source)
+	}
+	return nil
+}
+
+func (m *Migrator) inTx(ctx context.Context, conn *sql.Conn, fn func(*sql.Tx) error) error {
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+func (m *Migrator) ahead(st *state) []int64 {
+	var out []int64
+	for _, v := range st.appliedSorted {
+		if v != 0 && m.byVersion[v] == nil {
+			out = append(out, v)
+		}
+	}
+	return out
+}

@@ -1,0 +1,193 @@
+package migrate
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"sort"
+
+	"github.com/shiplock/shiplock/dialect"
+)
+
+// state is what the database says: applied versions as goose reads them
+// (the newest row of each version decides) and recorded checksums.
+type state struct {
+	tableExists   bool
+	applied       map[int64]dialect.VersionRow
+	appliedSorted []int64 // ascending, including 0
+	current       int64   // highest applied version
+	checksums     map[int64]dialect.Checksum
+}
+
+func (m *Migrator) readState(ctx context.Context, conn *sql.Conn) (*state, error) {
+	st := &state{applied: map[int64]dialect.VersionRow{}, checksums: map[int64]dialect.Checksum{}}
+	ok, err := m.dialect.VersionTableExists(ctx, conn)
+	if err != nil {
+		return nil, fmt.Errorf("read goose_db_version: %w", err)
+	}
+	if !ok {
+		return st, nil
+	}
+	st.tableExists = true
+	rows, err := m.dialect.ListVersions(ctx, conn)
+	if err != nil {
+		return nil, fmt.Errorf("read goose_db_version: %w", err)
+	}
+	seen := make(map[int64]bool, len(rows))
+	for _, r := range rows { // newest id first
+		if seen[r.Version] {
+			continue
+		}
+		seen[r.Version] = true
+		if r.IsApplied {
+			st.applied[r.Version] = r
+			st.appliedSorted = append(st.appliedSorted, r.Version)
+		}
+	}
+	sort.Slice(st.appliedSorted, func(i, j int) bool { return st.appliedSorted[i] < st.appliedSorted[j] })
+	if n := len(st.appliedSorted); n > 0 {
+		st.current = st.appliedSorted[n-1]
+	}
+	sums, err := m.dialect.ListChecksums(ctx, conn)
+	if err != nil {
+		return nil, fmt.Errorf("read shiplock_checksums: %w", err)
+	}
+	for _, c := range sums {
+		st.checksums[c.Version] = c
+	}
+	return st, nil
+}
+
+// ProblemKind classifies an integrity problem.
+type ProblemKind string
+
+const (
+	// Edited: an applied file's content differs from what was applied.
+	Edited ProblemKind = "edited"
+	// MissingFile: a version is applied but no file describes it (the
+	// database is ahead of the files).
+	MissingFile ProblemKind = "missing-file"
+	// OutOfOrder: a pending file is older than the newest applied version.
+	OutOfOrder ProblemKind = "out-of-order"
+	// Unrecorded: applied by another tool (goose); no checksum yet. Up
+	// records it.
+	Unrecorded ProblemKind = "unrecorded"
+)
+
+// Problem is one finding of Verify.
+type Problem struct {
+	Kind    ProblemKind
+	Version int64
+	File    string
+	// Recorded and Actual are the checksums, for Edited.
+	Recorded, Actual string
+}
+
+func (p Problem) String() string {
+	switch p.Kind {
+	case Edited:
+		return fmt.Sprintf("%s: version %d was edited after it was applied (checksum %.12s, applied %.12s)", p.File, p.Version, p.Actual, p.Recorded)
+	case MissingFile:
+		src := p.File
+		if src == "" {
+			src = "no file"
+		}
+		return fmt.Sprintf("version %d is applied but has no migration file (%s): the database is ahead of these files", p.Version, src)
+	case OutOfOrder:
+		return fmt.Sprintf("%s: version %d is pending but older than the newest applied version", p.File, p.Version)
+	case Unrecorded:
+		return fmt.Sprintf("%s: version %d was applied without shiplock; its checksum is recorded on the next up", p.File, p.Version)
+	}
+	return string(p.Kind)
+}
+
+// problems compares the files with the state.
+func (m *Migrator) problems(st *state) []Problem {
+	var out []Problem
+	for _, v := range st.appliedSorted {
+		if v == 0 {
+			continue
+		}
+		mig := m.byVersion[v]
+		c, recorded := st.checksums[v]
+		switch {
+		case mig == nil:
+			out = append(out, Problem{Kind: MissingFile, Version: v, File: c.Source})
+		case mig.Checksum == "":
+		case !recorded:
+			out = append(out, Problem{Kind: Unrecorded, Version: v, File: mig.Source})
+		case c.Checksum != mig.Checksum:
+			out = append(out, Problem{Kind: Edited, Version: v, File: mig.Source, Recorded: c.Checksum, Actual: mig.Checksum})
+		}
+	}
+	for _, mig := range m.migrations {
+		if _, ok := st.applied[mig.Version]; !ok && mig.Version < st.current {
+			out = append(out, Problem{Kind: OutOfOrder, Version: mig.Version, File: mig.Source})
+		}
+	}
+	return out
+}
+
+func (m *Migrator) planUp(st *state, o UpOptions) ([]*Migration, error) {
+	var blocking []Problem
+	for _, p := range m.problems(st) {
+		switch {
+		case p.Kind == Edited && !m.opts.IgnoreChecksums,
+			p.Kind == OutOfOrder && !m.opts.AllowOutOfOrder,
+			p.Kind == MissingFile && m.opts.Strict:
+			blocking = append(blocking, p)
+		}
+	}
+	if len(blocking) > 0 {
+		return nil, &IntegrityError{Problems: blocking}
+	}
+	var todo []*Migration
+	for _, mig := range m.migrations {
+		if _, ok := st.applied[mig.Version]; ok {
+			continue
+		}
+		if o.To > 0 && mig.Version > o.To {
+			break
+		}
+		todo = append(todo, mig)
+		if o.ByOne {
+			break
+		}
+	}
+	return todo, m.checkRunnable(todo)
+}
+
+func (m *Migrator) planDown(st *state, to int64) ([]*Migration, error) {
+	var todo []*Migration
+	for i := len(st.appliedSorted) - 1; i >= 0; i-- {
+		v := st.appliedSorted[i]
+		if v == 0 || (to >= 0 && v <= to) {
+			break
+		}
+		mig := m.byVersion[v]
+		if mig == nil {
+			src := "no file"
+			if c, ok := st.checksums[v]; ok {
+				src = c.Source
+			}
+			return nil, &FileError{File: src, Msg: fmt.Sprintf("version %d is applied but there is no migration file to revert it", v)}
+		}
+		todo = append(todo, mig)
+		if to < 0 {
+			break
+		}
+	}
+	return todo, m.checkRunnable(todo)
+}
+
+func (m *Migrator) checkRunnable(todo []*Migration) error {
+	for _, mig := range todo {
+		if mig.Kind == KindGoUnregistered {
+			return &UnregisteredError{Version: mig.Version, File: mig.Source}
+		}
+		if mig.NoTx && m.opts.TxMode == TxAll {
+			return &FileError{File: mig.Source, Msg: "is NO TRANSACTION and cannot run in transaction mode \"all\"; use --tx-mode file"}
+		}
+	}
+	return nil
+}

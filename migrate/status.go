@@ -1,0 +1,104 @@
+package migrate
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// State is the state of one version in Status.
+type State string
+
+const (
+	Applied State = "applied"
+	Pending State = "pending"
+	// Ahead: applied in the database, but no file describes it.
+	Ahead State = "applied-no-file"
+)
+
+// VersionStatus is one row of Status.
+type VersionStatus struct {
+	Version   int64     `json:"version"`
+	Source    string    `json:"source,omitempty"`
+	State     State     `json:"state"`
+	AppliedAt time.Time `json:"applied_at,omitzero"`
+}
+
+// Status is the database compared with the files, read without the lock.
+type Status struct {
+	Current  int64           `json:"current"`
+	Latest   int64           `json:"latest"` // newest file version
+	Versions []VersionStatus `json:"versions"`
+	Pending  int             `json:"pending"`
+	Problems []Problem       `json:"problems,omitempty"`
+}
+
+// Status reads the database and compares it with the loaded migrations.
+func (m *Migrator) Status(ctx context.Context) (*Status, error) {
+	conn, err := m.db.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("connect: %w", err)
+	}
+	defer conn.Close()
+	st, err := m.readState(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	out := &Status{Current: st.current, Problems: m.problems(st)}
+	if n := len(m.migrations); n > 0 {
+		out.Latest = m.migrations[n-1].Version
+	}
+	i := 0
+	for _, mig := range m.migrations {
+		// Interleave database-only versions in version order.
+		for ; i < len(st.appliedSorted) && st.appliedSorted[i] < mig.Version; i++ {
+			if v := st.appliedSorted[i]; v != 0 {
+				out.Versions = append(out.Versions, VersionStatus{Version: v, Source: st.checksums[v].Source, State: Ahead, AppliedAt: st.applied[v].Time})
+			}
+		}
+		vs := VersionStatus{Version: mig.Version, Source: mig.Source, State: Pending}
+		if row, ok := st.applied[mig.Version]; ok {
+			vs.State, vs.AppliedAt = Applied, row.Time
+			if i < len(st.appliedSorted) && st.appliedSorted[i] == mig.Version {
+				i++
+			}
+		} else {
+			out.Pending++
+		}
+		out.Versions = append(out.Versions, vs)
+	}
+	for ; i < len(st.appliedSorted); i++ {
+		if v := st.appliedSorted[i]; v != 0 {
+			out.Versions = append(out.Versions, VersionStatus{Version: v, Source: st.checksums[v].Source, State: Ahead, AppliedAt: st.applied[v].Time})
+		}
+	}
+	return out, nil
+}
+
+// Plan returns what Up (or Down with to, when down is true) would run now,
+// without taking the lock or changing anything.
+func (m *Migrator) Plan(ctx context.Context, dir Direction, up UpOptions, downTo int64) ([]*Migration, error) {
+	conn, err := m.db.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("connect: %w", err)
+	}
+	defer conn.Close()
+	st, err := m.readState(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	if dir == Down {
+		return m.planDown(st, downTo)
+	}
+	return m.planUp(st, up)
+}
+
+// Verify reports every integrity problem: edited, missing, out-of-order and
+// unrecorded files.
+func (m *Migrator) Verify(ctx context.Context) ([]Problem, error) {
+	st, err := m.Status(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return st.Problems, nil
+}
