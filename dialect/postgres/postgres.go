@@ -22,7 +22,7 @@ type Dialect struct{}
 
 var _ dialect.Dialect = Dialect{}
 
-func (Dialect) Name() string          { return "postgres" }
+func (Dialect) Name() string           { return "postgres" }
 func (Dialect) TransactionalDDL() bool { return true }
 
 const (

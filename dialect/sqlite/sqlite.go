@@ -31,7 +31,7 @@ type Dialect struct {
 
 var _ dialect.Dialect = (*Dialect)(nil)
 
-func (*Dialect) Name() string          { return "sqlite" }
+func (*Dialect) Name() string           { return "sqlite" }
 func (*Dialect) TransactionalDDL() bool { return true }
 
 const (
