@@ -1,0 +1,111 @@
+package redact_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/shiplock/shiplock/internal/redact"
+)
+
+// canaryPassword needs URL encoding, so both of its spellings are checked.
+const canaryPassword = "Canary-p@ss/w0rd"
+
+// closedPort returns a loopback address nothing listens on.
+func closedPort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+// assertNoCanary checks that text holds the canary password in none of its
+// spellings.
+func assertNoCanary(t *testing.T, where, text string) {
+	t.Helper()
+	for _, spelling := range []string{canaryPassword, url.QueryEscape(canaryPassword), url.PathEscape(canaryPassword), "Canary-p"} {
+		if strings.Contains(text, spelling) {
+			t.Errorf("%s leaks %q:\n%s", where, spelling, text)
+		}
+	}
+}
+
+// checkRedacted runs err's text through every redaction path: Secrets.String,
+// Secrets.Err, the slog Handler and the Writer.
+func checkRedacted(t *testing.T, secrets *redact.Secrets, err error) {
+	t.Helper()
+	assertNoCanary(t, "Secrets.String", secrets.String(err.Error()))
+	assertNoCanary(t, "Secrets.Err", secrets.Err(err).Error())
+
+	var logs bytes.Buffer
+	l := slog.New(redact.Handler(slog.NewTextHandler(&logs, nil), secrets))
+	l.Error("connect failed", "err", err)
+	l.Error("connect failed: " + err.Error())
+	assertNoCanary(t, "Handler", logs.String())
+
+	var out bytes.Buffer
+	w := redact.NewWriter(&out, secrets)
+	fmt.Fprintf(w, "shiplock: %v\n", err)
+	assertNoCanary(t, "Writer", out.String())
+}
+
+// TestCanaryPgxConnectError: pgx keeps the password out of its own errors, but
+// shiplock's wrapping errors quote the DSN they were given.
+func TestCanaryPgxConnectError(t *testing.T) {
+	addr := closedPort(t)
+	encoded := url.UserPassword("shiplock", canaryPassword).String()
+	tests := []struct {
+		name string
+		dsn  string
+	}{
+		{"url", "postgres://" + encoded + "@" + addr + "/db?connect_timeout=2"},
+		{"url with query password", "postgres://shiplock@" + addr + "/db?connect_timeout=2&password=" + url.QueryEscape(canaryPassword)},
+		{"keywords", "host=127.0.0.1 port=" + addr[strings.LastIndexByte(addr, ':')+1:] + " user=shiplock password='" + canaryPassword + "' connect_timeout=2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+			defer cancel()
+			conn, err := pgx.Connect(ctx, tt.dsn)
+			if err == nil {
+				conn.Close(ctx)
+				t.Fatal("connected to a closed port")
+			}
+			// What pgx says itself.
+			assertNoCanary(t, "pgx error", err.Error())
+			wrapped := fmt.Errorf("wait for %s: %w", tt.dsn, err)
+
+			// Structural redaction alone, with no known secrets...
+			checkRedacted(t, nil, wrapped)
+			// ...and with the password known from the DSN.
+			var secrets redact.Secrets
+			secrets.AddDSN(tt.dsn)
+			checkRedacted(t, &secrets, wrapped)
+			// The password repeated outside any DSN needs the known secret.
+			bare := fmt.Errorf("password %q rejected: %w", canaryPassword, wrapped)
+			checkRedacted(t, &secrets, bare)
+		})
+	}
+}
+
+func TestCanaryPgxParseError(t *testing.T) {
+	dsn := "postgres://shiplock:" + url.PathEscape(canaryPassword) + "@h:notaport/db"
+	_, err := pgx.ParseConfig(dsn)
+	if err == nil {
+		t.Fatal("parsed an invalid port")
+	}
+	assertNoCanary(t, "pgx error", err.Error())
+	checkRedacted(t, redact.NewSecrets(canaryPassword), fmt.Errorf("parse %q: %w", dsn, err))
+}
