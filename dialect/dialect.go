@@ -46,9 +46,9 @@ type Dialect interface {
 	// Name is the dialect's short name: "postgres", "sqlite", "mysql".
 	Name() string
 
-	// VersionTableExists reports whether goose_db_version exists where
-	// goose would look for it (the current schema).
-	VersionTableExists(ctx context.Context, q Querier) (bool, error)
+	// TablesExist reports whether goose_db_version and shiplock's checksum
+	// table exist where goose would look for them (the current schema).
+	TablesExist(ctx context.Context, q Querier) (versions, checksums bool, err error)
 	// CreateVersionTable creates goose_db_version in goose's current layout
 	// and inserts the version-0 row, as goose does. Run it in a transaction.
 	CreateVersionTable(ctx context.Context, q Querier) error
@@ -59,8 +59,7 @@ type Dialect interface {
 
 	// EnsureChecksumTable creates shiplock's checksum table when missing.
 	EnsureChecksumTable(ctx context.Context, q Querier) error
-	// ListChecksums returns the recorded checksums, or none when the
-	// table does not exist yet.
+	// ListChecksums returns the recorded checksums; the table must exist.
 	ListChecksums(ctx context.Context, q Querier) ([]Checksum, error)
 	PutChecksum(ctx context.Context, q Querier, c Checksum) error
 	DeleteChecksum(ctx context.Context, q Querier, version int64) error

@@ -208,14 +208,14 @@ func (m *Migrator) run(ctx context.Context, plan func(*state) ([]*Migration, err
 	}
 
 	lockStart := time.Now()
-	st, locked, err := m.lock(ctx, conn, plan)
+	done, locked, err := m.lock(ctx, conn, plan)
 	res.LockWait = time.Since(lockStart)
 	if err != nil {
 		return res, err
 	}
 	if !locked {
 		// Another runner applied everything while we waited.
-		res.From, res.To, res.Ahead = st.current, st.current, m.ahead(st)
+		res.From, res.To, res.Ahead = done.current, done.current, m.ahead(done)
 		res.Duration = time.Since(start)
 		return res, nil
 	}
@@ -228,12 +228,16 @@ func (m *Migrator) run(ctx context.Context, plan func(*state) ([]*Migration, err
 		}
 	}()
 
-	if err := m.prepare(ctx, conn, st); err != nil {
-		return res, err
-	}
 	// Re-read under the lock: another runner may have moved the database.
 	if st, err = m.readState(ctx, conn); err != nil {
 		return res, err
+	}
+	if changed, err := m.prepare(ctx, conn, st); err != nil {
+		return res, err
+	} else if changed {
+		if st, err = m.readState(ctx, conn); err != nil {
+			return res, err
+		}
 	}
 	res.From, res.Ahead = st.current, m.ahead(st)
 	if todo, err = plan(st); err != nil {
@@ -313,15 +317,21 @@ func (m *Migrator) lockCtxErr(ctx context.Context) error {
 }
 
 // prepare creates goose's version table and shiplock's checksum table when
-// missing, and records checksums for versions goose applied.
-func (m *Migrator) prepare(ctx context.Context, conn *sql.Conn, st *state) error {
+// missing, and records checksums for versions goose applied. It reports
+// whether it changed anything.
+func (m *Migrator) prepare(ctx context.Context, conn *sql.Conn, st *state) (bool, error) {
+	changed := false
 	if !st.tableExists {
 		if err := m.inTx(ctx, conn, func(tx *sql.Tx) error { return m.dialect.CreateVersionTable(ctx, tx) }); err != nil {
-			return fmt.Errorf("create goose_db_version: %w", err)
+			return false, fmt.Errorf("create goose_db_version: %w", err)
 		}
+		changed = true
 	}
-	if err := m.dialect.EnsureChecksumTable(ctx, conn); err != nil {
-		return fmt.Errorf("create shiplock_checksums: %w", err)
+	if !st.checksumTableExists {
+		if err := m.dialect.EnsureChecksumTable(ctx, conn); err != nil {
+			return false, fmt.Errorf("create shiplock_checksums: %w", err)
+		}
+		changed = true
 	}
 	for v := range st.applied {
 		mig := m.byVersion[v]
@@ -329,11 +339,12 @@ func (m *Migrator) prepare(ctx context.Context, conn *sql.Conn, st *state) error
 			continue
 		}
 		if err := m.dialect.PutChecksum(ctx, conn, dialect.Checksum{Version: v, Source: mig.Source, Checksum: mig.Checksum}); err != nil {
-			return fmt.Errorf("record checksum of %s: %w", mig.Source, err)
+			return false, fmt.Errorf("record checksum of %s: %w", mig.Source, err)
 		}
 		m.log.Info("recorded checksum of a version applied without shiplock", "version", v, "file", mig.Source)
+		changed = true
 	}
-	return nil
+	return changed, nil
 }
 
 func (m *Migrator) inTx(ctx context.Context, conn *sql.Conn, fn func(*sql.Tx) error) error {

@@ -12,23 +12,24 @@ import (
 // state is what the database says: applied versions as goose reads them
 // (the newest row of each version decides) and recorded checksums.
 type state struct {
-	tableExists   bool
-	applied       map[int64]dialect.VersionRow
-	appliedSorted []int64 // ascending, including 0
-	current       int64   // highest applied version
-	checksums     map[int64]dialect.Checksum
+	tableExists         bool
+	checksumTableExists bool
+	applied             map[int64]dialect.VersionRow
+	appliedSorted       []int64 // ascending, including 0
+	current             int64   // highest applied version
+	checksums           map[int64]dialect.Checksum
 }
 
 func (m *Migrator) readState(ctx context.Context, conn *sql.Conn) (*state, error) {
 	st := &state{applied: map[int64]dialect.VersionRow{}, checksums: map[int64]dialect.Checksum{}}
-	ok, err := m.dialect.VersionTableExists(ctx, conn)
+	var err error
+	st.tableExists, st.checksumTableExists, err = m.dialect.TablesExist(ctx, conn)
 	if err != nil {
 		return nil, fmt.Errorf("read goose_db_version: %w", err)
 	}
-	if !ok {
+	if !st.tableExists {
 		return st, nil
 	}
-	st.tableExists = true
 	rows, err := m.dialect.ListVersions(ctx, conn)
 	if err != nil {
 		return nil, fmt.Errorf("read goose_db_version: %w", err)
@@ -47,6 +48,9 @@ func (m *Migrator) readState(ctx context.Context, conn *sql.Conn) (*state, error
 	sort.Slice(st.appliedSorted, func(i, j int) bool { return st.appliedSorted[i] < st.appliedSorted[j] })
 	if n := len(st.appliedSorted); n > 0 {
 		st.current = st.appliedSorted[n-1]
+	}
+	if !st.checksumTableExists {
+		return st, nil
 	}
 	sums, err := m.dialect.ListChecksums(ctx, conn)
 	if err != nil {

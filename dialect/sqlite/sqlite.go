@@ -35,7 +35,9 @@ func (*Dialect) Name() string           { return "sqlite" }
 func (*Dialect) TransactionalDDL() bool { return true }
 
 const (
-	qVersionTableExists = `SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'goose_db_version'`
+	qTablesExist = `SELECT
+		(SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'goose_db_version') > 0,
+		(SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'shiplock_checksums') > 0`
 	qCreateVersionTable = `CREATE TABLE goose_db_version (
 		id INTEGER PRIMARY KEY AUTOINCREMENT,
 		version_id INTEGER NOT NULL,
@@ -52,17 +54,15 @@ const (
 		checksum TEXT NOT NULL,
 		recorded_at TIMESTAMP DEFAULT (datetime('now'))
 	)`
-	qChecksumTableExists = `SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'shiplock_checksums'`
-	qListChecksums       = `SELECT version_id, source, checksum FROM shiplock_checksums`
-	qPutChecksum         = `INSERT INTO shiplock_checksums (version_id, source, checksum) VALUES (?, ?, ?)
+	qListChecksums = `SELECT version_id, source, checksum FROM shiplock_checksums`
+	qPutChecksum   = `INSERT INTO shiplock_checksums (version_id, source, checksum) VALUES (?, ?, ?)
 		ON CONFLICT (version_id) DO UPDATE SET source = excluded.source, checksum = excluded.checksum, recorded_at = datetime('now')`
 	qDeleteChecksum = `DELETE FROM shiplock_checksums WHERE version_id = ?`
 )
 
-func (*Dialect) VersionTableExists(ctx context.Context, q dialect.Querier) (bool, error) {
-	var ok bool
-	err := q.QueryRowContext(ctx, qVersionTableExists).Scan(&ok)
-	return ok, err
+func (*Dialect) TablesExist(ctx context.Context, q dialect.Querier) (versions, checksums bool, err error) {
+	err = q.QueryRowContext(ctx, qTablesExist).Scan(&versions, &checksums)
+	return versions, checksums, err
 }
 
 func (*Dialect) CreateVersionTable(ctx context.Context, q dialect.Querier) error {
@@ -110,10 +110,6 @@ func (*Dialect) EnsureChecksumTable(ctx context.Context, q dialect.Querier) erro
 }
 
 func (*Dialect) ListChecksums(ctx context.Context, q dialect.Querier) ([]dialect.Checksum, error) {
-	var exists bool
-	if err := q.QueryRowContext(ctx, qChecksumTableExists).Scan(&exists); err != nil || !exists {
-		return nil, err
-	}
 	rows, err := q.QueryContext(ctx, qListChecksums)
 	if err != nil {
 		return nil, err

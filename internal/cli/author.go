@@ -1,0 +1,198 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/spf13/cobra"
+
+	"github.com/shiplock/shiplock/migrate"
+)
+
+func newValidateCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "validate",
+		Short: "Parse every migration file and report errors; no database needed",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			migs, err := g.loadMigrations()
+			if err != nil {
+				return err
+			}
+			for _, m := range migs {
+				if m.Kind == migrate.KindGoUnregistered {
+					fmt.Fprintf(g.streams.Out, "note: %s is a Go migration; it runs only through the library in your application\n", m.Source)
+				}
+			}
+			fmt.Fprintf(g.streams.Out, "ok: %s in %s\n", plural(len(migs), "migration"), g.dir)
+			return nil
+		},
+	}
+}
+
+type createFlags struct{ sequential bool }
+
+const sqlTemplate = `-- +goose Up
+-- +goose StatementBegin
+SELECT 'up SQL query';
+-- +goose StatementEnd
+
+-- +goose Down
+-- +goose StatementBegin
+SELECT 'down SQL query';
+-- +goose StatementEnd
+`
+
+const goTemplate = `package migrations
+
+import (
+	"context"
+	"database/sql"
+
+	"github.com/shiplock/shiplock/migrate"
+)
+
+// Migration{{VERSION}} is registered through migrate.Load's Go migrations.
+var Migration{{VERSION}} = migrate.GoMigration{
+	Version: {{VERSION}},
+	Source:  "{{FILE}}",
+	Up: func(ctx context.Context, tx *sql.Tx) error {
+		return nil
+	},
+	Down: func(ctx context.Context, tx *sql.Tx) error {
+		return nil
+	},
+}
+`
+
+func newCreateCmd(g *globals) *cobra.Command {
+	f := &createFlags{}
+	cmd := &cobra.Command{
+		Use:   "create NAME [sql|go]",
+		Short: "Create a new migration file (timestamp version, or --sequential)",
+		Args:  cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			kind := "sql"
+			if len(args) == 2 {
+				kind = args[1]
+			}
+			return f.run(g, args[0], kind, time.Now())
+		},
+	}
+	cmd.Flags().BoolVarP(&f.sequential, "sequential", "s", false, "number the file 00001, 00002, ... instead of a UTC timestamp")
+	return cmd
+}
+
+func (f *createFlags) run(g *globals, name, kind string, now time.Time) error {
+	if kind != "sql" && kind != "go" {
+		return usagef(fmt.Sprintf("migration type %q: want sql or go", kind))
+	}
+	name = snakeCase(name)
+	if name == "" {
+		return usagef("migration name must hold a letter or digit")
+	}
+	if err := os.MkdirAll(g.dir, 0o755); err != nil {
+		return err
+	}
+	version := now.UTC().Format("20060102150405")
+	if f.sequential {
+		migs, err := g.loadMigrations()
+		if err != nil {
+			return err
+		}
+		next := int64(1)
+		if n := len(migs); n > 0 {
+			next = migs[n-1].Version + 1
+		}
+		version = fmt.Sprintf("%05d", next)
+	}
+	file := fmt.Sprintf("%s_%s.%s", version, name, kind)
+	body := sqlTemplate
+	if kind == "go" {
+		body = strings.NewReplacer("{{VERSION}}", strings.TrimLeft(version, "0"), "{{FILE}}", file).Replace(goTemplate)
+	}
+	path := filepath.Join(g.dir, file)
+	fh, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := fh.WriteString(body); err != nil {
+		fh.Close()
+		return err
+	}
+	if err := fh.Close(); err != nil {
+		return err
+	}
+	fmt.Fprintf(g.streams.Out, "created %s\n", path)
+	return nil
+}
+
+// snakeCase turns "AddUsers", "add users" or "add-users" into "add_users".
+func snakeCase(s string) string {
+	var b strings.Builder
+	prevLower := false
+	for _, r := range s {
+		switch {
+		case unicode.IsUpper(r):
+			if prevLower {
+				b.WriteByte('_')
+			}
+			b.WriteRune(unicode.ToLower(r))
+			prevLower = false
+		case unicode.IsLetter(r) || unicode.IsDigit(r):
+			b.WriteRune(r)
+			prevLower = true
+		default:
+			if b.Len() > 0 && !strings.HasSuffix(b.String(), "_") {
+				b.WriteByte('_')
+			}
+			prevLower = false
+		}
+	}
+	return strings.Trim(b.String(), "_")
+}
+
+func newFixCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "fix",
+		Short: "Renumber timestamp-versioned files sequentially after the last sequential one, as goose fix does",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			migs, err := g.loadMigrations()
+			if err != nil {
+				return err
+			}
+			next := int64(1)
+			var stamped []*migrate.Migration
+			for _, m := range migs {
+				if isTimestamp(m.Version) {
+					stamped = append(stamped, m)
+				} else {
+					next = m.Version + 1
+				}
+			}
+			for _, m := range stamped {
+				if strings.HasPrefix(m.Source, "go migration") {
+					continue
+				}
+				newName := strings.Replace(m.Source, fmt.Sprint(m.Version), fmt.Sprintf("%05d", next), 1)
+				if err := os.Rename(filepath.Join(g.dir, m.Source), filepath.Join(g.dir, newName)); err != nil {
+					return err
+				}
+				fmt.Fprintf(g.streams.Out, "renamed %s => %s\n", m.Source, newName)
+				next++
+			}
+			return nil
+		},
+	}
+}
+
+// isTimestamp reports whether a version reads as goose's timestamp format.
+func isTimestamp(v int64) bool {
+	t, err := time.Parse("20060102150405", fmt.Sprint(v))
+	return err == nil && t.After(time.Unix(0, 0))
+}

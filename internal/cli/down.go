@@ -1,0 +1,90 @@
+package cli
+
+import (
+	"context"
+
+	"github.com/spf13/cobra"
+
+	"github.com/shiplock/shiplock/migrate"
+)
+
+type downFlags struct {
+	engine engineFlags
+	to     int64
+	output string
+}
+
+func newDownCmd(g *globals) *cobra.Command {
+	f := &downFlags{}
+	cmd := &cobra.Command{
+		Use:   "down",
+		Short: "Revert the newest migration, or every migration newer than --to",
+		Long: `Revert migrations by running their Down sections, newest first.
+
+Without --to, down reverts one migration. With --to V it reverts every
+applied migration newer than V and is idempotent, which is what a Job
+should run ("shiplock down --to 20261101000000"); --to 0 reverts all.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return f.run(cmd.Context(), g, cmd.Flags().Changed("to")) },
+	}
+	fs := cmd.Flags()
+	f.engine.register(fs)
+	fs.Int64Var(&f.to, "to", 0, "revert every migration newer than this version (0: all)")
+	fs.StringVarP(&f.output, "output", "o", "text", "result format: text or json")
+	return cmd
+}
+
+func (f *downFlags) run(ctx context.Context, g *globals, toSet bool) error {
+	if err := checkOutput(f.output); err != nil {
+		return err
+	}
+	if toSet && f.to < 0 {
+		return usagef("--to must be 0 or a version")
+	}
+	to := int64(-1)
+	if toSet {
+		to = f.to
+	}
+	opts, err := f.engine.options(g)
+	if err != nil {
+		return err
+	}
+	return g.withMigrator(ctx, opts, func(m *migrate.Migrator) error {
+		res, err := m.Down(ctx, to)
+		printResult(g.streams.Out, f.output, res, err)
+		return err
+	})
+}
+
+type redoFlags struct {
+	engine engineFlags
+	output string
+}
+
+func newRedoCmd(g *globals) *cobra.Command {
+	f := &redoFlags{}
+	cmd := &cobra.Command{
+		Use:   "redo",
+		Short: "Revert the newest migration and apply it again",
+		Args:  cobra.NoArgs,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return f.run(cmd.Context(), g) },
+	}
+	f.engine.register(cmd.Flags())
+	cmd.Flags().StringVarP(&f.output, "output", "o", "text", "result format: text or json")
+	return cmd
+}
+
+func (f *redoFlags) run(ctx context.Context, g *globals) error {
+	if err := checkOutput(f.output); err != nil {
+		return err
+	}
+	opts, err := f.engine.options(g)
+	if err != nil {
+		return err
+	}
+	return g.withMigrator(ctx, opts, func(m *migrate.Migrator) error {
+		res, err := m.Redo(ctx)
+		printResult(g.streams.Out, f.output, res, err)
+		return err
+	})
+}

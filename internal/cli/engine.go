@@ -1,0 +1,85 @@
+package cli
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/shiplock/shiplock/migrate"
+)
+
+// engineFlags are the flags of commands that change the database.
+type engineFlags struct {
+	txMode          string
+	lockTimeout     time.Duration
+	allowOutOfOrder bool
+	ignoreChecksums bool
+	strict          bool
+}
+
+func (f *engineFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&f.txMode, "tx-mode", "file", "transactions: file (one per migration), all (all-or-nothing; not with NO TRANSACTION files) or none")
+	fs.DurationVar(&f.lockTimeout, "lock-timeout", 5*time.Minute, "give up when another runner holds the migration lock this long (exit 7); 0 waits forever")
+	fs.BoolVar(&f.allowOutOfOrder, "allow-out-of-order", false, "apply pending files older than the newest applied version instead of refusing")
+	fs.BoolVar(&f.ignoreChecksums, "ignore-checksums", false, "run although applied migration files were edited")
+	fs.BoolVar(&f.strict, "strict", false, "fail when the database has versions that no file describes (database ahead of the files)")
+}
+
+func (f *engineFlags) options(g *globals) (migrate.Options, error) {
+	mode, err := migrate.ParseTxMode(f.txMode)
+	if err != nil {
+		return migrate.Options{}, usagef("--tx-mode: " + err.Error())
+	}
+	if f.lockTimeout < 0 {
+		return migrate.Options{}, usagef("--lock-timeout must not be negative")
+	}
+	return migrate.Options{
+		Logger:          g.log,
+		TxMode:          mode,
+		LockTimeout:     f.lockTimeout,
+		AllowOutOfOrder: f.allowOutOfOrder,
+		IgnoreChecksums: f.ignoreChecksums,
+		Strict:          f.strict,
+	}, nil
+}
+
+// loadMigrations parses the migrations directory; it touches no database.
+func (g *globals) loadMigrations() ([]*migrate.Migration, error) {
+	if fi, err := os.Stat(g.dir); err != nil || !fi.IsDir() {
+		return nil, usagef(fmt.Sprintf("migrations directory %q not found: set --dir or SHIPLOCK_DIR", g.dir))
+	}
+	return migrate.Load(os.DirFS(g.dir), ".", nil, g.streams.LookupEnv)
+}
+
+// withMigrator loads the files first (bad files fail before any
+// connection), then opens the database and runs fn.
+func (g *globals) withMigrator(ctx context.Context, opts migrate.Options, fn func(*migrate.Migrator) error) error {
+	migs, err := g.loadMigrations()
+	if err != nil {
+		return err
+	}
+	t, err := g.resolveTarget()
+	if err != nil {
+		return err
+	}
+	db, d, err := t.open()
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	prepareDB(db)
+	if opts.Logger == nil {
+		opts.Logger = g.log
+	}
+	return fn(migrate.New(db, d, migs, opts))
+}
+
+// prepareDB limits the pool: a run uses one connection.
+func prepareDB(db *sql.DB) {
+	db.SetMaxOpenConns(2)
+	db.SetMaxIdleConns(2)
+}

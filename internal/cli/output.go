@@ -1,0 +1,68 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/shiplock/shiplock/migrate"
+)
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func round(d time.Duration) time.Duration {
+	switch {
+	case d > time.Second:
+		return d.Round(10 * time.Millisecond)
+	case d > time.Millisecond:
+		return d.Round(10 * time.Microsecond)
+	}
+	return d.Round(time.Microsecond)
+}
+
+func writeJSON(w io.Writer, v any) {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return fmt.Sprintf("1 %s", word)
+	}
+	return fmt.Sprintf("%d %ss", n, word)
+}
+
+// summary is the one-line outcome of a run: "applied 3 migrations, now at
+// version 20261126120000 (was 20261101000000) in 1.2s".
+func summary(res *migrate.Result, err error) string {
+	verb := "applied"
+	if len(res.Applied) > 0 && res.Applied[len(res.Applied)-1].Direction == migrate.Down {
+		verb = "reverted"
+	}
+	switch {
+	case err != nil && len(res.Applied) == 0:
+		return fmt.Sprintf("failed at version %d; nothing changed", res.From)
+	case err != nil:
+		return fmt.Sprintf("failed after %s %s, now at version %d (was %d)", verb, plural(len(res.Applied), "migration"), res.To, res.From)
+	case len(res.Applied) == 0:
+		return fmt.Sprintf("nothing to do, at version %d", res.To)
+	}
+	return fmt.Sprintf("%s %s, now at version %d (was %d) in %s", verb, plural(len(res.Applied), "migration"), res.To, res.From, round(res.Duration))
+}
+
+type problemJSON struct {
+	Kind    string `json:"kind"`
+	Version int64  `json:"version"`
+	File    string `json:"file,omitempty"`
+	Message string `json:"message"`
+}
+
+func problemsJSON(ps []migrate.Problem) []problemJSON {
+	out := make([]problemJSON, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, problemJSON{Kind: string(p.Kind), Version: p.Version, File: p.File, Message: p.String()})
+	}
+	return out
+}

@@ -1,0 +1,146 @@
+// Package cli is shiplock's command-line interface: cobra commands, flags
+// and environment resolved into library options, output, and the mapping of
+// errors to exit codes.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+)
+
+// Streams are the process's standard streams and environment, injected so
+// that tests can run commands in-process.
+type Streams struct {
+	In        io.Reader
+	Out, Err  io.Writer
+	LookupEnv func(string) (string, bool)
+}
+
+func (s Streams) getenv(key string) string {
+	if s.LookupEnv == nil {
+		return ""
+	}
+	v, _ := s.LookupEnv(key)
+	return v
+}
+
+// globals are the flags every command shares.
+type globals struct {
+	streams     Streams
+	databaseURL string
+	dir         string
+	logFormat   string
+	logLevel    string
+	log         *slog.Logger
+}
+
+// Main runs shiplock with args (without the program name) and returns the
+// process exit code.
+func Main(ctx context.Context, args []string, streams Streams) int {
+	g := &globals{streams: streams}
+	root := newRoot(g)
+	root.SetArgs(args)
+	root.SetIn(streams.In)
+	root.SetOut(streams.Out)
+	root.SetErr(streams.Err)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return ExitOK
+	}
+	var exit *exitError
+	if !errors.As(err, &exit) {
+		fmt.Fprintf(streams.Err, "shiplock: %s\n", g.redact(err.Error()))
+	}
+	return exitCode(err)
+}
+
+const envHelp = `Environment:
+  DATABASE_URL      database to migrate: postgres://..., sqlite://PATH or a file path
+  PGHOST PGPORT PGUSER PGPASSWORD PGDATABASE PGSSLMODE
+                    libpq-style settings, used when DATABASE_URL is not set
+  PGDBNAME          alias of PGDATABASE (manifests written for nc + goose)
+  SHIPLOCK_DIR      migrations directory (default ./migrations)
+`
+
+func newRoot(g *globals) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "shiplock",
+		Short: "Safe, goose-compatible database schema migrations for Kubernetes",
+		Long: `shiplock applies goose-format SQL migrations (same files, same goose_db_version
+table) under a lock shared by every runner, so N replicas can migrate at once.
+
+` + envHelp,
+		SilenceUsage:      true,
+		SilenceErrors:     true,
+		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error { return g.setup() },
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usagef(err.Error()) })
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.databaseURL, "database-url", "", "database URL (env DATABASE_URL); postgres://, sqlite:// or a file path")
+	pf.StringVar(&g.dir, "dir", "", "migrations directory (env SHIPLOCK_DIR, default ./migrations)")
+	pf.StringVar(&g.logFormat, "log-format", "auto", "log format on stderr: auto (text on a terminal, JSON otherwise), text or json")
+	pf.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+
+	root.AddCommand(
+		newUpCmd(g), newDownCmd(g), newRedoCmd(g),
+		newStatusCmd(g), newVersionCmd(g), newPlanCmd(g), newVerifyCmd(g),
+		newValidateCmd(g), newCreateCmd(g), newFixCmd(g),
+	)
+	return root
+}
+
+func (g *globals) setup() error {
+	if g.dir == "" {
+		g.dir = g.streams.getenv("SHIPLOCK_DIR")
+	}
+	if g.dir == "" {
+		g.dir = "migrations"
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(g.logLevel)); err != nil {
+		return usagef(fmt.Sprintf("--log-level %q: want debug, info, warn or error", g.logLevel))
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch g.logFormat {
+	case "json":
+		g.log = slog.New(slog.NewJSONHandler(g.streams.Err, opts))
+	case "text":
+		g.log = slog.New(slog.NewTextHandler(g.streams.Err, opts))
+	case "auto":
+		if isTerminal(g.streams.Err) {
+			g.log = slog.New(slog.NewTextHandler(g.streams.Err, opts))
+		} else {
+			g.log = slog.New(slog.NewJSONHandler(g.streams.Err, opts))
+		}
+	default:
+		return usagef(fmt.Sprintf("--log-format %q: want auto, text or json", g.logFormat))
+	}
+	return nil
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// redact removes the database password from text shown to the user.
+func (g *globals) redact(s string) string {
+	for _, secret := range g.secrets() {
+		if len(secret) >= 3 {
+			s = strings.ReplaceAll(s, secret, "xxxxx")
+		}
+	}
+	return s
+}

@@ -1,0 +1,196 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/shiplock/shiplock/migrate"
+)
+
+type statusFlags struct {
+	output   string
+	exitCode bool
+}
+
+func newStatusCmd(g *globals) *cobra.Command {
+	f := &statusFlags{}
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show every migration and whether it is applied (read-only)",
+		Args:  cobra.NoArgs,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return f.run(cmd.Context(), g) },
+	}
+	cmd.Flags().StringVarP(&f.output, "output", "o", "table", "output format: table or json")
+	cmd.Flags().BoolVar(&f.exitCode, "exit-code", false, "exit 8 when migrations are pending")
+	return cmd
+}
+
+func (f *statusFlags) run(ctx context.Context, g *globals) error {
+	if f.output != "table" && f.output != "json" {
+		return usagef(fmt.Sprintf("--output %q: want table or json", f.output))
+	}
+	return g.withMigrator(ctx, migrate.Options{}, func(m *migrate.Migrator) error {
+		st, err := m.Status(ctx)
+		if err != nil {
+			return err
+		}
+		if f.output == "json" {
+			writeJSON(g.streams.Out, struct {
+				*migrate.Status
+				Problems []problemJSON `json:"problems"`
+			}{st, problemsJSON(st.Problems)})
+		} else {
+			w := tabwriter.NewWriter(g.streams.Out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "VERSION\tSTATE\tAPPLIED AT\tFILE")
+			for _, v := range st.Versions {
+				at := "-"
+				if !v.AppliedAt.IsZero() {
+					at = v.AppliedAt.UTC().Format("2006-01-02 15:04:05")
+				}
+				fmt.Fprintf(w, "%d\t%s\t%s\t%s\n", v.Version, v.State, at, v.Source)
+			}
+			w.Flush()
+			fmt.Fprintf(g.streams.Out, "current version %d, latest file %d, %s pending\n", st.Current, st.Latest, plural(st.Pending, "migration"))
+			for _, p := range st.Problems {
+				fmt.Fprintf(g.streams.Out, "%s: %s\n", p.Kind, p.String())
+			}
+		}
+		if f.exitCode && st.Pending > 0 {
+			return &exitError{code: ExitPending}
+		}
+		return nil
+	})
+}
+
+func newVersionCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the database's current schema version (read-only)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return g.withMigrator(cmd.Context(), migrate.Options{}, func(m *migrate.Migrator) error {
+				st, err := m.Status(cmd.Context())
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(g.streams.Out, st.Current)
+				return nil
+			})
+		},
+	}
+}
+
+type planFlags struct {
+	engine engineFlags
+	down   bool
+	to     int64
+}
+
+func newPlanCmd(g *globals) *cobra.Command {
+	f := &planFlags{}
+	cmd := &cobra.Command{
+		Use:   "plan",
+		Short: "Print the pending migrations and their exact SQL, touching nothing",
+		Long: `Print what "up" (or "down" with --down) would run now: each migration and the
+exact statements, in order. plan reads the database but takes no lock and
+changes nothing.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return f.run(cmd.Context(), g, cmd.Flags().Changed("to")) },
+	}
+	f.engine.register(cmd.Flags())
+	cmd.Flags().BoolVar(&f.down, "down", false, "plan a down instead of an up")
+	cmd.Flags().Int64Var(&f.to, "to", 0, "target version, as for up --to or down --to")
+	return cmd
+}
+
+func (f *planFlags) run(ctx context.Context, g *globals, toSet bool) error {
+	opts, err := f.engine.options(g)
+	if err != nil {
+		return err
+	}
+	return g.withMigrator(ctx, opts, func(m *migrate.Migrator) error {
+		dir, downTo := migrate.Up, int64(-1)
+		if f.down {
+			dir = migrate.Down
+			if toSet {
+				downTo = f.to
+			}
+		}
+		todo, err := m.Plan(ctx, dir, migrate.UpOptions{To: f.to}, downTo)
+		if err != nil {
+			return err
+		}
+		out := g.streams.Out
+		if len(todo) == 0 {
+			fmt.Fprintln(out, "-- nothing to do")
+			return nil
+		}
+		for _, mig := range todo {
+			tx := "in a transaction"
+			if mig.NoTx || opts.TxMode == migrate.TxNone {
+				tx = "no transaction"
+			} else if opts.TxMode == migrate.TxAll {
+				tx = "in the run's single transaction"
+			}
+			fmt.Fprintf(out, "-- %s %d %s (%s)\n", dir, mig.Version, mig.Source, tx)
+			if mig.Kind != migrate.KindSQL {
+				fmt.Fprintln(out, "-- Go migration")
+				continue
+			}
+			for _, s := range mig.Statements(dir) {
+				fmt.Fprintf(out, "%s\n", s.SQL)
+			}
+			fmt.Fprintln(out)
+		}
+		return nil
+	})
+}
+
+type verifyFlags struct{ output string }
+
+func newVerifyCmd(g *globals) *cobra.Command {
+	f := &verifyFlags{}
+	cmd := &cobra.Command{
+		Use:   "verify",
+		Short: "Check applied migrations against the files: edited, missing, out of order (exit 4)",
+		Args:  cobra.NoArgs,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return f.run(cmd.Context(), g) },
+	}
+	cmd.Flags().StringVarP(&f.output, "output", "o", "text", "output format: text or json")
+	return cmd
+}
+
+func (f *verifyFlags) run(ctx context.Context, g *globals) error {
+	if err := checkOutput(f.output); err != nil {
+		return err
+	}
+	return g.withMigrator(ctx, migrate.Options{}, func(m *migrate.Migrator) error {
+		problems, err := m.Verify(ctx)
+		if err != nil {
+			return err
+		}
+		failing := 0
+		for _, p := range problems {
+			if p.Kind != migrate.Unrecorded {
+				failing++
+			}
+		}
+		if f.output == "json" {
+			writeJSON(g.streams.Out, map[string]any{"ok": failing == 0, "problems": problemsJSON(problems)})
+		} else {
+			for _, p := range problems {
+				fmt.Fprintf(g.streams.Out, "%s: %s\n", p.Kind, p)
+			}
+			if failing == 0 {
+				fmt.Fprintln(g.streams.Out, "ok: every applied migration matches its file")
+			}
+		}
+		if failing > 0 {
+			return &exitError{code: ExitIntegrity}
+		}
+		return nil
+	})
+}

@@ -1,0 +1,106 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+
+	"github.com/shiplock/shiplock/migrate"
+)
+
+type upFlags struct {
+	engine engineFlags
+	to     int64
+	byOne  bool
+	output string
+}
+
+func newUpCmd(g *globals) *cobra.Command {
+	f := &upFlags{}
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Apply pending migrations under the lock shared by all runners",
+		Long: `Apply pending migrations.
+
+When nothing is pending, up returns after one read-only check and takes no
+lock. Otherwise it takes the migration lock (goose's advisory lock id, so
+goose runners are excluded too), re-reads the state, refuses to run when an
+applied file was edited or a pending file is out of order, and applies the
+plan in the chosen transaction mode.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return f.run(cmd.Context(), g) },
+	}
+	fs := cmd.Flags()
+	f.engine.register(fs)
+	fs.Int64Var(&f.to, "to", 0, "apply up to and including this version (default: all)")
+	fs.BoolVar(&f.byOne, "by-one", false, "apply only the next pending migration")
+	fs.StringVarP(&f.output, "output", "o", "text", "result format: text or json")
+	return cmd
+}
+
+func (f *upFlags) run(ctx context.Context, g *globals) error {
+	if err := checkOutput(f.output); err != nil {
+		return err
+	}
+	opts, err := f.engine.options(g)
+	if err != nil {
+		return err
+	}
+	return g.withMigrator(ctx, opts, func(m *migrate.Migrator) error {
+		res, err := m.Up(ctx, migrate.UpOptions{To: f.to, ByOne: f.byOne})
+		printResult(g.streams.Out, f.output, res, err)
+		return err
+	})
+}
+
+func checkOutput(o string) error {
+	if o != "text" && o != "json" {
+		return usagef(fmt.Sprintf("--output %q: want text or json", o))
+	}
+	return nil
+}
+
+// resultJSON is the JSON form of a run's result.
+type resultJSON struct {
+	From       int64                 `json:"from"`
+	To         int64                 `json:"to"`
+	Applied    []migrationResultJSON `json:"applied"`
+	DurationMS float64               `json:"duration_ms"`
+	LockWaitMS float64               `json:"lock_wait_ms"`
+	Ahead      []int64               `json:"ahead,omitempty"`
+	Error      string                `json:"error,omitempty"`
+}
+
+type migrationResultJSON struct {
+	Version    int64   `json:"version"`
+	Source     string  `json:"source"`
+	Direction  string  `json:"direction"`
+	DurationMS float64 `json:"duration_ms"`
+	Empty      bool    `json:"empty,omitempty"`
+}
+
+func printResult(w io.Writer, format string, res *migrate.Result, err error) {
+	if res == nil {
+		return
+	}
+	if format == "json" {
+		out := resultJSON{From: res.From, To: res.To, Applied: []migrationResultJSON{}, DurationMS: ms(res.Duration), LockWaitMS: ms(res.LockWait), Ahead: res.Ahead}
+		for _, r := range res.Applied {
+			out.Applied = append(out.Applied, migrationResultJSON{Version: r.Version, Source: r.Source, Direction: r.Direction.String(), DurationMS: ms(r.Duration), Empty: r.Empty})
+		}
+		if err != nil {
+			out.Error = "see stderr"
+		}
+		writeJSON(w, out)
+		return
+	}
+	for _, r := range res.Applied {
+		fmt.Fprintf(w, "%-8s %s (%s)\n", r.Direction.String(), r.Source, round(r.Duration))
+	}
+	if len(res.Ahead) > 0 {
+		fmt.Fprintf(w, "warning: the database is ahead of these files: applied versions %v have no migration file\n", res.Ahead)
+	}
+	fmt.Fprintln(w, summary(res, err))
+}
