@@ -245,10 +245,9 @@ func (m *Migrator) run(ctx context.Context, plan func(*state) ([]*Migration, err
 	}
 	applied, err := m.apply(ctx, conn, todo, dir)
 	res.Applied = applied
-	res.To = res.From
-	if st2, rerr := m.readState(ctx, conn); rerr == nil {
-		res.To = st2.current
-	}
+	// Computed, not re-read: a migration may have changed search_path, and
+	// goose_db_version is found through it.
+	res.To = st.after(applied)
 	res.Duration = time.Since(start)
 	if err != nil {
 		return res, &PartialError{Applied: applied, Err: err}

@@ -141,7 +141,9 @@ func Load(fsys fs.FS, dir string, goms []GoMigration, lookup func(string) (strin
 		numbered := len(name) > 0 && name[0] >= '0' && name[0] <= '9'
 		switch {
 		case ext == ".sql":
-		case ext == ".go" && numbered && !strings.HasSuffix(name, "_test.go"):
+		case strings.HasSuffix(name, "_test.go"):
+			continue
+		case ext == ".go" && numbered:
 		case numbered:
 			return nil, &FileError{File: full, Msg: "numbered file is neither .sql nor .go; rename or move it"}
 		default:

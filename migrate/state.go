@@ -62,6 +62,25 @@ func (m *Migrator) readState(ctx context.Context, conn *sql.Conn) (*state, error
 	return st, nil
 }
 
+// after returns the current version once results are applied to st.
+func (st *state) after(results []MigrationResult) int64 {
+	gone := make(map[int64]bool)
+	cur := int64(0)
+	for _, r := range results {
+		if r.Direction == Down {
+			gone[r.Version] = true
+		} else {
+			cur = max(cur, r.Version)
+		}
+	}
+	for i := len(st.appliedSorted) - 1; i >= 0; i-- {
+		if v := st.appliedSorted[i]; !gone[v] {
+			return max(cur, v)
+		}
+	}
+	return cur
+}
+
 // ProblemKind classifies an integrity problem.
 type ProblemKind string
 

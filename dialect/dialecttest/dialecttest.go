@@ -1,0 +1,160 @@
+// Package dialecttest is the conformance suite every dialect passes: the
+// version table as goose reads it, shiplock's checksum table, and the lock.
+package dialecttest
+
+import (
+	"context"
+	"database/sql"
+	"testing"
+
+	"github.com/shiplock/shiplock/dialect"
+)
+
+// Opener returns a new handle on one database each time it is called, so
+// the suite can act as two runners.
+type Opener func(t testing.TB) (*sql.DB, dialect.Dialect)
+
+// Run runs the suite. newDatabase creates a fresh, empty database and
+// returns an Opener for it.
+func Run(t *testing.T, newDatabase func(t testing.TB) Opener) {
+	t.Run("VersionTable", func(t *testing.T) {
+		t.Parallel()
+		testVersionTable(t, newDatabase(t))
+	})
+	t.Run("Checksums", func(t *testing.T) {
+		t.Parallel()
+		testChecksums(t, newDatabase(t))
+	})
+	t.Run("Lock", func(t *testing.T) {
+		t.Parallel()
+		testLock(t, newDatabase(t))
+	})
+}
+
+func conn(t testing.TB, open Opener) (*sql.Conn, dialect.Dialect) {
+	t.Helper()
+	db, d := open(t)
+	t.Cleanup(func() { db.Close() })
+	c, err := db.Conn(context.Background())
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c, d
+}
+
+func testVersionTable(t *testing.T, open Opener) {
+	ctx := context.Background()
+	c, d := conn(t, open)
+	versions, checksums, err := d.TablesExist(ctx, c)
+	if err != nil || versions || checksums {
+		t.Fatalf("TablesExist on an empty database = %v, %v, %v; want false, false, nil", versions, checksums, err)
+	}
+	tx, err := c.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.CreateVersionTable(ctx, tx); err != nil {
+		t.Fatalf("CreateVersionTable: %v", err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if versions, _, err := d.TablesExist(ctx, c); err != nil || !versions {
+		t.Fatalf("TablesExist after create = %v, %v", versions, err)
+	}
+	for _, v := range []int64{1, 20261126120000, 3} {
+		if err := d.InsertVersion(ctx, c, v); err != nil {
+			t.Fatalf("InsertVersion(%d): %v", v, err)
+		}
+	}
+	if err := d.DeleteVersion(ctx, c, 20261126120000); err != nil {
+		t.Fatalf("DeleteVersion: %v", err)
+	}
+	rows, err := d.ListVersions(ctx, c)
+	if err != nil {
+		t.Fatalf("ListVersions: %v", err)
+	}
+	var got []int64
+	for i, r := range rows {
+		if !r.IsApplied {
+			t.Errorf("row %d: is_applied false", r.Version)
+		}
+		if i > 0 && rows[i-1].ID <= r.ID {
+			t.Errorf("rows not newest id first: %d then %d", rows[i-1].ID, r.ID)
+		}
+		if r.Time.IsZero() {
+			t.Errorf("row %d: no timestamp", r.Version)
+		}
+		got = append(got, r.Version)
+	}
+	want := []int64{3, 1, 0}
+	if len(got) != len(want) {
+		t.Fatalf("versions = %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("versions = %v, want %v", got, want)
+		}
+	}
+}
+
+func testChecksums(t *testing.T, open Opener) {
+	ctx := context.Background()
+	c, d := conn(t, open)
+	for range 2 { // idempotent
+		if err := d.EnsureChecksumTable(ctx, c); err != nil {
+			t.Fatalf("EnsureChecksumTable: %v", err)
+		}
+	}
+	if _, checksums, err := d.TablesExist(ctx, c); err != nil || !checksums {
+		t.Fatalf("TablesExist checksums = %v, %v", checksums, err)
+	}
+	put := func(v int64, src, sum string) {
+		t.Helper()
+		if err := d.PutChecksum(ctx, c, dialect.Checksum{Version: v, Source: src, Checksum: sum}); err != nil {
+			t.Fatalf("PutChecksum: %v", err)
+		}
+	}
+	put(1, "00001_a.sql", "aa")
+	put(2, "00002_b.sql", "bb")
+	put(1, "00001_a.sql", "cc") // replaces
+	if err := d.DeleteChecksum(ctx, c, 2); err != nil {
+		t.Fatalf("DeleteChecksum: %v", err)
+	}
+	sums, err := d.ListChecksums(ctx, c)
+	if err != nil {
+		t.Fatalf("ListChecksums: %v", err)
+	}
+	if len(sums) != 1 || sums[0] != (dialect.Checksum{Version: 1, Source: "00001_a.sql", Checksum: "cc"}) {
+		t.Fatalf("checksums = %+v, want one row for version 1 with cc", sums)
+	}
+}
+
+func testLock(t *testing.T, open Opener) {
+	ctx := context.Background()
+	c1, d1 := conn(t, open)
+	c2, d2 := conn(t, open)
+	ok, err := d1.TryLock(ctx, c1)
+	if err != nil || !ok {
+		t.Fatalf("first TryLock = %v, %v; want true", ok, err)
+	}
+	ok, err = d2.TryLock(ctx, c2)
+	if err != nil || ok {
+		t.Fatalf("second runner's TryLock while held = %v, %v; want false", ok, err)
+	}
+	if holder, err := d2.LockHolder(ctx, c2); err != nil || holder == "" {
+		t.Errorf("LockHolder while held = %q, %v; want a description", holder, err)
+	}
+	if err := d1.Unlock(ctx, c1); err != nil {
+		t.Fatalf("Unlock: %v", err)
+	}
+	ok, err = d2.TryLock(ctx, c2)
+	if err != nil || !ok {
+		t.Fatalf("TryLock after unlock = %v, %v; want true", ok, err)
+	}
+	if err := d2.Unlock(ctx, c2); err != nil {
+		t.Fatalf("Unlock: %v", err)
+	}
+
+}

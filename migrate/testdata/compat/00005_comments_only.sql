@@ -1,0 +1,2 @@
+-- +goose Up
+-- nothing to do yet: this version only reserves its number

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh Debian machine: installs and starts what
+# the tests need, then runs them. This is the README's test command and what
+# .ci/run calls.
+#
+#   bash test/all.sh            everything (first run builds the Kubernetes
+#                               test control plane: about 10 minutes)
+#   SHIPLOCK_SKIP_KUBE=1 bash test/all.sh   without the Kubernetes tier
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+say() { printf '== %s\n' "$*" >&2; }
+
+apt_updated=
+need_pkg() { # need_pkg CHECK-COMMAND PACKAGE...
+	if ! eval "$1" >/dev/null 2>&1; then
+		shift
+		if [ -z "$apt_updated" ]; then apt-get update -qq; apt_updated=1; fi
+		say "installing $*"
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+	fi
+}
+
+# PostgreSQL: the tests start their own throw-away clusters with initdb, so
+# only the server binaries are needed, plus pg_dump and psql.
+need_pkg 'ls /usr/lib/postgresql/*/bin/initdb' postgresql
+need_pkg 'command -v pg_dump && command -v psql' postgresql-client
+command -v go >/dev/null || { echo "test/all.sh: Go is not installed (see the README)" >&2; exit 1; }
+
+# Tests that need a server fail instead of skipping when it is missing.
+export SHIPLOCK_TEST_REQUIRE_DB=1
+
+if [ "${SHIPLOCK_SKIP_KUBE:-}" != 1 ] && [ -f .ci/kube.sh ]; then
+	say "starting the Kubernetes test control plane"
+	# shellcheck source=/dev/null
+	source .ci/kube.sh
+	export SHIPLOCK_TEST_REQUIRE_KUBE=1
+fi
+
+say "go vet"
+go vet ./...
+say "go test"
+go test -count=1 -timeout 30m ./...
