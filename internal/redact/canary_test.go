@@ -3,6 +3,7 @@ package redact_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -12,8 +13,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/shiplock/shiplock/internal/redact"
+	"github.com/shiplock/shiplock/internal/testdb"
 )
 
 // canaryPassword needs URL encoding, so both of its spellings are checked.
@@ -108,4 +111,47 @@ func TestCanaryPgxParseError(t *testing.T) {
 	}
 	assertNoCanary(t, "pgx error", err.Error())
 	checkRedacted(t, redact.NewSecrets(canaryPassword), fmt.Errorf("parse %q: %w", dsn, err))
+}
+
+// TestCanaryPgxAuthFailure: the errors a real server causes, a rejected
+// password and a missing database, wrapped the way shiplock wraps them.
+func TestCanaryPgxAuthFailure(t *testing.T) {
+	s := testdb.PostgresServer(t)
+	role := s.CreateRole(t)
+	db := s.CreateDatabase(t, role.Name)
+	tests := []struct {
+		name, dsn, sqlState string
+	}{
+		{"wrong password", s.URL(db, role.Name, canaryPassword), "28P01"},
+		{"missing database", s.URL("no_such_db_"+url.PathEscape(canaryPassword), role.Name, role.Password), "3D000"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+			defer cancel()
+			conn, err := pgx.Connect(ctx, tt.dsn)
+			if err == nil {
+				conn.Close(ctx)
+				t.Fatal("connected")
+			}
+			var pgErr *pgconn.PgError
+			if !errors.As(err, &pgErr) || pgErr.Code != tt.sqlState {
+				t.Fatalf("want SQLSTATE %s, got %v", tt.sqlState, err)
+			}
+			wrapped := fmt.Errorf("connect %s: %w", tt.dsn, err)
+			var secrets redact.Secrets
+			secrets.AddDSN(tt.dsn)
+			secrets.Add(canaryPassword)
+			if tt.name == "wrong password" {
+				assertNoCanary(t, "pgx error", err.Error())
+				checkRedacted(t, nil, wrapped)
+			}
+			// A missing database named after the password: only the known
+			// secret hides it where the server echoes the name.
+			checkRedacted(t, &secrets, wrapped)
+			if !strings.Contains(secrets.String(wrapped.Error()), tt.sqlState) {
+				t.Errorf("redaction removed the SQLSTATE: %s", secrets.String(wrapped.Error()))
+			}
+		})
+	}
 }
