@@ -1,0 +1,2 @@
+-- +goose Up -- create the table
+CREATE TABLE t (id int);

@@ -1,0 +1,2 @@
+-- +goose StatementBegin
+-- +goose Up

@@ -1,0 +1,5 @@
+-- +goose Up
+SELECT 1;
+-- +goose Down
+-- +goose StatementBegin
+DROP FUNCTION f();

@@ -1,0 +1,3 @@
+-- +goose Up
+-- Written for +goose v3.
+SELECT 1;

@@ -1,0 +1,7 @@
+-- +goose Up
+-- +goose StatementBegin
+CREATE FUNCTION f() RETURNS void AS $$
+BEGIN
+    -- see the +goose docs
+END $$ LANGUAGE plpgsql;
+-- +goose StatementEnd

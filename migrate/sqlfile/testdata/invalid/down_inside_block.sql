@@ -1,0 +1,6 @@
+-- +goose Up
+SELECT 1;
+-- +goose Down
+-- +goose StatementBegin
+SELECT 1;
+-- +goose Down

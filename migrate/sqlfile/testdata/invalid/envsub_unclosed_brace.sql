@@ -1,0 +1,3 @@
+-- +goose Up
+-- +goose ENVSUB ON
+SELECT ${SQLFILE_SCHEMA;

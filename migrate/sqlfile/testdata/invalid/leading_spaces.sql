@@ -1,0 +1,4 @@
+-- +goose Up
+  -- +goose StatementBegin
+SELECT 1;
+-- +goose StatementEnd

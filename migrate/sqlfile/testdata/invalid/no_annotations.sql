@@ -1,0 +1,4 @@
+CREATE TABLE t (id int);
+
+-- +goose Down
+DROP TABLE t;

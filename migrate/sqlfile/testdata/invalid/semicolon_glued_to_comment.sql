@@ -1,0 +1,2 @@
+-- +goose Up
+SELECT 1;-- the word "1;--" does not end in ";"

@@ -1,0 +1,3 @@
+-- +goose Up
+SELECT 1;
+-- +goose Sideways

@@ -1,0 +1,7 @@
+-- +goose Up
+-- +goose StatementBegin
+COPY public.colors (id, name) FROM stdin;
+1	red
+2	green
+\.
+-- +goose StatementEnd

@@ -1,0 +1,2 @@
+-- +goose Up
+CREATE TABLE audit_log (id bigserial PRIMARY KEY);

@@ -1,0 +1,6 @@
+-- +goose Up
+-- This migration only documents a manual step; Up runs nothing.
+-- SELECT 'not executed';
+
+-- +goose Down
+SELECT 'down';
