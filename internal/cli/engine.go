@@ -3,13 +3,16 @@ package cli
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/pflag"
 
 	"github.com/shiplock/shiplock/migrate"
+	"github.com/shiplock/shiplock/migrate/sqlfile"
 )
 
 // engineFlags are the flags of commands that change the database.
@@ -52,7 +55,19 @@ func (g *globals) loadMigrations() ([]*migrate.Migration, error) {
 	if fi, err := os.Stat(g.dir); err != nil || !fi.IsDir() {
 		return nil, usagef(fmt.Sprintf("migrations directory %q not found: set --dir or SHIPLOCK_DIR", g.dir))
 	}
-	return migrate.Load(os.DirFS(g.dir), ".", nil, g.streams.LookupEnv)
+	migs, err := migrate.Load(os.DirFS(g.dir), ".", nil, g.streams.LookupEnv)
+	// Name files as the user gave the directory, so editors can jump to them.
+	var (
+		perr *sqlfile.ParseError
+		ferr *migrate.FileError
+	)
+	switch {
+	case errors.As(err, &perr):
+		perr.File = filepath.Join(g.dir, perr.File)
+	case errors.As(err, &ferr):
+		ferr.File = filepath.Join(g.dir, ferr.File)
+	}
+	return migs, err
 }
 
 // withMigrator loads the files first (bad files fail before any

@@ -75,13 +75,16 @@ func newRoot(g *globals) *cobra.Command {
 		Short: "Safe, goose-compatible database schema migrations for Kubernetes",
 		Long: `shiplock applies goose-format SQL migrations (same files, same goose_db_version
 table) under a lock shared by every runner, so N replicas can migrate at once.
-
-` + envHelp,
+Exit codes: 0 ok, 1 migration failed, 2 usage, 3 bad migration file,
+4 integrity check failed, 5 bad credentials or missing database,
+6 database not ready in time, 7 lock not acquired in time, 8 pending
+(status --exit-code). 1-5 are permanent, 6 and 7 worth retrying.`,
 		SilenceUsage:      true,
 		SilenceErrors:     true,
 		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error { return g.setup() },
 	}
+	root.SetUsageTemplate(root.UsageTemplate() + "\n" + envHelp)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usagef(err.Error()) })
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.databaseURL, "database-url", "", "database URL (env DATABASE_URL); postgres://, sqlite:// or a file path")
