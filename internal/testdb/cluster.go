@@ -225,6 +225,9 @@ func (c *cluster) adminURL(db string) string {
 	return fmt.Sprintf("postgres://%s@127.0.0.1:%d/%s?sslmode=disable", adminUser, c.port, db)
 }
 
+// errPortTaken means that another process took the port first.
+var errPortTaken = errors.New("port taken")
+
 // start starts the postmaster and waits until it accepts connections. The
 // first start picks a free port (and another one if it loses a race for it);
 // later starts reuse it, so that clients can reconnect to the same address.
@@ -247,7 +250,7 @@ func (c *cluster) start(ctx context.Context) error {
 		if err == nil {
 			return nil
 		}
-		if !pickPort || attempt == 3 || !strings.Contains(err.Error(), "could not bind") {
+		if !pickPort || attempt == 3 || !errors.Is(err, errPortTaken) {
 			return err
 		}
 	}
@@ -316,6 +319,10 @@ func (c *cluster) startOnce(ctx context.Context) error {
 		if int(logStart) <= len(log) {
 			log = log[logStart:]
 		}
+		if bytes.Contains(log, []byte("could not bind")) {
+			// The only way to tell: the postmaster reports it in its log.
+			err = fmt.Errorf("%w: %w", errPortTaken, err)
+		}
 		return fmt.Errorf("testdb: start postgres on port %d: %w\n%s", c.port, err, log)
 	}
 	c.proc = p
@@ -344,6 +351,13 @@ func waitReady(ctx context.Context, url string, p *process) error {
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
+}
+
+// running reports whether the postmaster runs.
+func (c *cluster) running() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.proc != nil
 }
 
 // stop shuts the postmaster down with sig (SIGINT: fast shutdown, SIGQUIT:

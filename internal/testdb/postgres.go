@@ -274,6 +274,9 @@ func (s *Server) CreateDatabase(t testing.TB, owner string) string {
 		t.Fatalf("testdb: create database %s: %v", name, err)
 	}
 	t.Cleanup(func() {
+		if s.dropsWithCluster() {
+			return
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		if err := s.exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
@@ -281,6 +284,13 @@ func (s *Server) CreateDatabase(t testing.TB, owner string) string {
 		}
 	})
 	return name
+}
+
+// dropsWithCluster reports whether objects need no dropping because the
+// server is a test's own and stopped: it is destroyed at the end of the test
+// anyway, and the test may well end with it stopped.
+func (s *Server) dropsWithCluster() bool {
+	return s.owned && !s.cluster.running()
 }
 
 // CreateRole creates a login role, not a superuser, with a random password,
@@ -301,6 +311,9 @@ func (s *Server) CreateRole(t testing.TB) Role {
 		t.Fatalf("testdb: create role %s: %v", r.Name, err)
 	}
 	t.Cleanup(func() {
+		if s.dropsWithCluster() {
+			return
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		if err := s.exec(ctx, "DROP ROLE IF EXISTS "+pgx.Identifier{r.Name}.Sanitize()); err != nil {

@@ -156,8 +156,9 @@ func TestOwnPostgresStopStartCrash(t *testing.T) {
 	if s == PostgresServer(t) {
 		t.Fatal("OwnPostgres returned the shared server")
 	}
-	db := s.CreateDatabase(t, "")
-	dsn := s.URL(db, "", "")
+	role := s.CreateRole(t)
+	db := s.CreateDatabase(t, role.Name)
+	dsn := s.URL(db, role.Name, role.Password)
 	ctx := t.Context()
 
 	conn := connect(t, dsn)
@@ -196,6 +197,10 @@ func TestOwnPostgresStopStartCrash(t *testing.T) {
 	if n != 2 {
 		t.Errorf("after crash: %d rows, want the 2 committed ones", n)
 	}
+
+	// Ending the test with the server stopped must not fail the cleanups
+	// that drop the database and the role.
+	s.Stop(t)
 }
 
 func TestSharedServerCannotBeStopped(t *testing.T) {
