@@ -32,12 +32,27 @@ type VersionRow struct {
 	Time      time.Time
 }
 
-// Checksum is one row of shiplock's own table: the checksum of the file a
-// version was applied from. goose never reads this table.
-type Checksum struct {
-	Version  int64
-	Source   string
-	Checksum string
+// Record states.
+const (
+	// StateApplied: the version was applied from a file with Checksum.
+	StateApplied = "applied"
+	// StateApplying and StateReverting mark a migration running outside a
+	// transaction: Statement statements of it have completed. A marker
+	// left behind means the run died or failed half-way.
+	StateApplying  = "applying"
+	StateReverting = "reverting"
+)
+
+// Record is one row of shiplock's own table, shiplock_versions, which goose
+// never reads: the checksum of the file a version was applied from, or the
+// progress of a migration running outside a transaction.
+type Record struct {
+	Version   int64
+	Source    string
+	Checksum  string
+	State     string
+	Statement int // statements completed, while applying or reverting
+	Updated   time.Time
 }
 
 // Dialect is the per-database part of the engine. Implementations hold no
@@ -46,9 +61,10 @@ type Dialect interface {
 	// Name is the dialect's short name: "postgres", "sqlite", "mysql".
 	Name() string
 
-	// TablesExist reports whether goose_db_version and shiplock's checksum
-	// table exist where goose would look for them (the current schema).
-	TablesExist(ctx context.Context, q Querier) (versions, checksums bool, err error)
+	// TablesExist reports whether goose_db_version and shiplock_versions
+	// exist where the unqualified queries find them (through search_path,
+	// as goose's CLI finds its table).
+	TablesExist(ctx context.Context, q Querier) (versions, records bool, err error)
 	// CreateVersionTable creates goose_db_version in goose's current layout
 	// and inserts the version-0 row, as goose does. Run it in a transaction.
 	CreateVersionTable(ctx context.Context, q Querier) error
@@ -57,12 +73,13 @@ type Dialect interface {
 	InsertVersion(ctx context.Context, q Querier, version int64) error
 	DeleteVersion(ctx context.Context, q Querier, version int64) error
 
-	// EnsureChecksumTable creates shiplock's checksum table when missing.
-	EnsureChecksumTable(ctx context.Context, q Querier) error
-	// ListChecksums returns the recorded checksums; the table must exist.
-	ListChecksums(ctx context.Context, q Querier) ([]Checksum, error)
-	PutChecksum(ctx context.Context, q Querier, c Checksum) error
-	DeleteChecksum(ctx context.Context, q Querier, version int64) error
+	// EnsureRecordTable creates shiplock_versions when missing.
+	EnsureRecordTable(ctx context.Context, q Querier) error
+	// ListRecords returns every record; the table must exist.
+	ListRecords(ctx context.Context, q Querier) ([]Record, error)
+	// PutRecord inserts or replaces the record of r.Version.
+	PutRecord(ctx context.Context, q Querier, r Record) error
+	DeleteRecord(ctx context.Context, q Querier, version int64) error
 
 	// TryLock tries once to take the migration lock on conn, without
 	// waiting and without leaving a transaction open. The lock is held by

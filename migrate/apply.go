@@ -55,22 +55,51 @@ func (m *Migrator) apply(ctx context.Context, conn *sql.Conn, todo []*Migration,
 }
 
 // runOne runs one migration on q (a transaction, or conn itself when the
-// migration runs outside one) and records it. Outside a transaction the
-// version row is written in a transaction of its own after the statements.
+// migration runs outside one) and records it. Outside a transaction, a
+// marker in shiplock_versions tracks the statements completed, so that a
+// crash half-way is reported precisely instead of re-run blindly; the
+// version row and the marker's removal then commit together.
 func (m *Migrator) runOne(ctx context.Context, q dialect.Querier, conn *sql.Conn, mig *Migration, dir Direction) (MigrationResult, error) {
+	return m.runFrom(ctx, q, conn, mig, dir, 0)
+}
+
+// runFrom is runOne starting at statement first (for Repair's resume).
+func (m *Migrator) runFrom(ctx context.Context, q dialect.Querier, conn *sql.Conn, mig *Migration, dir Direction, first int) (MigrationResult, error) {
 	start := time.Now()
 	r := MigrationResult{Version: mig.Version, Source: mig.Source, Direction: dir}
 	fail := func(line int, stmt string, err error) (MigrationResult, error) {
 		return r, &MigrationError{Version: mig.Version, File: mig.Source, Direction: dir, Line: line, Statement: shorten(stmt), Err: err}
+	}
+	tracked := conn != nil && mig.Kind == KindSQL
+	markerState := dialect.StateApplying
+	if dir == Down {
+		markerState = dialect.StateReverting
+	}
+	mark := func(done int) error {
+		if err := m.dialect.PutRecord(ctx, conn, m.record(mig, markerState, done)); err != nil {
+			return fmt.Errorf("record progress: %w", err)
+		}
+		return nil
 	}
 
 	switch mig.Kind {
 	case KindSQL:
 		stmts := mig.Statements(dir)
 		r.Empty = len(stmts) == 0
-		for _, s := range stmts {
+		if tracked {
+			if err := mark(first); err != nil {
+				return fail(0, "", err)
+			}
+		}
+		for i := first; i < len(stmts); i++ {
+			s := stmts[i]
 			if _, err := q.ExecContext(ctx, s.SQL); err != nil {
 				return fail(s.Line, s.SQL, err)
+			}
+			if tracked && i+1 < len(stmts) {
+				if err := mark(i + 1); err != nil {
+					return fail(s.Line, s.SQL, err)
+				}
 			}
 		}
 	case KindGo:
@@ -89,12 +118,12 @@ func (m *Migrator) runOne(ctx context.Context, q dialect.Querier, conn *sql.Conn
 			if mig.Checksum == "" {
 				return nil
 			}
-			return m.dialect.PutChecksum(ctx, q, dialect.Checksum{Version: mig.Version, Source: mig.Source, Checksum: mig.Checksum})
+			return m.dialect.PutRecord(ctx, q, m.record(mig, dialect.StateApplied, 0))
 		}
 		if err := m.dialect.DeleteVersion(ctx, q, mig.Version); err != nil {
 			return err
 		}
-		return m.dialect.DeleteChecksum(ctx, q, mig.Version)
+		return m.dialect.DeleteRecord(ctx, q, mig.Version)
 	}
 	var err error
 	if conn != nil {

@@ -154,7 +154,7 @@ func openPG(t testing.TB, url string) *sql.DB {
 func pgDump(t testing.TB, url string) string {
 	t.Helper()
 	out, err := exec.Command("pg_dump", "--schema-only", "--no-owner", "--no-privileges",
-		"--exclude-table=shiplock_checksums", "--dbname", url).Output()
+		"--exclude-table=shiplock_versions", "--dbname", url).Output()
 	if err != nil {
 		t.Fatalf("pg_dump: %v", err)
 	}

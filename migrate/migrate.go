@@ -315,7 +315,7 @@ func (m *Migrator) lockCtxErr(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// prepare creates goose's version table and shiplock's checksum table when
+// prepare creates goose's version table and shiplock_versions when
 // missing, and records checksums for versions goose applied. It reports
 // whether it changed anything.
 func (m *Migrator) prepare(ctx context.Context, conn *sql.Conn, st *state) (bool, error) {
@@ -326,24 +326,28 @@ func (m *Migrator) prepare(ctx context.Context, conn *sql.Conn, st *state) (bool
 		}
 		changed = true
 	}
-	if !st.checksumTableExists {
-		if err := m.dialect.EnsureChecksumTable(ctx, conn); err != nil {
-			return false, fmt.Errorf("create shiplock_checksums: %w", err)
+	if !st.recordTableExists {
+		if err := m.dialect.EnsureRecordTable(ctx, conn); err != nil {
+			return false, fmt.Errorf("create shiplock_versions: %w", err)
 		}
 		changed = true
 	}
 	for v := range st.applied {
 		mig := m.byVersion[v]
-		if _, ok := st.checksums[v]; ok || mig == nil || mig.Checksum == "" {
+		if _, ok := st.records[v]; ok || mig == nil || mig.Checksum == "" {
 			continue
 		}
-		if err := m.dialect.PutChecksum(ctx, conn, dialect.Checksum{Version: v, Source: mig.Source, Checksum: mig.Checksum}); err != nil {
+		if err := m.dialect.PutRecord(ctx, conn, m.record(mig, dialect.StateApplied, 0)); err != nil {
 			return false, fmt.Errorf("record checksum of %s: %w", mig.Source, err)
 		}
 		m.log.Info("recorded checksum of a version applied without shiplock", "version", v, "file", mig.Source)
 		changed = true
 	}
 	return changed, nil
+}
+
+func (m *Migrator) record(mig *Migration, state string, statement int) dialect.Record {
+	return dialect.Record{Version: mig.Version, Source: mig.Source, Checksum: mig.Checksum, State: state, Statement: statement}
 }
 
 func (m *Migrator) inTx(ctx context.Context, conn *sql.Conn, fn func(*sql.Tx) error) error {

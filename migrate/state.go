@@ -12,18 +12,31 @@ import (
 // state is what the database says: applied versions as goose reads them
 // (the newest row of each version decides) and recorded checksums.
 type state struct {
-	tableExists         bool
-	checksumTableExists bool
-	applied             map[int64]dialect.VersionRow
-	appliedSorted       []int64 // ascending, including 0
-	current             int64   // highest applied version
-	checksums           map[int64]dialect.Checksum
+	tableExists       bool
+	recordTableExists bool
+	applied           map[int64]dialect.VersionRow
+	appliedSorted     []int64 // ascending, including 0
+	current           int64   // highest applied version
+	records           map[int64]dialect.Record
+}
+
+// interrupted returns the markers of migrations that ran outside a
+// transaction and did not finish, in version order.
+func (st *state) interrupted() []dialect.Record {
+	var out []dialect.Record
+	for _, r := range st.records {
+		if r.State != dialect.StateApplied {
+			out = append(out, r)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Version < out[j].Version })
+	return out
 }
 
 func (m *Migrator) readState(ctx context.Context, conn *sql.Conn) (*state, error) {
-	st := &state{applied: map[int64]dialect.VersionRow{}, checksums: map[int64]dialect.Checksum{}}
+	st := &state{applied: map[int64]dialect.VersionRow{}, records: map[int64]dialect.Record{}}
 	var err error
-	st.tableExists, st.checksumTableExists, err = m.dialect.TablesExist(ctx, conn)
+	st.tableExists, st.recordTableExists, err = m.dialect.TablesExist(ctx, conn)
 	if err != nil {
 		return nil, fmt.Errorf("read goose_db_version: %w", err)
 	}
@@ -49,15 +62,15 @@ func (m *Migrator) readState(ctx context.Context, conn *sql.Conn) (*state, error
 	if n := len(st.appliedSorted); n > 0 {
 		st.current = st.appliedSorted[n-1]
 	}
-	if !st.checksumTableExists {
+	if !st.recordTableExists {
 		return st, nil
 	}
-	sums, err := m.dialect.ListChecksums(ctx, conn)
+	recs, err := m.dialect.ListRecords(ctx, conn)
 	if err != nil {
-		return nil, fmt.Errorf("read shiplock_checksums: %w", err)
+		return nil, fmt.Errorf("read shiplock_versions: %w", err)
 	}
-	for _, c := range sums {
-		st.checksums[c.Version] = c
+	for _, r := range recs {
+		st.records[r.Version] = r
 	}
 	return st, nil
 }
@@ -95,6 +108,9 @@ const (
 	// Unrecorded: applied by another tool (goose); no checksum yet. Up
 	// records it.
 	Unrecorded ProblemKind = "unrecorded"
+	// Interrupted: a migration running outside a transaction stopped
+	// half-way (crash or error); see Migrator.Repair.
+	Interrupted ProblemKind = "interrupted"
 )
 
 // Problem is one finding of Verify.
@@ -104,6 +120,12 @@ type Problem struct {
 	File    string
 	// Recorded and Actual are the checksums, for Edited.
 	Recorded, Actual string
+	// For Interrupted: the direction, and how many statements completed
+	// out of Total (Total is 0 when the file is gone).
+	Direction        Direction
+	Completed, Total int
+	// Line is where the next statement to run starts, for Interrupted.
+	Line int
 }
 
 func (p Problem) String() string {
@@ -120,6 +142,12 @@ func (p Problem) String() string {
 		return fmt.Sprintf("%s: version %d is pending but older than the newest applied version", p.File, p.Version)
 	case Unrecorded:
 		return fmt.Sprintf("%s: version %d was applied without shiplock; its checksum is recorded on the next up", p.File, p.Version)
+	case Interrupted:
+		where := fmt.Sprintf("after %d of %d statements", p.Completed, p.Total)
+		if p.Line > 0 {
+			where += fmt.Sprintf(", next at line %d", p.Line)
+		}
+		return fmt.Sprintf("%s: version %d (NO TRANSACTION) was interrupted while %s, %s; inspect the database, then run \"shiplock repair\" (--resume, --restart, --mark-done or --forget)", p.File, p.Version, map[Direction]string{Up: "applying", Down: "reverting"}[p.Direction], where)
 	}
 	return string(p.Kind)
 }
@@ -127,20 +155,35 @@ func (p Problem) String() string {
 // problems compares the files with the state.
 func (m *Migrator) problems(st *state) []Problem {
 	var out []Problem
+	for _, r := range st.interrupted() {
+		p := Problem{Kind: Interrupted, Version: r.Version, File: r.Source, Completed: r.Statement}
+		if r.State == dialect.StateReverting {
+			p.Direction = Down
+		}
+		if mig := m.byVersion[r.Version]; mig != nil {
+			stmts := mig.Statements(p.Direction)
+			p.Total = len(stmts)
+			if r.Statement < len(stmts) {
+				p.Line = stmts[r.Statement].Line
+			}
+		}
+		out = append(out, p)
+	}
 	for _, v := range st.appliedSorted {
 		if v == 0 {
 			continue
 		}
 		mig := m.byVersion[v]
-		c, recorded := st.checksums[v]
+		r, recorded := st.records[v]
+		recorded = recorded && r.State == dialect.StateApplied
 		switch {
 		case mig == nil:
-			out = append(out, Problem{Kind: MissingFile, Version: v, File: c.Source})
+			out = append(out, Problem{Kind: MissingFile, Version: v, File: r.Source})
 		case mig.Checksum == "":
 		case !recorded:
 			out = append(out, Problem{Kind: Unrecorded, Version: v, File: mig.Source})
-		case c.Checksum != mig.Checksum:
-			out = append(out, Problem{Kind: Edited, Version: v, File: mig.Source, Recorded: c.Checksum, Actual: mig.Checksum})
+		case r.Checksum != mig.Checksum:
+			out = append(out, Problem{Kind: Edited, Version: v, File: mig.Source, Recorded: r.Checksum, Actual: mig.Checksum})
 		}
 	}
 	for _, mig := range m.migrations {
@@ -151,18 +194,28 @@ func (m *Migrator) problems(st *state) []Problem {
 	return out
 }
 
-func (m *Migrator) planUp(st *state, o UpOptions) ([]*Migration, error) {
-	var blocking []Problem
+// blocking returns the problems that stop a run: interrupted migrations
+// always, the others unless an option allows them.
+func (m *Migrator) blocking(st *state, dir Direction) error {
+	var out []Problem
 	for _, p := range m.problems(st) {
 		switch {
-		case p.Kind == Edited && !m.opts.IgnoreChecksums,
-			p.Kind == OutOfOrder && !m.opts.AllowOutOfOrder,
-			p.Kind == MissingFile && m.opts.Strict:
-			blocking = append(blocking, p)
+		case p.Kind == Interrupted,
+			dir == Up && p.Kind == Edited && !m.opts.IgnoreChecksums,
+			dir == Up && p.Kind == OutOfOrder && !m.opts.AllowOutOfOrder,
+			dir == Up && p.Kind == MissingFile && m.opts.Strict:
+			out = append(out, p)
 		}
 	}
-	if len(blocking) > 0 {
-		return nil, &IntegrityError{Problems: blocking}
+	if len(out) > 0 {
+		return &IntegrityError{Problems: out}
+	}
+	return nil
+}
+
+func (m *Migrator) planUp(st *state, o UpOptions) ([]*Migration, error) {
+	if err := m.blocking(st, Up); err != nil {
+		return nil, err
 	}
 	var todo []*Migration
 	for _, mig := range m.migrations {
@@ -181,6 +234,9 @@ func (m *Migrator) planUp(st *state, o UpOptions) ([]*Migration, error) {
 }
 
 func (m *Migrator) planDown(st *state, to int64) ([]*Migration, error) {
+	if err := m.blocking(st, Down); err != nil {
+		return nil, err
+	}
 	var todo []*Migration
 	for i := len(st.appliedSorted) - 1; i >= 0; i-- {
 		v := st.appliedSorted[i]
@@ -190,8 +246,8 @@ func (m *Migrator) planDown(st *state, to int64) ([]*Migration, error) {
 		mig := m.byVersion[v]
 		if mig == nil {
 			src := "no file"
-			if c, ok := st.checksums[v]; ok {
-				src = c.Source
+			if r, ok := st.records[v]; ok {
+				src = r.Source
 			}
 			return nil, &FileError{File: src, Msg: fmt.Sprintf("version %d is applied but there is no migration file to revert it", v)}
 		}

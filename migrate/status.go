@@ -53,7 +53,7 @@ func (m *Migrator) Status(ctx context.Context) (*Status, error) {
 		// Interleave database-only versions in version order.
 		for ; i < len(st.appliedSorted) && st.appliedSorted[i] < mig.Version; i++ {
 			if v := st.appliedSorted[i]; v != 0 {
-				out.Versions = append(out.Versions, VersionStatus{Version: v, Source: st.checksums[v].Source, State: Ahead, AppliedAt: st.applied[v].Time})
+				out.Versions = append(out.Versions, VersionStatus{Version: v, Source: st.records[v].Source, State: Ahead, AppliedAt: st.applied[v].Time})
 			}
 		}
 		vs := VersionStatus{Version: mig.Version, Source: mig.Source, State: Pending}
@@ -69,7 +69,7 @@ func (m *Migrator) Status(ctx context.Context) (*Status, error) {
 	}
 	for ; i < len(st.appliedSorted); i++ {
 		if v := st.appliedSorted[i]; v != 0 {
-			out.Versions = append(out.Versions, VersionStatus{Version: v, Source: st.checksums[v].Source, State: Ahead, AppliedAt: st.applied[v].Time})
+			out.Versions = append(out.Versions, VersionStatus{Version: v, Source: st.records[v].Source, State: Ahead, AppliedAt: st.applied[v].Time})
 		}
 	}
 	return out, nil

@@ -1,5 +1,5 @@
 // Package dialecttest is the conformance suite every dialect passes: the
-// version table as goose reads it, shiplock's checksum table, and the lock.
+// version table as goose reads it, shiplock's record table, and the lock.
 package dialecttest
 
 import (
@@ -21,9 +21,9 @@ func Run(t *testing.T, newDatabase func(t testing.TB) Opener) {
 		t.Parallel()
 		testVersionTable(t, newDatabase(t))
 	})
-	t.Run("Checksums", func(t *testing.T) {
+	t.Run("Records", func(t *testing.T) {
 		t.Parallel()
-		testChecksums(t, newDatabase(t))
+		testRecords(t, newDatabase(t))
 	})
 	t.Run("Lock", func(t *testing.T) {
 		t.Parallel()
@@ -99,35 +99,35 @@ func testVersionTable(t *testing.T, open Opener) {
 	}
 }
 
-func testChecksums(t *testing.T, open Opener) {
+func testRecords(t *testing.T, open Opener) {
 	ctx := context.Background()
 	c, d := conn(t, open)
 	for range 2 { // idempotent
-		if err := d.EnsureChecksumTable(ctx, c); err != nil {
-			t.Fatalf("EnsureChecksumTable: %v", err)
+		if err := d.EnsureRecordTable(ctx, c); err != nil {
+			t.Fatalf("EnsureRecordTable: %v", err)
 		}
 	}
-	if _, checksums, err := d.TablesExist(ctx, c); err != nil || !checksums {
-		t.Fatalf("TablesExist checksums = %v, %v", checksums, err)
+	if _, records, err := d.TablesExist(ctx, c); err != nil || !records {
+		t.Fatalf("TablesExist records = %v, %v", records, err)
 	}
-	put := func(v int64, src, sum string) {
+	put := func(r dialect.Record) {
 		t.Helper()
-		if err := d.PutChecksum(ctx, c, dialect.Checksum{Version: v, Source: src, Checksum: sum}); err != nil {
-			t.Fatalf("PutChecksum: %v", err)
+		if err := d.PutRecord(ctx, c, r); err != nil {
+			t.Fatalf("PutRecord: %v", err)
 		}
 	}
-	put(1, "00001_a.sql", "aa")
-	put(2, "00002_b.sql", "bb")
-	put(1, "00001_a.sql", "cc") // replaces
-	if err := d.DeleteChecksum(ctx, c, 2); err != nil {
-		t.Fatalf("DeleteChecksum: %v", err)
+	put(dialect.Record{Version: 1, Source: "00001_a.sql", Checksum: "aa", State: dialect.StateApplying, Statement: 2})
+	put(dialect.Record{Version: 2, Source: "00002_b.sql", Checksum: "bb", State: dialect.StateApplied})
+	put(dialect.Record{Version: 1, Source: "00001_a.sql", Checksum: "cc", State: dialect.StateApplied}) // replaces
+	if err := d.DeleteRecord(ctx, c, 2); err != nil {
+		t.Fatalf("DeleteRecord: %v", err)
 	}
-	sums, err := d.ListChecksums(ctx, c)
+	recs, err := d.ListRecords(ctx, c)
 	if err != nil {
-		t.Fatalf("ListChecksums: %v", err)
+		t.Fatalf("ListRecords: %v", err)
 	}
-	if len(sums) != 1 || sums[0] != (dialect.Checksum{Version: 1, Source: "00001_a.sql", Checksum: "cc"}) {
-		t.Fatalf("checksums = %+v, want one row for version 1 with cc", sums)
+	if len(recs) != 1 || recs[0].Version != 1 || recs[0].Checksum != "cc" || recs[0].State != dialect.StateApplied || recs[0].Statement != 0 || recs[0].Updated.IsZero() {
+		t.Fatalf("records = %+v, want one applied record for version 1 with cc", recs)
 	}
 }
 

@@ -37,7 +37,7 @@ func (*Dialect) TransactionalDDL() bool { return true }
 const (
 	qTablesExist = `SELECT
 		(SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'goose_db_version') > 0,
-		(SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'shiplock_checksums') > 0`
+		(SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'shiplock_versions') > 0`
 	qCreateVersionTable = `CREATE TABLE goose_db_version (
 		id INTEGER PRIMARY KEY AUTOINCREMENT,
 		version_id INTEGER NOT NULL,
@@ -48,21 +48,24 @@ const (
 	qDeleteVersion = `DELETE FROM goose_db_version WHERE version_id=?`
 	qListVersions  = `SELECT id, version_id, is_applied, tstamp FROM goose_db_version ORDER BY id DESC`
 
-	qCreateChecksumTable = `CREATE TABLE IF NOT EXISTS shiplock_checksums (
+	qCreateRecordTable = `CREATE TABLE IF NOT EXISTS shiplock_versions (
 		version_id INTEGER PRIMARY KEY,
 		source TEXT NOT NULL,
 		checksum TEXT NOT NULL,
-		recorded_at TIMESTAMP DEFAULT (datetime('now'))
+		state TEXT NOT NULL,
+		statement INTEGER NOT NULL DEFAULT 0,
+		updated_at TIMESTAMP NOT NULL DEFAULT (datetime('now'))
 	)`
-	qListChecksums = `SELECT version_id, source, checksum FROM shiplock_checksums`
-	qPutChecksum   = `INSERT INTO shiplock_checksums (version_id, source, checksum) VALUES (?, ?, ?)
-		ON CONFLICT (version_id) DO UPDATE SET source = excluded.source, checksum = excluded.checksum, recorded_at = datetime('now')`
-	qDeleteChecksum = `DELETE FROM shiplock_checksums WHERE version_id = ?`
+	qListRecords = `SELECT version_id, source, checksum, state, statement, updated_at FROM shiplock_versions`
+	qPutRecord   = `INSERT INTO shiplock_versions (version_id, source, checksum, state, statement) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (version_id) DO UPDATE SET source = excluded.source, checksum = excluded.checksum,
+			state = excluded.state, statement = excluded.statement, updated_at = datetime('now')`
+	qDeleteRecord = `DELETE FROM shiplock_versions WHERE version_id = ?`
 )
 
-func (*Dialect) TablesExist(ctx context.Context, q dialect.Querier) (versions, checksums bool, err error) {
-	err = q.QueryRowContext(ctx, qTablesExist).Scan(&versions, &checksums)
-	return versions, checksums, err
+func (*Dialect) TablesExist(ctx context.Context, q dialect.Querier) (versions, records bool, err error) {
+	err = q.QueryRowContext(ctx, qTablesExist).Scan(&versions, &records)
+	return versions, records, err
 }
 
 func (*Dialect) CreateVersionTable(ctx context.Context, q dialect.Querier) error {
@@ -104,35 +107,35 @@ func (*Dialect) DeleteVersion(ctx context.Context, q dialect.Querier, v int64) e
 	return err
 }
 
-func (*Dialect) EnsureChecksumTable(ctx context.Context, q dialect.Querier) error {
-	_, err := q.ExecContext(ctx, qCreateChecksumTable)
+func (*Dialect) EnsureRecordTable(ctx context.Context, q dialect.Querier) error {
+	_, err := q.ExecContext(ctx, qCreateRecordTable)
 	return err
 }
 
-func (*Dialect) ListChecksums(ctx context.Context, q dialect.Querier) ([]dialect.Checksum, error) {
-	rows, err := q.QueryContext(ctx, qListChecksums)
+func (*Dialect) ListRecords(ctx context.Context, q dialect.Querier) ([]dialect.Record, error) {
+	rows, err := q.QueryContext(ctx, qListRecords)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []dialect.Checksum
+	var out []dialect.Record
 	for rows.Next() {
-		var c dialect.Checksum
-		if err := rows.Scan(&c.Version, &c.Source, &c.Checksum); err != nil {
+		var r dialect.Record
+		if err := rows.Scan(&r.Version, &r.Source, &r.Checksum, &r.State, &r.Statement, &r.Updated); err != nil {
 			return nil, err
 		}
-		out = append(out, c)
+		out = append(out, r)
 	}
 	return out, rows.Err()
 }
 
-func (*Dialect) PutChecksum(ctx context.Context, q dialect.Querier, c dialect.Checksum) error {
-	_, err := q.ExecContext(ctx, qPutChecksum, c.Version, c.Source, c.Checksum)
+func (*Dialect) PutRecord(ctx context.Context, q dialect.Querier, r dialect.Record) error {
+	_, err := q.ExecContext(ctx, qPutRecord, r.Version, r.Source, r.Checksum, r.State, r.Statement)
 	return err
 }
 
-func (*Dialect) DeleteChecksum(ctx context.Context, q dialect.Querier, v int64) error {
-	_, err := q.ExecContext(ctx, qDeleteChecksum, v)
+func (*Dialect) DeleteRecord(ctx context.Context, q dialect.Querier, v int64) error {
+	_, err := q.ExecContext(ctx, qDeleteRecord, v)
 	return err
 }
 
