@@ -93,4 +93,57 @@ type Dialect interface {
 	// TransactionalDDL reports whether DDL can be rolled back, so that a
 	// failed migration inside a transaction leaves no trace.
 	TransactionalDDL() bool
+
+	// TimeoutStatements returns the statements that bound how long a
+	// migration's statements wait for locks and run (0: no bound; nil when
+	// both are 0). With local, they last until the end of the current
+	// transaction (SET LOCAL); without, they change the session.
+	TimeoutStatements(lock, statement time.Duration, local bool) []string
+	// SessionTimeouts returns the statements that restore the session's
+	// current timeouts, read before a non-transactional migration changes
+	// them.
+	SessionTimeouts(ctx context.Context, q Querier) ([]string, error)
+
+	Classifier
+}
+
+// ErrorClass says what an error from the driver means for the caller: wait
+// and retry, or stop.
+type ErrorClass int
+
+const (
+	// Permanent errors cannot heal by retrying: TLS misconfiguration, a
+	// syntax error, anything unknown.
+	Permanent ErrorClass = iota
+	// Retryable errors can heal: connection refused, a name that does not
+	// resolve yet, a timeout, a server starting up or out of connections.
+	Retryable
+	// Auth is a rejected login: wrong password or unknown role.
+	Auth
+	// MissingDatabase is a server that answers but lacks the database.
+	MissingDatabase
+	// LockConflict is a statement that gave up waiting for a lock, or was
+	// chosen as a deadlock victim: the migration can be retried once the
+	// conflicting transaction is gone.
+	LockConflict
+)
+
+func (c ErrorClass) String() string {
+	switch c {
+	case Retryable:
+		return "retryable"
+	case Auth:
+		return "authentication failed"
+	case MissingDatabase:
+		return "database does not exist"
+	case LockConflict:
+		return "lock conflict"
+	}
+	return "permanent"
+}
+
+// Classifier classifies a driver's errors by what they are (SQLSTATE,
+// errno), never by their text.
+type Classifier interface {
+	Classify(err error) ErrorClass
 }

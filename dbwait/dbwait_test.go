@@ -1,0 +1,155 @@
+package dbwait_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/shiplock/shiplock/dbwait"
+	"github.com/shiplock/shiplock/dialect"
+	"github.com/shiplock/shiplock/dialect/postgres"
+	"github.com/shiplock/shiplock/internal/testdb"
+)
+
+func TestMain(m *testing.M) { testdb.Main(m) }
+
+func open(t testing.TB, url string) *sql.DB {
+	t.Helper()
+	db, err := postgres.Open(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func TestReadyAtOnce(t *testing.T) {
+	db := open(t, testdb.Postgres(t))
+	res, err := dbwait.Wait(context.Background(), db, postgres.Dialect{}, dbwait.Options{})
+	if err != nil || res.Attempts != 1 {
+		t.Fatalf("Wait = %+v, %v; want 1 attempt", res, err)
+	}
+}
+
+// TestServerStartsLater starts waiting while the server is down, and
+// starts it afterwards; then restarts it during a second wait.
+func TestServerStartsLater(t *testing.T) {
+	t.Parallel()
+	srv := testdb.OwnPostgres(t)
+	url := srv.URL(srv.CreateDatabase(t, ""), "", "")
+	srv.Stop(t)
+	db := open(t, url)
+	done := make(chan error, 1)
+	var res dbwait.Result
+	go func() {
+		var err error
+		res, err = dbwait.Wait(context.Background(), db, postgres.Dialect{}, dbwait.Options{Timeout: time.Minute})
+		done <- err
+	}()
+	time.Sleep(300 * time.Millisecond)
+	select {
+	case err := <-done:
+		t.Fatalf("Wait returned while the server was down: %v", err)
+	default:
+	}
+	srv.Start(t)
+	if err := <-done; err != nil {
+		t.Fatalf("Wait after start: %v", err)
+	}
+	if res.Attempts < 2 {
+		t.Errorf("attempts = %d, want several", res.Attempts)
+	}
+
+	srv.Crash(t)
+	go func() {
+		_, err := dbwait.Wait(context.Background(), db, postgres.Dialect{}, dbwait.Options{Timeout: time.Minute})
+		done <- err
+	}()
+	time.Sleep(100 * time.Millisecond)
+	srv.Start(t)
+	if err := <-done; err != nil {
+		t.Fatalf("Wait across a crash and restart: %v", err)
+	}
+}
+
+func TestWrongPasswordFailsAtOnce(t *testing.T) {
+	srv := testdb.PostgresServer(t)
+	role := srv.CreateRole(t)
+	dbName := srv.CreateDatabase(t, role.Name)
+	db := open(t, srv.URL(dbName, role.Name, role.Password+"-wrong"))
+	res, err := dbwait.Wait(context.Background(), db, postgres.Dialect{}, dbwait.Options{Timeout: time.Minute})
+	var werr *dbwait.Error
+	if !errors.As(err, &werr) || werr.Class != dialect.Auth {
+		t.Fatalf("Wait = %v, want an auth error", err)
+	}
+	if res.Attempts != 1 {
+		t.Fatalf("attempts = %d, want 1: a wrong password must not be retried", res.Attempts)
+	}
+	if errors.Is(err, dbwait.ErrTimeout) {
+		t.Fatal("a permanent error reported as a timeout")
+	}
+}
+
+func TestMissingDatabase(t *testing.T) {
+	srv := testdb.PostgresServer(t)
+	db := open(t, srv.URL("no_such_database_here", "", ""))
+	res, err := dbwait.Wait(context.Background(), db, postgres.Dialect{}, dbwait.Options{})
+	var werr *dbwait.Error
+	if !errors.As(err, &werr) || werr.Class != dialect.MissingDatabase || res.Attempts != 1 {
+		t.Fatalf("Wait = %+v, %v; want one attempt and a missing-database error", res, err)
+	}
+	// With the option, it keeps waiting: bounded by the timeout here.
+	res, err = dbwait.Wait(context.Background(), db, postgres.Dialect{}, dbwait.Options{RetryMissingDatabase: true, Timeout: 400 * time.Millisecond})
+	if !errors.Is(err, dbwait.ErrTimeout) || res.Attempts < 2 {
+		t.Fatalf("Wait retrying a missing database = %+v, %v; want a timeout after several attempts", res, err)
+	}
+}
+
+func TestRefusedUntilTimeout(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // nothing listens there now
+	db := open(t, "postgres://u@"+addr+"/db?sslmode=disable")
+	res, err := dbwait.Wait(context.Background(), db, postgres.Dialect{}, dbwait.Options{Timeout: 500 * time.Millisecond})
+	if !errors.Is(err, dbwait.ErrTimeout) || res.Attempts < 3 {
+		t.Fatalf("Wait = %+v, %v; want a timeout after several attempts", res, err)
+	}
+}
+
+// TestSilentPeer is a listener that accepts and never answers: each attempt
+// is abandoned after AttemptTimeout and the wait ends at Timeout.
+func TestSilentPeer(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // hold it open, say nothing
+		}
+	}()
+	db := open(t, "postgres://u@"+l.Addr().String()+"/db?sslmode=disable")
+	res, err := dbwait.Wait(context.Background(), db, postgres.Dialect{}, dbwait.Options{Timeout: 1500 * time.Millisecond, AttemptTimeout: 300 * time.Millisecond})
+	if !errors.Is(err, dbwait.ErrTimeout) || res.Attempts < 2 {
+		t.Fatalf("Wait = %+v, %v; want a timeout after several attempts", res, err)
+	}
+}
+
+func TestSingleAttempt(t *testing.T) {
+	db := open(t, "postgres://u@127.0.0.1:1/db?sslmode=disable")
+	res, err := dbwait.Wait(context.Background(), db, postgres.Dialect{}, dbwait.Options{Timeout: -1})
+	if err == nil || res.Attempts != 1 {
+		t.Fatalf("Wait = %+v, %v; want one failed attempt", res, err)
+	}
+}
