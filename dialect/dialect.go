@@ -147,3 +147,11 @@ func (c ErrorClass) String() string {
 type Classifier interface {
 	Classify(err error) ErrorClass
 }
+
+// IndexChecker is implemented by dialects that can build indexes outside a
+// transaction (CREATE INDEX CONCURRENTLY), which leaves an INVALID index
+// behind when it fails.
+type IndexChecker interface {
+	// InvalidIndexes names the invalid indexes in the database.
+	InvalidIndexes(ctx context.Context, q Querier) ([]string, error)
+}

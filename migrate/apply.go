@@ -3,6 +3,7 @@ package migrate
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
@@ -14,15 +15,21 @@ import (
 func (m *Migrator) apply(ctx context.Context, conn *sql.Conn, todo []*Migration, dir Direction) ([]MigrationResult, error) {
 	if m.opts.TxMode == TxAll {
 		var results []MigrationResult
-		err := m.inTx(ctx, conn, func(tx *sql.Tx) error {
-			for _, mig := range todo {
-				r, err := m.runOne(ctx, tx, nil, mig, dir)
-				if err != nil {
+		err := m.retry(ctx, "the run", func() error {
+			results = results[:0]
+			return m.inTx(ctx, conn, func(tx *sql.Tx) error {
+				if err := m.setTimeouts(ctx, tx, true); err != nil {
 					return err
 				}
-				results = append(results, r)
-			}
-			return nil
+				for _, mig := range todo {
+					r, err := m.runOne(ctx, tx, nil, mig, dir)
+					if err != nil {
+						return err
+					}
+					results = append(results, r)
+				}
+				return nil
+			})
 		})
 		if err != nil {
 			return nil, err
@@ -38,11 +45,16 @@ func (m *Migrator) apply(ctx context.Context, conn *sql.Conn, todo []*Migration,
 			err error
 		)
 		if mig.NoTx || (m.opts.TxMode == TxNone && mig.Kind == KindSQL) {
-			r, err = m.runOne(ctx, conn, conn, mig, dir)
+			r, err = m.runNoTx(ctx, conn, mig, dir, 0)
 		} else {
-			err = m.inTx(ctx, conn, func(tx *sql.Tx) error {
-				r, err = m.runOne(ctx, tx, nil, mig, dir)
-				return err
+			err = m.retry(ctx, mig.Source, func() error {
+				return m.inTx(ctx, conn, func(tx *sql.Tx) error {
+					if err := m.setTimeouts(ctx, tx, true); err != nil {
+						return err
+					}
+					r, err = m.runOne(ctx, tx, nil, mig, dir)
+					return err
+				})
 			})
 		}
 		if err != nil {
@@ -52,6 +64,66 @@ func (m *Migrator) apply(ctx context.Context, conn *sql.Conn, todo []*Migration,
 		results = append(results, r)
 	}
 	return results, nil
+}
+
+// runNoTx runs a migration outside a transaction from statement first,
+// with shiplock's timeouts set on the session around it and restored after.
+func (m *Migrator) runNoTx(ctx context.Context, conn *sql.Conn, mig *Migration, dir Direction, first int) (MigrationResult, error) {
+	var restore []string
+	if m.opts.DDLLockTimeout > 0 || m.opts.StatementTimeout > 0 {
+		var err error
+		if restore, err = m.dialect.SessionTimeouts(ctx, conn); err != nil {
+			return MigrationResult{}, fmt.Errorf("read session timeouts: %w", err)
+		}
+		if err := m.setTimeouts(ctx, conn, false); err != nil {
+			return MigrationResult{}, err
+		}
+	}
+	r, err := m.runFrom(ctx, conn, conn, mig, dir, first)
+	var merr *MigrationError
+	if ic, ok := m.dialect.(dialect.IndexChecker); ok && errors.As(err, &merr) {
+		merr.InvalidIndexes, _ = ic.InvalidIndexes(context.WithoutCancel(ctx), conn)
+	}
+	for _, stmt := range restore {
+		if _, rerr := conn.ExecContext(context.WithoutCancel(ctx), stmt); rerr != nil && err == nil {
+			err = fmt.Errorf("restore session timeouts: %w", rerr)
+		}
+	}
+	return r, err
+}
+
+func (m *Migrator) setTimeouts(ctx context.Context, q dialect.Querier, local bool) error {
+	for _, stmt := range m.dialect.TimeoutStatements(m.opts.DDLLockTimeout, m.opts.StatementTimeout, local) {
+		if _, err := q.ExecContext(ctx, stmt); err != nil {
+			return fmt.Errorf("set timeouts (%s): %w", stmt, err)
+		}
+	}
+	return nil
+}
+
+// retry runs fn again after a lock timeout or deadlock, up to
+// Options.LockRetries times with doubling delays. fn must be safe to run
+// again: a transaction that was rolled back.
+func (m *Migrator) retry(ctx context.Context, what string, fn func() error) error {
+	delay := m.opts.RetryDelay
+	if delay <= 0 {
+		delay = 500 * time.Millisecond
+	}
+	for attempt := 0; ; attempt++ {
+		err := fn()
+		if err == nil || attempt >= m.opts.LockRetries || m.dialect.Classify(err) != dialect.LockConflict {
+			return err
+		}
+		m.log.Warn("lock conflict, retrying", "migration", what, "attempt", attempt+1, "of", m.opts.LockRetries, "delay", delay, "err", err)
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		delay *= 2
+	}
 }
 
 // runOne runs one migration on q (a transaction, or conn itself when the
@@ -93,7 +165,16 @@ func (m *Migrator) runFrom(ctx context.Context, q dialect.Querier, conn *sql.Con
 		}
 		for i := first; i < len(stmts); i++ {
 			s := stmts[i]
-			if _, err := q.ExecContext(ctx, s.SQL); err != nil {
+			exec := func() error { _, err := q.ExecContext(ctx, s.SQL); return err }
+			var err error
+			if tracked {
+				// Outside a transaction, retry the statement itself: the
+				// ones before it are done.
+				err = m.retry(ctx, mig.Source, exec)
+			} else {
+				err = exec()
+			}
+			if err != nil {
 				return fail(s.Line, s.SQL, err)
 			}
 			if tracked && i+1 < len(stmts) {

@@ -34,6 +34,9 @@ type MigrationError struct {
 	Line      int
 	Statement string // the failing statement, possibly shortened
 	Err       error
+	// InvalidIndexes are the indexes left INVALID in the database when a
+	// migration outside a transaction failed.
+	InvalidIndexes []string
 }
 
 func (e *MigrationError) Error() string {
@@ -41,7 +44,11 @@ func (e *MigrationError) Error() string {
 	if e.Line > 0 {
 		loc = fmt.Sprintf("%s:%d", e.File, e.Line)
 	}
-	return fmt.Sprintf("%s: %s version %d: %v", loc, e.Direction.verb(), e.Version, e.Err)
+	msg := fmt.Sprintf("%s: %s version %d: %v", loc, e.Direction.verb(), e.Version, e.Err)
+	if len(e.InvalidIndexes) > 0 {
+		msg += fmt.Sprintf(" (INVALID index left behind: %s; drop it before retrying)", strings.Join(e.InvalidIndexes, ", "))
+	}
+	return msg
 }
 
 func (e *MigrationError) Unwrap() error { return e.Err }

@@ -95,6 +95,21 @@ type Options struct {
 	// Strict makes a database ahead of the files (versions applied that no
 	// file describes) an error for Up.
 	Strict bool
+	// DDLLockTimeout bounds how long each migration statement waits for a
+	// table lock (PostgreSQL lock_timeout), so DDL stuck behind a long
+	// transaction fails instead of queueing the live service's queries
+	// behind it; 0 leaves the server's setting. It is set for the
+	// migration's transaction only (SET LOCAL), or around a NO
+	// TRANSACTION migration and restored after it.
+	DDLLockTimeout time.Duration
+	// StatementTimeout bounds each statement's run time; 0 leaves it.
+	StatementTimeout time.Duration
+	// LockRetries is how many times a migration that hit a lock timeout or
+	// a deadlock is retried, with backoff, before the run fails.
+	LockRetries int
+	// RetryDelay is the first delay between such retries, doubled each
+	// time; 0 means 500 ms.
+	RetryDelay time.Duration
 }
 
 // Migrator runs migrations against one database. It is not safe for
@@ -219,14 +234,7 @@ func (m *Migrator) run(ctx context.Context, plan func(*state) ([]*Migration, err
 		res.Duration = time.Since(start)
 		return res, nil
 	}
-	defer func() {
-		// A fresh context: the lock must go even when ctx was cancelled.
-		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if err := m.dialect.Unlock(uctx, conn); err != nil {
-			m.log.Warn("release migration lock", "err", err)
-		}
-	}()
+	defer m.unlock(ctx, conn)
 
 	// Re-read under the lock: another runner may have moved the database.
 	if st, err = m.readState(ctx, conn); err != nil {
@@ -305,6 +313,15 @@ func (m *Migrator) lock(ctx context.Context, conn *sql.Conn, plan func(*state) (
 		if todo, err := plan(st); err == nil && len(todo) == 0 {
 			return st, false, nil
 		}
+	}
+}
+
+func (m *Migrator) unlock(ctx context.Context, conn *sql.Conn) {
+	// A fresh context: the lock must go even when ctx was cancelled.
+	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := m.dialect.Unlock(uctx, conn); err != nil {
+		m.log.Warn("release migration lock", "err", err)
 	}
 }
 

@@ -111,6 +111,10 @@ const (
 	// Interrupted: a migration running outside a transaction stopped
 	// half-way (crash or error); see Migrator.Repair.
 	Interrupted ProblemKind = "interrupted"
+	// InvalidIndex: an index left INVALID by a failed CREATE INDEX
+	// CONCURRENTLY; File holds its name. Drop it and run the migration
+	// again.
+	InvalidIndex ProblemKind = "invalid-index"
 )
 
 // Problem is one finding of Verify.
@@ -142,6 +146,8 @@ func (p Problem) String() string {
 		return fmt.Sprintf("%s: version %d is pending but older than the newest applied version", p.File, p.Version)
 	case Unrecorded:
 		return fmt.Sprintf("%s: version %d was applied without shiplock; its checksum is recorded on the next up", p.File, p.Version)
+	case InvalidIndex:
+		return fmt.Sprintf("index %s is INVALID (a CREATE INDEX CONCURRENTLY failed); drop it and apply the migration again", p.File)
 	case Interrupted:
 		where := fmt.Sprintf("after %d of %d statements", p.Completed, p.Total)
 		if p.Line > 0 {

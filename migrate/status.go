@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/shiplock/shiplock/dialect"
 )
 
 // State is the state of one version in Status.
@@ -45,6 +47,15 @@ func (m *Migrator) Status(ctx context.Context) (*Status, error) {
 		return nil, err
 	}
 	out := &Status{Current: st.current, Problems: m.problems(st)}
+	if ic, ok := m.dialect.(dialect.IndexChecker); ok {
+		names, err := ic.InvalidIndexes(ctx, conn)
+		if err != nil {
+			return nil, fmt.Errorf("look for invalid indexes: %w", err)
+		}
+		for _, n := range names {
+			out.Problems = append(out.Problems, Problem{Kind: InvalidIndex, File: n})
+		}
+	}
 	if n := len(m.migrations); n > 0 {
 		out.Latest = m.migrations[n-1].Version
 	}

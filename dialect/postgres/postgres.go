@@ -197,3 +197,30 @@ func Open(connString string) (*sql.DB, error) {
 	}
 	return stdlib.OpenDB(*cfg), nil
 }
+
+var _ dialect.IndexChecker = Dialect{}
+
+const qInvalidIndexes = `SELECT i.indexrelid::regclass::text FROM pg_index i
+	JOIN pg_class c ON c.oid = i.indexrelid
+	JOIN pg_namespace n ON n.oid = c.relnamespace
+	WHERE NOT i.indisvalid AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+	ORDER BY 1`
+
+// InvalidIndexes names indexes left INVALID by a failed CREATE INDEX
+// CONCURRENTLY (or REINDEX CONCURRENTLY).
+func (Dialect) InvalidIndexes(ctx context.Context, q dialect.Querier) ([]string, error) {
+	rows, err := q.QueryContext(ctx, qInvalidIndexes)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return nil, err
+		}
+		out = append(out, name)
+	}
+	return out, rows.Err()
+}

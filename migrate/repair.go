@@ -1,0 +1,130 @@
+package migrate
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/shiplock/shiplock/dialect"
+)
+
+// RepairAction says how Repair settles a migration that was interrupted
+// half-way outside a transaction.
+type RepairAction int
+
+const (
+	// Resume runs the remaining statements, starting with the one that
+	// was running when the migration stopped.
+	Resume RepairAction = iota
+	// Restart runs every statement again (for idempotent statements, or
+	// after undoing the completed ones by hand).
+	Restart
+	// MarkDone records the migration as finished: the rest was done by
+	// hand.
+	MarkDone
+	// Forget clears the marker as if the migration had never started: its
+	// completed statements were undone by hand.
+	Forget
+)
+
+// ParseRepairAction parses "resume", "restart", "mark-done" or "forget".
+func ParseRepairAction(s string) (RepairAction, error) {
+	switch s {
+	case "resume":
+		return Resume, nil
+	case "restart":
+		return Restart, nil
+	case "mark-done":
+		return MarkDone, nil
+	case "forget":
+		return Forget, nil
+	}
+	return 0, fmt.Errorf("unknown repair action %q (want resume, restart, mark-done or forget)", s)
+}
+
+// ErrNothingToRepair is returned by Repair when no migration was
+// interrupted.
+var ErrNothingToRepair = fmt.Errorf("migrate: no interrupted migration to repair")
+
+// Repair settles the interrupted NO TRANSACTION migrations (normally one)
+// under the migration lock, as action says.
+func (m *Migrator) Repair(ctx context.Context, action RepairAction) (*Result, error) {
+	start := time.Now()
+	conn, err := m.db.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("connect: %w", err)
+	}
+	defer conn.Close()
+	never := func(*state) ([]*Migration, error) { return []*Migration{nil}, nil }
+	if _, _, err := m.lock(ctx, conn, never); err != nil {
+		return nil, err
+	}
+	defer m.unlock(ctx, conn)
+
+	st, err := m.readState(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	markers := st.interrupted()
+	if len(markers) == 0 {
+		return nil, ErrNothingToRepair
+	}
+	res := &Result{From: st.current}
+	for _, r := range markers {
+		dir := Up
+		if r.State == dialect.StateReverting {
+			dir = Down
+		}
+		mig := m.byVersion[r.Version]
+		if mig == nil && action != Forget {
+			return res, &FileError{File: r.Source, Msg: fmt.Sprintf("version %d was interrupted but its file is not here; only --forget works without it", r.Version)}
+		}
+		var (
+			mr  MigrationResult
+			err error
+		)
+		switch action {
+		case Resume, Restart:
+			first := r.Statement
+			if action == Restart {
+				first = 0
+			}
+			mr, err = m.runNoTx(ctx, conn, mig, dir, first)
+		case MarkDone:
+			mr = MigrationResult{Version: mig.Version, Source: mig.Source, Direction: dir}
+			err = m.inTx(ctx, conn, func(tx *sql.Tx) error {
+				if dir == Up {
+					if err := m.dialect.InsertVersion(ctx, tx, mig.Version); err != nil {
+						return err
+					}
+					return m.dialect.PutRecord(ctx, tx, m.record(mig, dialect.StateApplied, 0))
+				}
+				if err := m.dialect.DeleteVersion(ctx, tx, mig.Version); err != nil {
+					return err
+				}
+				return m.dialect.DeleteRecord(ctx, tx, mig.Version)
+			})
+		case Forget:
+			if dir == Down {
+				// Reverting had not finished: the version is still applied.
+				r.State, r.Statement = dialect.StateApplied, 0
+				err = m.dialect.PutRecord(ctx, conn, r)
+			} else {
+				err = m.dialect.DeleteRecord(ctx, conn, r.Version)
+			}
+			m.log.Info("forgot interrupted migration", "version", r.Version, "file", r.Source)
+		}
+		if err != nil {
+			res.Duration = time.Since(start)
+			return res, &PartialError{Applied: res.Applied, Err: err}
+		}
+		if action != Forget {
+			res.Applied = append(res.Applied, mr)
+			m.logResults([]MigrationResult{mr})
+		}
+	}
+	res.To = st.after(res.Applied)
+	res.Duration = time.Since(start)
+	return res, nil
+}

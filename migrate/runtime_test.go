@@ -1,0 +1,217 @@
+package migrate_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/shiplock/shiplock/dialect"
+	"github.com/shiplock/shiplock/dialect/postgres"
+	"github.com/shiplock/shiplock/internal/testdb"
+	"github.com/shiplock/shiplock/migrate"
+)
+
+func pgMigrator(t testing.TB, url string, files fstest.MapFS, opts migrate.Options) *migrate.Migrator {
+	t.Helper()
+	db := openPG(t, url)
+	t.Cleanup(func() { db.Close() })
+	return migrate.New(db, postgres.Dialect{}, load(t, files), opts)
+}
+
+// TestDDLLockTimeout holds a conflicting lock in a live transaction: the
+// migration gives up after its lock timeout and retries instead of queueing
+// everyone behind it, fails cleanly when the blocker stays, and succeeds
+// once the blocker commits.
+func TestDDLLockTimeout(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := testdb.Postgres(t)
+	base := fstest.MapFS{"00001_t.sql": sqlFile("CREATE TABLE accounts (id int);", "DROP TABLE accounts;")}
+	if _, err := pgMigrator(t, url, base, migrate.Options{}).Up(ctx, migrate.UpOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	files := fstest.MapFS{
+		"00001_t.sql":     base["00001_t.sql"],
+		"00002_email.sql": sqlFile("ALTER TABLE accounts ADD COLUMN email text;", "ALTER TABLE accounts DROP COLUMN email;"),
+	}
+
+	// A live transaction reading the table: ALTER TABLE needs an exclusive lock.
+	blocker := openPG(t, url)
+	defer blocker.Close()
+	tx, err := blocker.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec("SELECT * FROM accounts"); err != nil {
+		t.Fatal(err)
+	}
+
+	opts := migrate.Options{DDLLockTimeout: 100 * time.Millisecond, LockRetries: 2, RetryDelay: 50 * time.Millisecond}
+	m := pgMigrator(t, url, files, opts)
+	_, err = m.Up(ctx, migrate.UpOptions{})
+	var merr *migrate.MigrationError
+	if !errors.As(err, &merr) || merr.Version != 2 || (postgres.Dialect{}).Classify(err) != dialect.LockConflict {
+		t.Fatalf("Up with a blocker = %v, want a lock-timeout MigrationError for version 2", err)
+	}
+	wantVersion(t, m, 1)
+
+	// With enough retries, the run outlasts the blocker.
+	done := make(chan error, 1)
+	go func() {
+		_, err := pgMigrator(t, url, files, migrate.Options{DDLLockTimeout: 100 * time.Millisecond, LockRetries: 20, RetryDelay: 50 * time.Millisecond}).Up(ctx, migrate.UpOptions{})
+		done <- err
+	}()
+	time.Sleep(300 * time.Millisecond)
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Up after the blocker committed: %v", err)
+	}
+	wantVersion(t, m, 2)
+}
+
+// TestTimeoutsScopedToMigration: shiplock's lock_timeout must not leak into
+// the session, while a migration's own SET carries over (goose behaviour).
+func TestTimeoutsScopedToMigration(t *testing.T) {
+	t.Parallel()
+	url := testdb.Postgres(t)
+	files := fstest.MapFS{
+		"00001_a.sql": sqlFile("SET statement_timeout = '123s';\nCREATE TABLE a (id int);", "DROP TABLE a;"),
+		"00002_b.sql": {Data: []byte("-- +goose Up\nCREATE TABLE seen AS SELECT current_setting('lock_timeout') AS lock, current_setting('statement_timeout') AS stmt;\n")},
+		"00003_c.sql": {Data: []byte("-- +goose NO TRANSACTION\n-- +goose Up\nCREATE TABLE seen_notx AS SELECT current_setting('lock_timeout') AS lock;\nINSERT INTO seen_notx SELECT current_setting('lock_timeout');\n")},
+		"00004_d.sql": {Data: []byte("-- +goose Up\nCREATE TABLE after_notx AS SELECT current_setting('lock_timeout') AS lock;\n")},
+	}
+	m := pgMigrator(t, url, files, migrate.Options{DDLLockTimeout: 4 * time.Second})
+	if _, err := m.Up(context.Background(), migrate.UpOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	db := openPG(t, url)
+	defer db.Close()
+	var lock, stmt string
+	if err := db.QueryRow("SELECT lock, stmt FROM seen").Scan(&lock, &stmt); err != nil {
+		t.Fatal(err)
+	}
+	if lock != "4s" || stmt != "2min 3s" && stmt != "123s" {
+		t.Errorf("inside migration 2: lock_timeout %q (want 4s), statement_timeout %q (want the 123s set by migration 1)", lock, stmt)
+	}
+	var notx string
+	if err := db.QueryRow("SELECT min(lock) FROM seen_notx").Scan(&notx); err != nil || notx != "4s" {
+		t.Errorf("inside the NO TRANSACTION migration: lock_timeout %q, %v; want 4s", notx, err)
+	}
+	var after string
+	if err := db.QueryRow("SELECT lock FROM after_notx").Scan(&after); err != nil || after != "4s" {
+		t.Errorf("after it (SET LOCAL again): %q, %v", after, err)
+	}
+}
+
+// TestInterruptedNoTransaction: a NO TRANSACTION migration that stops
+// half-way leaves a marker; up and down refuse with the file, statement and
+// line; repair resumes it.
+func TestInterruptedNoTransaction(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := testdb.Postgres(t)
+	files := fstest.MapFS{
+		"00001_a.sql": sqlFile("CREATE TABLE a (id int);", "DROP TABLE a;"),
+		"00002_idx.sql": {Data: []byte(`-- +goose NO TRANSACTION
+-- +goose Up
+CREATE TABLE b (id int);
+INSERT INTO needed (id) VALUES (1);
+CREATE INDEX CONCURRENTLY b_id ON b (id);
+-- +goose Down
+DROP TABLE b;
+`)},
+	}
+	m := pgMigrator(t, url, files, migrate.Options{})
+	_, err := m.Up(ctx, migrate.UpOptions{})
+	var merr *migrate.MigrationError
+	if !errors.As(err, &merr) || merr.Version != 2 || merr.Line != 4 {
+		t.Fatalf("Up = %v, want a failure of version 2 at line 4", err)
+	}
+	for _, run := range []func() error{
+		func() error { _, err := m.Up(ctx, migrate.UpOptions{}); return err },
+		func() error { _, err := m.Down(ctx, -1); return err },
+	} {
+		err := run()
+		var ierr *migrate.IntegrityError
+		if !errors.As(err, &ierr) || ierr.Problems[0].Kind != migrate.Interrupted {
+			t.Fatalf("run after the interruption = %v, want an interrupted IntegrityError", err)
+		}
+		p := ierr.Problems[0]
+		if p.Version != 2 || p.Completed != 1 || p.Total != 3 || p.Line != 4 {
+			t.Fatalf("problem = %+v, want version 2, 1 of 3 done, next at line 4", p)
+		}
+		if !strings.Contains(err.Error(), "shiplock repair") {
+			t.Errorf("error does not say how to repair: %v", err)
+		}
+	}
+	st, err := m.Status(ctx)
+	if err != nil || len(st.Problems) == 0 || st.Problems[0].Kind != migrate.Interrupted {
+		t.Fatalf("Status = %+v, %v; want the interruption reported", st, err)
+	}
+
+	// The operator fixes the cause; resume runs statements 2 and 3 only
+	// (statement 1 would fail: table b exists).
+	db := openPG(t, url)
+	defer db.Close()
+	if _, err := db.Exec("CREATE TABLE needed (id int)"); err != nil {
+		t.Fatal(err)
+	}
+	res, err := m.Repair(ctx, migrate.Resume)
+	if err != nil || len(res.Applied) != 1 || res.To != 2 {
+		t.Fatalf("Repair resume = %+v, %v", res, err)
+	}
+	wantVersion(t, m, 2)
+	if _, err := m.Repair(ctx, migrate.Resume); !errors.Is(err, migrate.ErrNothingToRepair) {
+		t.Fatalf("second Repair = %v, want ErrNothingToRepair", err)
+	}
+	if problems, err := m.Verify(ctx); err != nil || len(problems) != 0 {
+		t.Fatalf("Verify after repair = %+v, %v", problems, err)
+	}
+}
+
+// TestInvalidIndexReported: a CREATE INDEX CONCURRENTLY that fails leaves an
+// INVALID index; the error and status name it.
+func TestInvalidIndexReported(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := testdb.Postgres(t)
+	files := fstest.MapFS{
+		"00001_a.sql": sqlFile("CREATE TABLE a (id int);\nINSERT INTO a VALUES (1), (1);", "DROP TABLE a;"),
+		"00002_idx.sql": {Data: []byte("-- +goose NO TRANSACTION\n-- +goose Up\nCREATE UNIQUE INDEX CONCURRENTLY a_id ON a (id);\n-- +goose Down\nDROP INDEX CONCURRENTLY a_id;\n")},
+	}
+	m := pgMigrator(t, url, files, migrate.Options{})
+	_, err := m.Up(ctx, migrate.UpOptions{})
+	var merr *migrate.MigrationError
+	if !errors.As(err, &merr) || len(merr.InvalidIndexes) != 1 || merr.InvalidIndexes[0] != "a_id" {
+		t.Fatalf("Up = %v, want the INVALID index a_id named", err)
+	}
+	if !strings.Contains(err.Error(), "INVALID index left behind: a_id") {
+		t.Errorf("error text = %v", err)
+	}
+	st, err := m.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, p := range st.Problems {
+		found = found || (p.Kind == migrate.InvalidIndex && p.File == "a_id")
+	}
+	if !found {
+		t.Errorf("status problems = %+v, want invalid-index a_id", st.Problems)
+	}
+	// Fix the data, drop the index, forget the marker and apply again.
+	db := openPG(t, url)
+	defer db.Close()
+	if _, err := db.Exec("DELETE FROM a; DROP INDEX a_id"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Repair(ctx, migrate.Restart); err != nil {
+		t.Fatalf("Repair restart: %v", err)
+	}
+	wantVersion(t, m, 2)
+}
