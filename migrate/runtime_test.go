@@ -181,7 +181,7 @@ func TestInvalidIndexReported(t *testing.T) {
 	ctx := context.Background()
 	url := testdb.Postgres(t)
 	files := fstest.MapFS{
-		"00001_a.sql": sqlFile("CREATE TABLE a (id int);\nINSERT INTO a VALUES (1), (1);", "DROP TABLE a;"),
+		"00001_a.sql":   sqlFile("CREATE TABLE a (id int);\nINSERT INTO a VALUES (1), (1);", "DROP TABLE a;"),
 		"00002_idx.sql": {Data: []byte("-- +goose NO TRANSACTION\n-- +goose Up\nCREATE UNIQUE INDEX CONCURRENTLY a_id ON a (id);\n-- +goose Down\nDROP INDEX CONCURRENTLY a_id;\n")},
 	}
 	m := pgMigrator(t, url, files, migrate.Options{})
