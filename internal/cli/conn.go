@@ -3,12 +3,12 @@ package cli
 import (
 	"database/sql"
 	"fmt"
-	"net/url"
 	"strings"
 
 	"github.com/shiplock/shiplock/dialect"
 	"github.com/shiplock/shiplock/dialect/postgres"
 	"github.com/shiplock/shiplock/dialect/sqlite"
+	"github.com/shiplock/shiplock/internal/redact"
 )
 
 // pgEnv are the libpq variables shiplock reads, in the order they appear in
@@ -98,23 +98,10 @@ func (t target) open() (*sql.DB, dialect.Dialect, error) {
 }
 
 // secrets are the strings that must never be printed: the password of the
-// configured database.
-func (g *globals) secrets() []string {
-	var out []string
-	if p := g.streams.getenv("PGPASSWORD"); p != "" {
-		out = append(out, p, url.QueryEscape(p), url.PathEscape(p))
-	}
-	raw := g.databaseURL
-	if raw == "" {
-		raw = g.streams.getenv("DATABASE_URL")
-	}
-	if u, err := url.Parse(raw); err == nil && u.User != nil {
-		if p, ok := u.User.Password(); ok && p != "" {
-			out = append(out, p, url.QueryEscape(p), url.PathEscape(p))
-		}
-		if p := u.Query().Get("password"); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
+// configured database, wherever it was given.
+func (g *globals) secrets() *redact.Secrets {
+	sec := redact.NewSecrets(g.streams.getenv("PGPASSWORD"))
+	sec.AddDSN(g.databaseURL)
+	sec.AddDSN(g.streams.getenv("DATABASE_URL"))
+	return sec
 }

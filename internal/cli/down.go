@@ -9,7 +9,7 @@ import (
 )
 
 type downFlags struct {
-	engine engineFlags
+	run    runFlags
 	to     int64
 	output string
 }
@@ -25,19 +25,18 @@ Without --to, down reverts one migration. With --to V it reverts every
 applied migration newer than V and is idempotent, which is what a Job
 should run ("shiplock down --to 20261101000000"); --to 0 reverts all.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return f.run(cmd.Context(), g, cmd.Flags().Changed("to")) },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return f.runDown(cmd.Context(), g, cmd.Flags().Changed("to"))
+		},
 	}
 	fs := cmd.Flags()
-	f.engine.register(fs)
+	f.run.register(fs)
 	fs.Int64Var(&f.to, "to", 0, "revert every migration newer than this version (0: all)")
 	fs.StringVarP(&f.output, "output", "o", "text", "result format: text or json")
 	return cmd
 }
 
-func (f *downFlags) run(ctx context.Context, g *globals, toSet bool) error {
-	if err := checkOutput(f.output); err != nil {
-		return err
-	}
+func (f *downFlags) runDown(ctx context.Context, g *globals, toSet bool) error {
 	if toSet && f.to < 0 {
 		return usagef("--to must be 0 or a version")
 	}
@@ -45,19 +44,13 @@ func (f *downFlags) run(ctx context.Context, g *globals, toSet bool) error {
 	if toSet {
 		to = f.to
 	}
-	opts, err := f.engine.options(g)
-	if err != nil {
-		return err
-	}
-	return g.withMigrator(ctx, opts, func(m *migrate.Migrator) error {
-		res, err := m.Down(ctx, to)
-		printResult(g.streams.Out, f.output, res, err)
-		return err
+	return g.mutate(ctx, &f.run, f.output, func(m *migrate.Migrator) (*migrate.Result, error) {
+		return m.Down(ctx, to)
 	})
 }
 
 type redoFlags struct {
-	engine engineFlags
+	run    runFlags
 	output string
 }
 
@@ -67,24 +60,15 @@ func newRedoCmd(g *globals) *cobra.Command {
 		Use:   "redo",
 		Short: "Revert the newest migration and apply it again",
 		Args:  cobra.NoArgs,
-		RunE:  func(cmd *cobra.Command, _ []string) error { return f.run(cmd.Context(), g) },
+		RunE:  func(cmd *cobra.Command, _ []string) error { return f.runRedo(cmd.Context(), g) },
 	}
-	f.engine.register(cmd.Flags())
+	f.run.register(cmd.Flags())
 	cmd.Flags().StringVarP(&f.output, "output", "o", "text", "result format: text or json")
 	return cmd
 }
 
-func (f *redoFlags) run(ctx context.Context, g *globals) error {
-	if err := checkOutput(f.output); err != nil {
-		return err
-	}
-	opts, err := f.engine.options(g)
-	if err != nil {
-		return err
-	}
-	return g.withMigrator(ctx, opts, func(m *migrate.Migrator) error {
-		res, err := m.Redo(ctx)
-		printResult(g.streams.Out, f.output, res, err)
-		return err
+func (f *redoFlags) runRedo(ctx context.Context, g *globals) error {
+	return g.mutate(ctx, &f.run, f.output, func(m *migrate.Migrator) (*migrate.Result, error) {
+		return m.Redo(ctx)
 	})
 }

@@ -11,17 +11,21 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/shiplock/shiplock/dbwait"
 	"github.com/shiplock/shiplock/migrate"
 	"github.com/shiplock/shiplock/migrate/sqlfile"
 )
 
 // engineFlags are the flags of commands that change the database.
 type engineFlags struct {
-	txMode          string
-	lockTimeout     time.Duration
-	allowOutOfOrder bool
-	ignoreChecksums bool
-	strict          bool
+	txMode           string
+	lockTimeout      time.Duration
+	allowOutOfOrder  bool
+	ignoreChecksums  bool
+	strict           bool
+	ddlLockTimeout   time.Duration
+	statementTimeout time.Duration
+	lockRetries      int
 }
 
 func (f *engineFlags) register(fs *pflag.FlagSet) {
@@ -30,6 +34,9 @@ func (f *engineFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.allowOutOfOrder, "allow-out-of-order", false, "apply pending files older than the newest applied version instead of refusing")
 	fs.BoolVar(&f.ignoreChecksums, "ignore-checksums", false, "run although applied migration files were edited")
 	fs.BoolVar(&f.strict, "strict", false, "fail when the database has versions that no file describes (database ahead of the files)")
+	fs.DurationVar(&f.ddlLockTimeout, "ddl-lock-timeout", 5*time.Second, "PostgreSQL lock_timeout for each migration's statements, so DDL never queues live queries behind it; 0 keeps the server's")
+	fs.DurationVar(&f.statementTimeout, "statement-timeout", 0, "PostgreSQL statement_timeout for each migration's statements; 0 keeps the server's")
+	fs.IntVar(&f.lockRetries, "ddl-retries", 3, "retries of a migration that hit --ddl-lock-timeout or a deadlock, with doubling delays from 500ms")
 }
 
 func (f *engineFlags) options(g *globals) (migrate.Options, error) {
@@ -37,16 +44,19 @@ func (f *engineFlags) options(g *globals) (migrate.Options, error) {
 	if err != nil {
 		return migrate.Options{}, usagef("--tx-mode: " + err.Error())
 	}
-	if f.lockTimeout < 0 {
-		return migrate.Options{}, usagef("--lock-timeout must not be negative")
+	if f.lockTimeout < 0 || f.ddlLockTimeout < 0 || f.statementTimeout < 0 || f.lockRetries < 0 {
+		return migrate.Options{}, usagef("--lock-timeout, --ddl-lock-timeout, --statement-timeout and --ddl-retries must not be negative")
 	}
 	return migrate.Options{
-		Logger:          g.log,
-		TxMode:          mode,
-		LockTimeout:     f.lockTimeout,
-		AllowOutOfOrder: f.allowOutOfOrder,
-		IgnoreChecksums: f.ignoreChecksums,
-		Strict:          f.strict,
+		Logger:           g.log,
+		TxMode:           mode,
+		LockTimeout:      f.lockTimeout,
+		AllowOutOfOrder:  f.allowOutOfOrder,
+		IgnoreChecksums:  f.ignoreChecksums,
+		Strict:           f.strict,
+		DDLLockTimeout:   f.ddlLockTimeout,
+		StatementTimeout: f.statementTimeout,
+		LockRetries:      f.lockRetries,
 	}, nil
 }
 
@@ -72,7 +82,10 @@ func (g *globals) loadMigrations() ([]*migrate.Migration, error) {
 
 // withMigrator loads the files first (bad files fail before any
 // connection), then opens the database and runs fn.
-func (g *globals) withMigrator(ctx context.Context, opts migrate.Options, fn func(*migrate.Migrator) error) error {
+//
+// With wait set, it first waits for the database to be ready; without, a
+// single readiness attempt classifies a connection failure.
+func (g *globals) withMigrator(ctx context.Context, opts migrate.Options, wait *waitFlags, fn func(*migrate.Migrator) error) error {
 	migs, err := g.loadMigrations()
 	if err != nil {
 		return err
@@ -87,6 +100,12 @@ func (g *globals) withMigrator(ctx context.Context, opts migrate.Options, fn fun
 	}
 	defer db.Close()
 	prepareDB(db)
+	if wait == nil {
+		wait = &waitFlags{}
+	}
+	if _, err := dbwait.Wait(ctx, db, d, wait.options(g)); err != nil {
+		return err
+	}
 	if opts.Logger == nil {
 		opts.Logger = g.log
 	}

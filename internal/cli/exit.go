@@ -6,6 +6,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/shiplock/shiplock/dbwait"
+	"github.com/shiplock/shiplock/dialect"
 	"github.com/shiplock/shiplock/migrate"
 	"github.com/shiplock/shiplock/migrate/sqlfile"
 )
@@ -49,6 +51,7 @@ func exitCode(err error) int {
 		unreg     *migrate.UnregisteredError
 		integrity *migrate.IntegrityError
 		pgErr     *pgconn.PgError
+		waitErr   *dbwait.Error
 	)
 	switch {
 	case err == nil:
@@ -63,6 +66,10 @@ func exitCode(err error) int {
 		return ExitIntegrity
 	case errors.Is(err, migrate.ErrLockTimeout):
 		return ExitLocked
+	case errors.Is(err, dbwait.ErrTimeout):
+		return ExitNotReady
+	case errors.As(err, &waitErr) && (waitErr.Class == dialect.Auth || waitErr.Class == dialect.MissingDatabase):
+		return ExitAuth
 	case errors.As(err, &pgErr) && isAuthCode(pgErr.Code):
 		return ExitAuth
 	case errors.Is(err, context.DeadlineExceeded):

@@ -10,9 +10,10 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/shiplock/shiplock/internal/redact"
 )
 
 // Streams are the process's standard streams and environment, injected so
@@ -96,6 +97,7 @@ Exit codes: 0 ok, 1 migration failed, 2 usage, 3 bad migration file,
 		newUpCmd(g), newDownCmd(g), newRedoCmd(g),
 		newStatusCmd(g), newVersionCmd(g), newPlanCmd(g), newVerifyCmd(g),
 		newValidateCmd(g), newCreateCmd(g), newFixCmd(g),
+		newRepairCmd(g), newWaitCmd(g),
 	)
 	return root
 }
@@ -112,20 +114,22 @@ func (g *globals) setup() error {
 		return usagef(fmt.Sprintf("--log-level %q: want debug, info, warn or error", g.logLevel))
 	}
 	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler
 	switch g.logFormat {
 	case "json":
-		g.log = slog.New(slog.NewJSONHandler(g.streams.Err, opts))
+		h = slog.NewJSONHandler(g.streams.Err, opts)
 	case "text":
-		g.log = slog.New(slog.NewTextHandler(g.streams.Err, opts))
+		h = slog.NewTextHandler(g.streams.Err, opts)
 	case "auto":
 		if isTerminal(g.streams.Err) {
-			g.log = slog.New(slog.NewTextHandler(g.streams.Err, opts))
+			h = slog.NewTextHandler(g.streams.Err, opts)
 		} else {
-			g.log = slog.New(slog.NewJSONHandler(g.streams.Err, opts))
+			h = slog.NewJSONHandler(g.streams.Err, opts)
 		}
 	default:
 		return usagef(fmt.Sprintf("--log-format %q: want auto, text or json", g.logFormat))
 	}
+	g.log = slog.New(redact.Handler(h, g.secrets()))
 	return nil
 }
 
@@ -138,12 +142,8 @@ func isTerminal(w io.Writer) bool {
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
-// redact removes the database password from text shown to the user.
+// redact removes passwords from text shown to the user: the configured
+// database's, and any in a connection string.
 func (g *globals) redact(s string) string {
-	for _, secret := range g.secrets() {
-		if len(secret) >= 3 {
-			s = strings.ReplaceAll(s, secret, "xxxxx")
-		}
-	}
-	return s
+	return g.secrets().String(s)
 }

@@ -13,6 +13,7 @@ import (
 type statusFlags struct {
 	output   string
 	exitCode bool
+	wait     waitFlags
 }
 
 func newStatusCmd(g *globals) *cobra.Command {
@@ -25,6 +26,7 @@ func newStatusCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().StringVarP(&f.output, "output", "o", "table", "output format: table or json")
 	cmd.Flags().BoolVar(&f.exitCode, "exit-code", false, "exit 8 when migrations are pending")
+	f.wait.register(cmd.Flags(), 0)
 	return cmd
 }
 
@@ -32,7 +34,7 @@ func (f *statusFlags) run(ctx context.Context, g *globals) error {
 	if f.output != "table" && f.output != "json" {
 		return usagef(fmt.Sprintf("--output %q: want table or json", f.output))
 	}
-	return g.withMigrator(ctx, migrate.Options{}, func(m *migrate.Migrator) error {
+	return g.withMigrator(ctx, migrate.Options{}, &f.wait, func(m *migrate.Migrator) error {
 		st, err := m.Status(ctx)
 		if err != nil {
 			return err
@@ -71,7 +73,7 @@ func newVersionCmd(g *globals) *cobra.Command {
 		Short: "Print the database's current schema version (read-only)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return g.withMigrator(cmd.Context(), migrate.Options{}, func(m *migrate.Migrator) error {
+			return g.withMigrator(cmd.Context(), migrate.Options{}, nil, func(m *migrate.Migrator) error {
 				st, err := m.Status(cmd.Context())
 				if err != nil {
 					return err
@@ -85,6 +87,7 @@ func newVersionCmd(g *globals) *cobra.Command {
 
 type planFlags struct {
 	engine engineFlags
+	wait   waitFlags
 	down   bool
 	to     int64
 }
@@ -101,6 +104,7 @@ changes nothing.`,
 		RunE: func(cmd *cobra.Command, _ []string) error { return f.run(cmd.Context(), g, cmd.Flags().Changed("to")) },
 	}
 	f.engine.register(cmd.Flags())
+	f.wait.register(cmd.Flags(), 0)
 	cmd.Flags().BoolVar(&f.down, "down", false, "plan a down instead of an up")
 	cmd.Flags().Int64Var(&f.to, "to", 0, "target version, as for up --to or down --to")
 	return cmd
@@ -111,7 +115,7 @@ func (f *planFlags) run(ctx context.Context, g *globals, toSet bool) error {
 	if err != nil {
 		return err
 	}
-	return g.withMigrator(ctx, opts, func(m *migrate.Migrator) error {
+	return g.withMigrator(ctx, opts, &f.wait, func(m *migrate.Migrator) error {
 		dir, downTo := migrate.Up, int64(-1)
 		if f.down {
 			dir = migrate.Down
@@ -149,7 +153,10 @@ func (f *planFlags) run(ctx context.Context, g *globals, toSet bool) error {
 	})
 }
 
-type verifyFlags struct{ output string }
+type verifyFlags struct {
+	output string
+	wait   waitFlags
+}
 
 func newVerifyCmd(g *globals) *cobra.Command {
 	f := &verifyFlags{}
@@ -160,6 +167,7 @@ func newVerifyCmd(g *globals) *cobra.Command {
 		RunE:  func(cmd *cobra.Command, _ []string) error { return f.run(cmd.Context(), g) },
 	}
 	cmd.Flags().StringVarP(&f.output, "output", "o", "text", "output format: text or json")
+	f.wait.register(cmd.Flags(), 0)
 	return cmd
 }
 
@@ -167,7 +175,7 @@ func (f *verifyFlags) run(ctx context.Context, g *globals) error {
 	if err := checkOutput(f.output); err != nil {
 		return err
 	}
-	return g.withMigrator(ctx, migrate.Options{}, func(m *migrate.Migrator) error {
+	return g.withMigrator(ctx, migrate.Options{}, &f.wait, func(m *migrate.Migrator) error {
 		problems, err := m.Verify(ctx)
 		if err != nil {
 			return err

@@ -11,7 +11,7 @@ import (
 )
 
 type upFlags struct {
-	engine engineFlags
+	run    runFlags
 	to     int64
 	byOne  bool
 	output string
@@ -28,30 +28,26 @@ When nothing is pending, up returns after one read-only check and takes no
 lock. Otherwise it takes the migration lock (goose's advisory lock id, so
 goose runners are excluded too), re-reads the state, refuses to run when an
 applied file was edited or a pending file is out of order, and applies the
-plan in the chosen transaction mode.`,
+plan in the chosen transaction mode.
+
+Built to be a container's whole command: it first waits for the database
+(--wait-timeout), bounds each migration's lock waits (--ddl-lock-timeout,
+retried --ddl-retries times), and writes a one-line summary to the
+Kubernetes termination log.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return f.run(cmd.Context(), g) },
+		RunE: func(cmd *cobra.Command, _ []string) error { return f.runUp(cmd.Context(), g) },
 	}
 	fs := cmd.Flags()
-	f.engine.register(fs)
+	f.run.register(fs)
 	fs.Int64Var(&f.to, "to", 0, "apply up to and including this version (default: all)")
 	fs.BoolVar(&f.byOne, "by-one", false, "apply only the next pending migration")
 	fs.StringVarP(&f.output, "output", "o", "text", "result format: text or json")
 	return cmd
 }
 
-func (f *upFlags) run(ctx context.Context, g *globals) error {
-	if err := checkOutput(f.output); err != nil {
-		return err
-	}
-	opts, err := f.engine.options(g)
-	if err != nil {
-		return err
-	}
-	return g.withMigrator(ctx, opts, func(m *migrate.Migrator) error {
-		res, err := m.Up(ctx, migrate.UpOptions{To: f.to, ByOne: f.byOne})
-		printResult(g.streams.Out, f.output, res, err)
-		return err
+func (f *upFlags) runUp(ctx context.Context, g *globals) error {
+	return g.mutate(ctx, &f.run, f.output, func(m *migrate.Migrator) (*migrate.Result, error) {
+		return m.Up(ctx, migrate.UpOptions{To: f.to, ByOne: f.byOne})
 	})
 }
 

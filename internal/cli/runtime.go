@@ -1,0 +1,117 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+	"unicode/utf8"
+
+	"github.com/spf13/pflag"
+
+	"github.com/shiplock/shiplock/dbwait"
+	"github.com/shiplock/shiplock/migrate"
+)
+
+// waitFlags control the readiness wait before a command's first query.
+type waitFlags struct {
+	timeout   time.Duration
+	missingDB bool
+}
+
+func (f *waitFlags) register(fs *pflag.FlagSet, def time.Duration) {
+	fs.DurationVar(&f.timeout, "wait-timeout", def, "wait this long for the database to accept connections (connect, authenticate, SELECT 1); 0: try once (exit 6 when not ready)")
+	fs.BoolVar(&f.missingDB, "wait-missing-db", false, "keep waiting while the database does not exist yet, instead of failing at once (exit 5)")
+}
+
+func (f *waitFlags) options(g *globals) dbwait.Options {
+	o := dbwait.Options{Timeout: f.timeout, RetryMissingDatabase: f.missingDB, Logger: g.log}
+	if f.timeout == 0 {
+		o.Timeout = -1 // one attempt
+	}
+	return o
+}
+
+// runFlags are the flags of commands that change the database and may be
+// a container's whole command.
+type runFlags struct {
+	engine         engineFlags
+	wait           waitFlags
+	terminationLog string
+}
+
+func (f *runFlags) register(fs *pflag.FlagSet) {
+	f.engine.register(fs)
+	f.wait.register(fs, 2*time.Minute)
+	fs.StringVar(&f.terminationLog, "termination-log", "", "write a one-line summary here (default /dev/termination-log when it exists and is writable; env SHIPLOCK_TERMINATION_LOG)")
+}
+
+// mutate runs a command that changes the database: files first, then the
+// wait, then fn; the result goes to stdout and the termination log.
+func (g *globals) mutate(ctx context.Context, f *runFlags, output string, fn func(*migrate.Migrator) (*migrate.Result, error)) error {
+	if err := checkOutput(output); err != nil {
+		return err
+	}
+	var res *migrate.Result
+	opts, err := f.engine.options(g)
+	if err == nil {
+		err = g.withMigrator(ctx, opts, &f.wait, func(m *migrate.Migrator) error {
+			var err error
+			res, err = fn(m)
+			printResult(g.streams.Out, output, res, err)
+			return err
+		})
+	}
+	g.writeTerminationLog(f.terminationLog, res, err)
+	return err
+}
+
+// terminationLogMax is what the kubelet keeps of a termination message.
+const terminationLogMax = 4096
+
+// writeTerminationLog writes the run's outcome where Kubernetes shows it in
+// "kubectl describe pod": the explicit path, SHIPLOCK_TERMINATION_LOG, or
+// /dev/termination-log when it exists. A failure to write is only logged.
+func (g *globals) writeTerminationLog(path string, res *migrate.Result, runErr error) {
+	if path == "" {
+		path = g.streams.getenv("SHIPLOCK_TERMINATION_LOG")
+	}
+	if path == "" {
+		const def = "/dev/termination-log"
+		if _, err := os.Stat(def); err != nil {
+			return
+		}
+		path = def
+	}
+	msg := terminationMessage(res, runErr)
+	msg = g.redact(msg)
+	if len(msg) > terminationLogMax {
+		msg = msg[:terminationLogMax-3]
+		for !utf8.ValidString(msg) {
+			msg = msg[:len(msg)-1]
+		}
+		msg += "..."
+	}
+	if err := os.WriteFile(path, []byte(msg), 0o644); err != nil {
+		g.log.Warn("write termination log", "path", path, "err", err)
+	}
+}
+
+func terminationMessage(res *migrate.Result, err error) string {
+	if res == nil {
+		res = &migrate.Result{}
+		if err == nil {
+			return "ok"
+		}
+		return fmt.Sprintf("exit %d: %v", exitCode(err), err)
+	}
+	if err == nil {
+		return summary(res, nil)
+	}
+	var exit *exitError
+	if errors.As(err, &exit) {
+		return summary(res, nil)
+	}
+	return fmt.Sprintf("%s; exit %d: %v", summary(res, err), exitCode(err), err)
+}
