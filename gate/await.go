@@ -31,11 +31,13 @@ type AwaitOptions struct {
 	// DefaultAttemptTimeout), so that a peer that accepts and never
 	// answers costs one attempt, not the whole wait.
 	AttemptTimeout time.Duration
-	// Retryable decides whether a failed check is tried again. nil retries
-	// every error: the database may not be up yet, or not accept
-	// connections yet. Return false for what waiting cannot heal (bad
-	// credentials, missing permissions) to make Await return that error at
-	// once.
+	// Retryable decides whether a failed check is tried again. nil asks
+	// the dialect: errors it classifies as dialect.Retryable (refused
+	// connections, names that do not resolve yet, timeouts, a server
+	// starting up or out of connections) or dialect.LockConflict are
+	// retried, since the database may not be up yet; anything else (bad
+	// credentials, a missing database or table permission, TLS
+	// misconfiguration) makes Await return that error at once.
 	Retryable func(error) bool
 	// Logger receives one record per distinct check error and per change
 	// of the reason the schema is not ready, and one when it is ready. nil
@@ -74,7 +76,8 @@ func (e *NotReadyError) Unwrap() []error { return []error{ErrNotReady, e.Cause} 
 //
 // It returns the ready Status and nil; or the last Status and a
 // *NotReadyError when ctx ends first; or the last Status and the check's
-// error, wrapped, when opts.Retryable rejects it. Bound the wait with ctx.
+// error, wrapped, when it cannot heal (see AwaitOptions.Retryable). Bound
+// the wait with ctx; Await is safe for concurrent use.
 func Await(ctx context.Context, db *sql.DB, d dialect.Dialect, need int64, opts AwaitOptions) (Status, error) {
 	interval := opts.Interval
 	if interval <= 0 {
@@ -88,6 +91,13 @@ func Await(ctx context.Context, db *sql.DB, d dialect.Dialect, need int64, opts 
 	attempt := opts.AttemptTimeout
 	if attempt <= 0 {
 		attempt = DefaultAttemptTimeout
+	}
+	retryable := opts.Retryable
+	if retryable == nil {
+		retryable = func(err error) bool {
+			c := d.Classify(err)
+			return c == dialect.Retryable || c == dialect.LockConflict
+		}
 	}
 	log := opts.Logger
 	if log == nil {
@@ -119,7 +129,7 @@ func Await(ctx context.Context, db *sql.DB, d dialect.Dialect, need int64, opts 
 		case ctx.Err() != nil:
 			// The check failed because the wait is over: not its own error.
 		default:
-			if opts.Retryable != nil && !opts.Retryable(err) {
+			if !retryable(err) {
 				return last, fmt.Errorf("check schema: %w", err)
 			}
 			lastErr = err

@@ -259,19 +259,25 @@ func TestCheckReadOnlyRole(t *testing.T) {
 		t.Fatalf("without SELECT on shiplock_versions: got %v, want insufficient_privilege", err)
 	}
 
-	// Await gives up at once on an error Retryable rejects.
-	start := time.Now()
+	// Waiting cannot heal a missing permission: Await gives up at once.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	_, err = gate.Await(ctx, db, d, 2, gate.AwaitOptions{Retryable: func(err error) bool {
-		var pgErr *pgconn.PgError
-		return !errors.As(err, &pgErr) || pgErr.Code != "42501"
-	}})
-	if !errors.As(err, &pgErr) || errors.Is(err, gate.ErrNotReady) {
+	_, err = gate.Await(ctx, db, d, 2, gate.AwaitOptions{})
+	if !errors.As(err, &pgErr) || pgErr.Code != "42501" || errors.Is(err, gate.ErrNotReady) {
 		t.Fatalf("Await with a permanent error: got %v, want the permission error", err)
 	}
 	if ctx.Err() != nil {
-		t.Fatalf("Await with a permanent error waited %v", time.Since(start))
+		t.Fatal("Await with a permanent error waited for its context")
+	}
+
+	// Unless told to retry it: then it is the last error of a wait that
+	// ran out of time.
+	ctx, cancel = context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	_, err = gate.Await(ctx, db, d, 2, gate.AwaitOptions{Retryable: func(error) bool { return true }})
+	var nr *gate.NotReadyError
+	if !errors.As(err, &nr) || !errors.As(nr.Err, &pgErr) || pgErr.Code != "42501" {
+		t.Fatalf("Await retrying everything: got %v, want a NotReadyError with the permission error", err)
 	}
 }
 
