@@ -6,6 +6,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -195,7 +197,26 @@ func Open(connString string) (*sql.DB, error) {
 	if cfg.RuntimeParams["application_name"] == "" {
 		cfg.RuntimeParams["application_name"] = "shiplock"
 	}
-	return stdlib.OpenDB(*cfg), nil
+	return stdlib.OpenDB(*cfg, stdlib.OptionAfterConnect(detectDeadClient)), nil
+}
+
+// detectDeadClient makes the server check, during long statements, that
+// shiplock is still there (PostgreSQL 14+). Without it, a runner killed in
+// the middle of a long statement keeps its session, and so the migration
+// lock, until that statement ends.
+func detectDeadClient(ctx context.Context, conn *pgx.Conn) error {
+	v, _ := strconv.Atoi(conn.PgConn().ParameterStatus("server_version_num"))
+	if v == 0 {
+		// Older servers do not report server_version_num; parse "14.2".
+		major, _, _ := strings.Cut(conn.PgConn().ParameterStatus("server_version"), ".")
+		m, _ := strconv.Atoi(major)
+		v = m * 10000
+	}
+	if v < 140000 {
+		return nil
+	}
+	_, err := conn.Exec(ctx, "SET client_connection_check_interval = '1s'")
+	return err
 }
 
 var _ dialect.IndexChecker = Dialect{}
