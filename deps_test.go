@@ -1,0 +1,41 @@
+package shiplock_test
+
+import (
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestLibraryDependencies keeps the library packages free of the CLI and of
+// Kubernetes client code: only internal/cli and kube/jobrun may reach
+// cobra or client-go.
+func TestLibraryDependencies(t *testing.T) {
+	libraries := []string{
+		"./migrate/...", "./dialect/...", "./dbwait", "./gate/...", "./mesh/...", "./kube/manifest/...",
+	}
+	forbidden := []string{
+		"github.com/spf13/cobra",
+		"github.com/spf13/pflag",
+		"k8s.io/client-go",
+		"k8s.io/cli-runtime",
+		"github.com/shiplock/shiplock/internal/cli",
+		"github.com/shiplock/shiplock/kube/jobrun",
+	}
+	for _, lib := range libraries {
+		if _, err := os.Stat(strings.TrimSuffix(lib, "/...")); err != nil {
+			continue // not in this tree
+		}
+		out, err := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}}", lib).CombinedOutput()
+		if err != nil {
+			t.Fatalf("go list %s: %v\n%s", lib, err, out)
+		}
+		for _, dep := range strings.Fields(string(out)) {
+			for _, f := range forbidden {
+				if dep == f || strings.HasPrefix(dep, f+"/") {
+					t.Errorf("%s depends on %s", lib, dep)
+				}
+			}
+		}
+	}
+}
