@@ -1,0 +1,19 @@
+# shiplock's release image: the static binary on an empty base, non-root.
+# A migration image is this plus the migrations:
+#   FROM <registry>/shiplock:<version>
+#   COPY migrations /migrations
+FROM golang:1.26 AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/shiplock ./cmd/shiplock
+
+FROM scratch
+# CA roots for sslmode=verify-full.
+COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
+COPY --from=build /out/shiplock /shiplock
+ENV SHIPLOCK_DIR=/migrations
+USER 65532:65532
+ENTRYPOINT ["/shiplock"]
+CMD ["up"]
