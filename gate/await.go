@@ -16,7 +16,7 @@ import (
 const (
 	DefaultInterval       = 25 * time.Millisecond
 	DefaultMaxInterval    = time.Second
-	DefaultAttemptTimeout = 10 * time.Second
+	DefaultAttemptTimeout = 5 * time.Second
 )
 
 // AwaitOptions tune Await. The zero value is a valid configuration.
@@ -127,7 +127,12 @@ func Await(ctx context.Context, db *sql.DB, d dialect.Dialect, need int64, opts 
 				log.Info("waiting for the schema", "reason", st.Reason, "current", st.Current, "need", need)
 			}
 		case ctx.Err() != nil:
-			// The check failed because the wait is over: not its own error.
+			// The check was cut short because the wait is over. Its error
+			// only says more than what came before when nothing did (a
+			// peer that accepts and never answers).
+			if last.Reason == "" && lastErr == nil {
+				lastErr = err
+			}
 		default:
 			if !retryable(err) {
 				return last, fmt.Errorf("check schema: %w", err)

@@ -378,6 +378,72 @@ func TestAwaitUnreachable(t *testing.T) {
 	}
 }
 
+// A peer that accepts connections and never answers costs one attempt
+// each, not the whole wait, and the wait ends with what the attempts saw.
+func TestAwaitSilentPeer(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	var (
+		mu    sync.Mutex
+		conns []net.Conn
+	)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c) // held open, never answered
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	db, d := openPostgres(t, fmt.Sprintf("postgres://nobody@%s/none?sslmode=disable", l.Addr()))
+
+	for _, tc := range []struct {
+		name     string
+		attempt  time.Duration
+		attempts func(n int) bool
+	}{
+		{"attempts cut short", 100 * time.Millisecond, func(n int) bool { return n > 1 }},
+		{"one attempt cut by the wait", time.Minute, func(n int) bool { return n == 1 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mu.Lock()
+			before := len(conns)
+			mu.Unlock()
+			var logs syncBuffer
+			ctx, cancel := context.WithTimeout(context.Background(), 600*time.Millisecond)
+			defer cancel()
+			_, err := gate.Await(ctx, db, d, 1, gate.AwaitOptions{AttemptTimeout: tc.attempt, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+			var nr *gate.NotReadyError
+			if !errors.As(err, &nr) || nr.Err == nil {
+				t.Fatalf("Await: got %v, want a NotReadyError with the last attempt's error", err)
+			}
+			mu.Lock()
+			n := len(conns) - before
+			mu.Unlock()
+			if !tc.attempts(n) {
+				t.Errorf("%d connection attempts", n)
+			}
+			if n := strings.Count(logs.String(), "schema check failed"); n > 1 {
+				t.Errorf("%d \"check failed\" records, want at most 1:\n%s", n, logs.String())
+			}
+		})
+	}
+}
+
 func TestHandler(t *testing.T) {
 	forEach(t, func(t *testing.T, open opener) {
 		db, d := open(t)
