@@ -98,6 +98,7 @@ Exit codes: 0 ok, 1 migration failed, 2 usage, 3 bad migration file,
 		newStatusCmd(g), newVersionCmd(g), newPlanCmd(g), newVerifyCmd(g),
 		newValidateCmd(g), newCreateCmd(g), newFixCmd(g),
 		newRepairCmd(g), newWaitCmd(g),
+		newAwaitCmd(g), newCheckCmd(g),
 	)
 	return root
 }
