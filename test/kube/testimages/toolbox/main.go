@@ -9,6 +9,7 @@
 //	toolbox check-env NAME=VALUE...   exit 1 (with a termination message) unless each NAME has VALUE
 //	toolbox write FILE TEXT           write TEXT to FILE
 //	toolbox check-file FILE TEXT      exit 1 unless FILE contains exactly TEXT
+//	toolbox fail-once FILE            exit 1 and create FILE if FILE does not exist
 //	toolbox serve PORT                HTTP on 127.0.0.1:PORT: /healthz, / and POST /shutdown (exit 0); SIGTERM exits 0
 //	toolbox get URL [TIMEOUT]         GET until 2xx (retrying up to TIMEOUT, default 30s)
 //	toolbox post URL [TIMEOUT]        POST until 2xx (retrying up to TIMEOUT, default 30s)
@@ -166,6 +167,18 @@ func run(step string, args []string) error {
 			return fmt.Errorf("%s has %q, want %q", args[0], b, args[1])
 		}
 		fmt.Println("check-file: ok")
+	case "fail-once":
+		if err := need(args, 1, "fail-once FILE"); err != nil {
+			return err
+		}
+		if _, err := os.Stat(args[0]); err == nil {
+			fmt.Println("fail-once: second run")
+			return nil
+		}
+		if err := os.WriteFile(args[0], nil, 0o644); err != nil {
+			return err
+		}
+		return fmt.Errorf("first run (created %s)", args[0])
 	case "serve":
 		if err := need(args, 1, "serve PORT"); err != nil {
 			return err
