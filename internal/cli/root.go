@@ -78,8 +78,9 @@ func newRoot(g *globals) *cobra.Command {
 table) under a lock shared by every runner, so N replicas can migrate at once.
 Exit codes: 0 ok, 1 migration failed, 2 usage, 3 bad migration file,
 4 integrity check failed, 5 bad credentials or missing database,
-6 database not ready in time, 7 lock not acquired in time, 8 pending
-(status --exit-code). 1-5 are permanent, 6 and 7 worth retrying.`,
+6 database not ready in time, 7 lock not acquired in time, 8 pending or
+schema behind (status --exit-code, check). 1-5 are permanent, 6 and 7 worth
+retrying.`,
 		SilenceUsage:      true,
 		SilenceErrors:     true,
 		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/shiplock/shiplock/dbwait"
+	"github.com/shiplock/shiplock/mesh"
 	"github.com/shiplock/shiplock/migrate"
 )
 
@@ -36,15 +37,19 @@ func (f *waitFlags) options(g *globals) dbwait.Options {
 // runFlags are the flags of commands that change the database and may be
 // a container's whole command.
 type runFlags struct {
-	engine         engineFlags
-	wait           waitFlags
-	terminationLog string
+	engine          engineFlags
+	wait            waitFlags
+	terminationLog  string
+	sidecarShutdown string
+	waitProxy       string
 }
 
 func (f *runFlags) register(fs *pflag.FlagSet) {
 	f.engine.register(fs)
 	f.wait.register(fs, 2*time.Minute)
 	fs.StringVar(&f.terminationLog, "termination-log", "", "write a one-line summary here (default /dev/termination-log when it exists and is writable; env SHIPLOCK_TERMINATION_LOG)")
+	fs.StringVar(&f.sidecarShutdown, "sidecar-shutdown", "none", "after the run, success or failure, ask the mesh proxy to exit so a Job can complete: auto, linkerd (POST :4191/shutdown; the pod needs config.linkerd.io/proxy-admin-shutdown: enabled), istio (POST :15020/quitquitquit) or none. Never in an initContainer")
+	fs.StringVar(&f.waitProxy, "wait-proxy", "none", "before connecting, wait for the mesh proxy to be ready: auto, linkerd, istio or none")
 }
 
 // mutate runs a command that changes the database: files first, then the
@@ -53,8 +58,21 @@ func (g *globals) mutate(ctx context.Context, f *runFlags, output string, fn fun
 	if err := checkOutput(output); err != nil {
 		return err
 	}
+	shutdown, err := mesh.ParseKind(f.sidecarShutdown)
+	if err != nil {
+		return usagef("--sidecar-shutdown: " + err.Error())
+	}
+	waitProxy, err := mesh.ParseKind(f.waitProxy)
+	if err != nil {
+		return usagef("--wait-proxy: " + err.Error())
+	}
 	var res *migrate.Result
 	opts, err := f.engine.options(g)
+	if err == nil && waitProxy != mesh.None {
+		var what string
+		what, err = mesh.WaitReady(ctx, waitProxy, mesh.Config{Logger: g.log})
+		g.log.Info(what)
+	}
 	if err == nil {
 		err = g.withMigrator(ctx, opts, &f.wait, func(m *migrate.Migrator) error {
 			var err error
@@ -64,6 +82,17 @@ func (g *globals) mutate(ctx context.Context, f *runFlags, output string, fn fun
 		})
 	}
 	g.writeTerminationLog(f.terminationLog, res, err)
+	if shutdown != mesh.None {
+		// After success or failure alike, or the Job never completes.
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		what, serr := mesh.Shutdown(sctx, shutdown, mesh.Config{Logger: g.log})
+		cancel()
+		if serr != nil {
+			g.log.Error("sidecar shutdown", "err", serr)
+		} else {
+			g.log.Info(what)
+		}
+	}
 	return err
 }
 
