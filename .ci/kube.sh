@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# The Kubernetes tier of CI: build (cached) and start shiplock's Kubernetes
+# test environment (test/kube), or stop it. From a fresh clone on a fresh
+# machine the first build takes ~10 minutes (Go module proxy only); later
+# runs reuse the binaries in /tmp/shiplock-kube/bin and start in seconds.
+#
+# Sourced (what test/all.sh does):
+#     source .ci/kube.sh      builds, stops leftovers, starts, exports
+#                             KUBECONFIG, and stops everything on EXIT
+#                             (an EXIT trap set before is kept and run after)
+# Run:
+#     KUBECONFIG=$(bash .ci/kube.sh start) && export KUBECONFIG
+#     trap 'bash .ci/kube.sh stop' EXIT
+#     bash .ci/kube.sh stop   stop by PID and delete the state (also in a trap)
+#
+# The shiplock binary runs as image shiplock.test/shiplock:dev (any tag): it
+# is $SHIPLOCK_BIN when set, else built here from ./cmd/shiplock. More
+# mappings: SHIPLOCK_KUBE_IMAGES="IMAGE=PATH IMAGE=PATH". Other settings
+# (paths, ports) are in test/kube/env.sh.
+
+_kube_main() {
+	local root
+	root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+	case ${1:-start} in
+	start)
+		bash "$root/test/kube/build.sh" >&2 || return
+		if [[ -z ${SHIPLOCK_BIN:-} && -d $root/cmd/shiplock ]]; then
+			local out=${SHIPLOCK_KUBE_IMAGES_DIR:-/tmp/shiplock-kube/images}
+			mkdir -p "$out"
+			(cd "$root" && CGO_ENABLED=0 go build -o "$out/shiplock" ./cmd/shiplock) >&2 || return
+			SHIPLOCK_BIN=$out/shiplock
+		fi
+		bash "$root/test/kube/stop.sh" >&2 || return # leftovers of an aborted run
+		SHIPLOCK_BIN=${SHIPLOCK_BIN:-} bash "$root/test/kube/start.sh" || {
+			local rc=$?
+			bash "$root/test/kube/stop.sh" >&2
+			return $rc
+		}
+		;;
+	stop)
+		bash "$root/test/kube/stop.sh" >&2
+		;;
+	*)
+		echo "usage: .ci/kube.sh [start|stop]" >&2
+		return 2
+		;;
+	esac
+}
+
+if [[ ${BASH_SOURCE[0]} != "$0" ]]; then
+	# Sourced: start, export KUBECONFIG, stop on exit.
+	_kube_prev_trap=$(trap -p EXIT)
+	_kube_prev_trap=${_kube_prev_trap#trap -- }
+	_kube_prev_trap=${_kube_prev_trap% EXIT}
+	eval "_kube_prev_trap=${_kube_prev_trap:-''}"
+	_kube_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+	trap 'bash "$_kube_root/test/kube/stop.sh" >&2; eval "$_kube_prev_trap"' EXIT
+	KUBECONFIG=$(_kube_main start) || {
+		echo ".ci/kube.sh: the Kubernetes test environment did not start" >&2
+		return 1
+	}
+	export KUBECONFIG
+else
+	set -euo pipefail
+	_kube_main "$@"
+fi
