@@ -1,0 +1,362 @@
+// Package jobrun creates a Kubernetes Job, follows it to its end and
+// reports its result: the pod's logs streamed from the first line to the
+// last, the container's exit code and its termination message. It waits by
+// list+watch, never by polling sleeps, within the caller's context.
+package jobrun
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+	watchtools "k8s.io/client-go/tools/watch"
+)
+
+// Options configure Run.
+type Options struct {
+	Client    kubernetes.Interface
+	Namespace string
+	// Job is created as is (its namespace is set to Namespace).
+	Job *batchv1.Job
+	// Container is the container whose logs, exit code and termination
+	// message are reported; "" means the pod's first container.
+	Container string
+	// Logs receives the container's output, attempt after attempt; nil
+	// discards it.
+	Logs io.Writer
+	// SameDatabase selects the Jobs that migrate the same database (a label
+	// selector such as "shiplock.dev/database=ab12cd34"): when one of them,
+	// other than Job itself, is still running, Run refuses with a
+	// *RunningError instead of starting a second one. "" skips the check.
+	SameDatabase string
+	// Keep leaves a Job that succeeded in place; by default it is deleted
+	// with its pods. A failed Job is always kept, for inspection (its
+	// ttlSecondsAfterFinished removes it later).
+	Keep bool
+	// Logger receives progress (created, attempt N, deleted); nil
+	// discards.
+	Logger *slog.Logger
+}
+
+// Result is how a Job ended.
+type Result struct {
+	Job string
+	// Pod is the last pod the Job ran, "" when none started.
+	Pod       string
+	Attempts  int
+	Succeeded bool
+	// ExitCode is the reported container's exit code in the last pod, or
+	// -1 when it never terminated (deadline, deleted pod).
+	ExitCode int
+	// Message is the container's termination message.
+	Message string
+	// Reason and Detail come from the Job's Failed condition
+	// (BackoffLimitExceeded, DeadlineExceeded, PodFailurePolicy).
+	Reason, Detail string
+	// Existing is true when an identical Job (same name) was already there:
+	// Run followed it, or reported its result, instead of creating one.
+	Existing bool
+	// Deleted is true when Run deleted the Job after success.
+	Deleted bool
+}
+
+// RunningError is another Job migrating the same database.
+type RunningError struct {
+	Namespace, Job string
+}
+
+func (e *RunningError) Error() string {
+	return fmt.Sprintf("job %s/%s is already running against this database; wait for it (kubectl wait --for=condition=complete job/%s) or delete it", e.Namespace, e.Job, e.Job)
+}
+
+// Run creates the Job (or finds the identical one), streams the logs of
+// each of its pods, waits for it to complete or fail, and returns the
+// result. When ctx ends first it returns ctx's error and what it knows; the
+// Job is left running: the caller decides whether to Delete it.
+func Run(ctx context.Context, o Options) (*Result, error) {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.Logs == nil {
+		o.Logs = io.Discard
+	}
+	jobs := o.Client.BatchV1().Jobs(o.Namespace)
+	job := o.Job.DeepCopy()
+	job.Namespace = o.Namespace
+	res := &Result{Job: job.Name, ExitCode: -1}
+
+	if o.SameDatabase != "" {
+		list, err := jobs.List(ctx, metav1.ListOptions{LabelSelector: o.SameDatabase})
+		if err != nil {
+			return res, fmt.Errorf("list jobs: %w", err)
+		}
+		for _, j := range list.Items {
+			if j.Name != job.Name && !finished(&j) {
+				return res, &RunningError{Namespace: o.Namespace, Job: j.Name}
+			}
+		}
+	}
+
+	created, err := jobs.Create(ctx, job, metav1.CreateOptions{})
+	switch {
+	case apierrors.IsAlreadyExists(err):
+		if created, err = jobs.Get(ctx, job.Name, metav1.GetOptions{}); err != nil {
+			return res, fmt.Errorf("get existing job: %w", err)
+		}
+		res.Existing = true
+		o.Logger.Info("job exists already: the same release; following it", "job", job.Name)
+	case err != nil:
+		return res, fmt.Errorf("create job: %w", err)
+	default:
+		o.Logger.Info("job created", "job", job.Name, "namespace", o.Namespace)
+	}
+
+	// Follow the pods' logs while waiting for the Job's end.
+	fctx, stopFollow := context.WithCancel(ctx)
+	f := &follower{o: o, job: created, attempts: map[string]bool{}}
+	followDone := make(chan error, 1)
+	go func() { followDone <- f.run(fctx) }()
+
+	final, err := waitFinished(ctx, o.Client, o.Namespace, created.Name)
+	if err != nil {
+		stopFollow()
+		<-followDone
+		f.fill(res)
+		return res, err
+	}
+	// The last lines may still be in flight: give the stream time to drain.
+	select {
+	case <-followDone:
+	case <-time.After(10 * time.Second):
+		stopFollow()
+		<-followDone
+	}
+	stopFollow()
+
+	res.Succeeded = condition(final, batchv1.JobComplete)
+	if c := failedCondition(final); c != nil {
+		res.Reason, res.Detail = c.Reason, c.Message
+	}
+	if err := fillFromPods(ctx, o, created, res); err != nil {
+		return res, err
+	}
+	res.Attempts = max(res.Attempts, f.count())
+	if res.Succeeded && !o.Keep {
+		if err := Delete(context.WithoutCancel(ctx), o.Client, o.Namespace, created.Name); err != nil {
+			o.Logger.Warn("delete job", "job", created.Name, "err", err)
+		} else {
+			res.Deleted = true
+		}
+	}
+	return res, nil
+}
+
+// Delete deletes a Job and, in the background, its pods.
+func Delete(ctx context.Context, c kubernetes.Interface, namespace, name string) error {
+	policy := metav1.DeletePropagationBackground
+	err := c.BatchV1().Jobs(namespace).Delete(ctx, name, metav1.DeleteOptions{PropagationPolicy: &policy})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	return err
+}
+
+// waitFinished watches the Job until it has a Complete or Failed condition.
+func waitFinished(ctx context.Context, c kubernetes.Interface, namespace, name string) (*batchv1.Job, error) {
+	lw := cache.NewFilteredListWatchFromClient(c.BatchV1().RESTClient(), "jobs", namespace, func(o *metav1.ListOptions) {
+		o.FieldSelector = fields.OneTermEqualSelector("metadata.name", name).String()
+	})
+	var final *batchv1.Job
+	_, err := watchtools.UntilWithSync(ctx, lw, &batchv1.Job{}, nil, func(ev watch.Event) (bool, error) {
+		switch ev.Type {
+		case watch.Deleted:
+			return false, fmt.Errorf("job %s was deleted before it finished", name)
+		case watch.Added, watch.Modified:
+			j, ok := ev.Object.(*batchv1.Job)
+			if ok && finished(j) {
+				final = j
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("watch job %s: %w", name, err)
+	}
+	return final, nil
+}
+
+func finished(j *batchv1.Job) bool {
+	return condition(j, batchv1.JobComplete) || condition(j, batchv1.JobFailed)
+}
+
+func condition(j *batchv1.Job, t batchv1.JobConditionType) bool {
+	for _, c := range j.Status.Conditions {
+		if c.Type == t && c.Status == corev1.ConditionTrue {
+			return true
+		}
+	}
+	return false
+}
+
+func failedCondition(j *batchv1.Job) *batchv1.JobCondition {
+	for i, c := range j.Status.Conditions {
+		if c.Type == batchv1.JobFailed && c.Status == corev1.ConditionTrue {
+			return &j.Status.Conditions[i]
+		}
+	}
+	return nil
+}
+
+func podSelector(job *batchv1.Job) string {
+	return "batch.kubernetes.io/controller-uid=" + string(job.UID)
+}
+
+// fillFromPods reads the exit code and termination message of the last
+// pod's container.
+func fillFromPods(ctx context.Context, o Options, job *batchv1.Job, res *Result) error {
+	pods, err := o.Client.CoreV1().Pods(o.Namespace).List(ctx, metav1.ListOptions{LabelSelector: podSelector(job)})
+	if err != nil {
+		return fmt.Errorf("list pods of job %s: %w", job.Name, err)
+	}
+	if len(pods.Items) == 0 {
+		return nil
+	}
+	sort.Slice(pods.Items, func(i, j int) bool {
+		return pods.Items[i].CreationTimestamp.Before(&pods.Items[j].CreationTimestamp)
+	})
+	res.Attempts = len(pods.Items)
+	last := pods.Items[len(pods.Items)-1]
+	res.Pod = last.Name
+	if cs := containerStatus(&last, o.Container); cs != nil {
+		if t := cs.State.Terminated; t != nil {
+			res.ExitCode, res.Message = int(t.ExitCode), t.Message
+		}
+	}
+	return nil
+}
+
+func containerStatus(p *corev1.Pod, name string) *corev1.ContainerStatus {
+	if name == "" && len(p.Spec.Containers) > 0 {
+		name = p.Spec.Containers[0].Name
+	}
+	for i := range p.Status.ContainerStatuses {
+		if p.Status.ContainerStatuses[i].Name == name {
+			return &p.Status.ContainerStatuses[i]
+		}
+	}
+	return nil
+}
+
+// follower streams the logs of every pod of the Job, one after the other,
+// each from its first line to its last.
+type follower struct {
+	o   Options
+	job *batchv1.Job
+
+	mu       sync.Mutex
+	attempts map[string]bool
+	last     string
+}
+
+func (f *follower) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.attempts)
+}
+
+func (f *follower) fill(res *Result) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	res.Attempts, res.Pod = len(f.attempts), f.last
+}
+
+// run watches the Job's pods; for each pod whose container has started, it
+// streams the logs to the end. It returns when the Job's last pod has been
+// streamed to its end and has terminated, or ctx ends.
+func (f *follower) run(ctx context.Context) error {
+	c := f.o.Client
+	lw := cache.NewFilteredListWatchFromClient(c.CoreV1().RESTClient(), "pods", f.o.Namespace, func(o *metav1.ListOptions) {
+		o.LabelSelector = podSelector(f.job)
+	})
+	streamed := map[string]bool{}
+	_, err := watchtools.UntilWithSync(ctx, lw, &corev1.Pod{}, nil, func(ev watch.Event) (bool, error) {
+		p, ok := ev.Object.(*corev1.Pod)
+		if !ok || ev.Type == watch.Deleted || streamed[p.Name] {
+			return false, nil
+		}
+		cs := containerStatus(p, f.o.Container)
+		if cs == nil || (cs.State.Running == nil && cs.State.Terminated == nil) {
+			return false, nil // still waiting to start: the next event says when
+		}
+		f.mu.Lock()
+		f.attempts[p.Name] = true
+		f.last = p.Name
+		n := len(f.attempts)
+		f.mu.Unlock()
+		if n > 1 {
+			f.o.Logger.Info("job retried", "job", f.job.Name, "pod", p.Name, "attempt", n)
+		}
+		streamed[p.Name] = true
+		if err := f.stream(ctx, p); err != nil && ctx.Err() == nil {
+			f.o.Logger.Warn("follow logs", "pod", p.Name, "err", err)
+		}
+		// Done once the Job has nothing left to run.
+		j, err := c.BatchV1().Jobs(f.o.Namespace).Get(ctx, f.job.Name, metav1.GetOptions{})
+		return err == nil && finished(j), nil
+	})
+	if err != nil && ctx.Err() == nil {
+		return err
+	}
+	return nil
+}
+
+// stream copies one pod's container logs from the first line, following
+// them until the container exits.
+func (f *follower) stream(ctx context.Context, p *corev1.Pod) error {
+	container := f.o.Container
+	if container == "" {
+		container = p.Spec.Containers[0].Name
+	}
+	req := f.o.Client.CoreV1().Pods(p.Namespace).GetLogs(p.Name, &corev1.PodLogOptions{Container: container, Follow: true})
+	// The status can say "running" a moment before the node serves the
+	// logs: retry the request briefly, as kubectl logs -f does.
+	var (
+		rc  io.ReadCloser
+		err error
+	)
+	for try := 0; ; try++ {
+		if rc, err = req.Stream(ctx); err == nil || try == 20 || ctx.Err() != nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	_, err = io.Copy(f.o.Logs, rc)
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
