@@ -43,6 +43,16 @@ type config struct {
 	out         string
 	rev         string
 	shiplockBin string
+	tools       map[string]bool // by flag name; nil: all
+}
+
+// toolFlags maps --tools names to tool names.
+var toolFlags = map[string]string{
+	"shiplock-file": toolShiplockFile,
+	"shiplock-all":  toolShiplockAll,
+	"goose":         toolGoose,
+	"migrate":       toolMigrate,
+	"psql":          toolPsql,
 }
 
 func main() {
@@ -73,6 +83,7 @@ func parseFlags(args []string) (config, error) {
 	var (
 		cfg   config
 		sizes string
+		tools string
 	)
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.StringVar(&cfg.databaseURL, "database-url", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable",
@@ -82,6 +93,7 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&cfg.runners, "runners", 32, "processes started together in the N-runner start (0 skips it)")
 	fs.IntVar(&cfg.raceSize, "race-size", 100, "migrations in the N-runner start's set")
 	fs.StringVar(&sizes, "sizes", "1,100,1000", "comma-separated sizes of the generated migration sets")
+	fs.StringVar(&tools, "tools", "", "comma-separated subset of shiplock-file,shiplock-all,goose,migrate,psql (default: all; the pgx floor runs with shiplock-file)")
 	fs.BoolVar(&cfg.skipPeers, "skip-peers", false, "measure only shiplock and the floors (no goose, no golang-migrate)")
 	fs.StringVar(&cfg.cache, "cache", filepath.Join(os.TempDir(), "shiplock-bench"),
 		"work directory: peer binaries cached by version, builds, generated sets")
@@ -101,6 +113,16 @@ func parseFlags(args []string) (config, error) {
 			return cfg, fmt.Errorf("--sizes: %q is not a positive number", s)
 		}
 		cfg.sizes = append(cfg.sizes, n)
+	}
+	if tools != "" {
+		cfg.tools = map[string]bool{}
+		for _, t := range strings.Split(tools, ",") {
+			name, ok := toolFlags[strings.TrimSpace(t)]
+			if !ok {
+				return cfg, fmt.Errorf("--tools: unknown tool %q", t)
+			}
+			cfg.tools[name] = true
+		}
 	}
 	if cfg.reps < 1 || cfg.raceReps < 1 || cfg.runners < 0 || cfg.raceSize < 1 {
 		return cfg, fmt.Errorf("--reps, --race-reps and --race-size must be at least 1, --runners at least 0")
@@ -142,7 +164,17 @@ func (b *bench) tools() []tool {
 			tool{name: toolMigrate, vt: migrateTable, fresh: migrate, noop: migrate},
 		)
 	}
-	return append(ts, tool{name: toolPsql, vt: noVersionTable, fresh: psql})
+	ts = append(ts, tool{name: toolPsql, vt: noVersionTable, fresh: psql})
+	if b.cfg.tools == nil {
+		return ts
+	}
+	var sel []tool
+	for _, t := range ts {
+		if b.cfg.tools[t.name] {
+			sel = append(sel, t)
+		}
+	}
+	return sel
 }
 
 const (
@@ -194,6 +226,8 @@ func (b *bench) run(ctx context.Context) error {
 		b.res.Env.RSSUpperBound = true
 	}
 	b.res.Env.LoadBefore = loadAvg()
+
+	b.warmUp(ctx)
 
 	setsDir := filepath.Join(b.cfg.cache, "sets")
 	for _, n := range b.cfg.sizes {
@@ -346,6 +380,27 @@ func (b *bench) measureRace(ctx context.Context, s *migrationSet) error {
 		}
 	}
 	return nil
+}
+
+// warmUp runs every binary once, untimed, so that the first measured run
+// of a freshly built binary does not pay for loading it.
+func (b *bench) warmUp(ctx context.Context) {
+	admin := b.adm.base.String()
+	cmds := []command{
+		{b.bins.shiplock, []string{"version", "--help"}},
+		{b.bins.floor, []string{admin}},
+		{b.bins.psql, []string{"--version"}},
+	}
+	if !b.cfg.skipPeers {
+		cmds = append(cmds, command{b.bins.goose, []string{"--version"}}, command{b.bins.migrate, []string{"-version"}})
+	}
+	for _, c := range cmds {
+		for range 2 {
+			if _, err := c.run(ctx); err != nil {
+				b.logf("warm-up %s: %v", c.path, err)
+			}
+		}
+	}
 }
 
 func indent(s string) string {

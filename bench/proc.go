@@ -17,6 +17,7 @@ import (
 // wait.
 type procResult struct {
 	Wall     time.Duration
+	CPU      time.Duration // user + system time of the process (and of GNU time around it)
 	ExitCode int
 	MaxRSSKB int64 // the child's peak resident set
 	// RSSUpperBound: MaxRSSKB came from wait4 and may be the bench's own
@@ -81,6 +82,7 @@ func finish(cmd *exec.Cmd, err error, wall time.Duration, stdout, stderr *bytes.
 		return r, err
 	}
 	if cmd.ProcessState != nil {
+		r.CPU = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 			r.MaxRSSKB = ru.Maxrss // kilobytes on Linux
 		}
