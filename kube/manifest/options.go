@@ -1,0 +1,405 @@
+package manifest
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"path"
+	"regexp"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/shiplock/shiplock/internal/redact"
+)
+
+// Mesh names the service mesh whose proxy is injected into the pod.
+type Mesh string
+
+const (
+	// MeshAuto is the zero value. Inject reads the pod template's own
+	// annotations and labels (linkerd.io/inject, sidecar.istio.io/inject,
+	// istio.io/rev); Job renders no mesh settings.
+	MeshAuto Mesh = ""
+	// MeshNone renders no mesh settings, whatever the pod template says.
+	MeshNone Mesh = "none"
+	// MeshLinkerd is Linkerd: the pods get its proxy, for example because
+	// their namespace is annotated linkerd.io/inject: enabled.
+	MeshLinkerd Mesh = "linkerd"
+	// MeshIstio is Istio in sidecar mode: the pods get an istio-proxy, for
+	// example because their namespace is labelled istio-injection=enabled.
+	MeshIstio Mesh = "istio"
+)
+
+// ParseMesh parses "auto" (or ""), "none", "linkerd" or "istio".
+func ParseMesh(s string) (Mesh, error) {
+	switch s {
+	case "", "auto":
+		return MeshAuto, nil
+	case string(MeshNone), string(MeshLinkerd), string(MeshIstio):
+		return Mesh(s), nil
+	}
+	return "", fmt.Errorf("manifest: unknown mesh %q: want auto, none, linkerd or istio", s)
+}
+
+// Pattern is what an injected initContainer does.
+type Pattern string
+
+const (
+	// PatternInit runs "shiplock up" in every pod before the app starts:
+	// the schema is coupled to the app's image tag. The zero value means
+	// PatternInit.
+	PatternInit Pattern = "init"
+	// PatternGate runs "shiplock await": the pod waits until a Job has
+	// migrated the schema to the version its image carries. It needs only
+	// read-only credentials ([InjectOptions.Gate]).
+	PatternGate Pattern = "gate"
+)
+
+// ParsePattern parses "init" (or "") or "gate".
+func ParsePattern(s string) (Pattern, error) {
+	switch s {
+	case "", string(PatternInit):
+		return PatternInit, nil
+	case string(PatternGate):
+		return PatternGate, nil
+	}
+	return "", fmt.Errorf("manifest: unknown pattern %q: want init or gate", s)
+}
+
+// SecretKey names one key of a Secret in the pod's namespace.
+type SecretKey struct {
+	Name string
+	Key  string
+}
+
+func (k SecretKey) isZero() bool { return k.Name == "" && k.Key == "" }
+
+// Credentials say where the container finds who it connects as. A
+// manifest never holds a password: it is read from a Secret when the pod
+// starts.
+type Credentials struct {
+	// Secret is a Secret whose UserKey and PasswordKey become PGUSER and
+	// PGPASSWORD.
+	Secret string
+	// UserKey is the Secret's key holding the user name (default
+	// "username").
+	UserKey string
+	// PasswordKey is the Secret's key holding the password (default
+	// "password").
+	PasswordKey string
+	// URLSecret is a Secret key holding the whole connection string; it
+	// becomes DATABASE_URL. It cannot be combined with Secret.
+	URLSecret SecretKey
+}
+
+func (c Credentials) isZero() bool {
+	return c.Secret == "" && c.UserKey == "" && c.PasswordKey == "" && c.URLSecret.isZero()
+}
+
+// Database says which database the container migrates: either a location
+// (Host, Port, Name, SSLMode, rendered as libpq's PGHOST, PGPORT,
+// PGDATABASE and PGSSLMODE) with the user and password from a Secret, or a
+// connection string (URL, or Credentials.URLSecret) that holds everything.
+// One of Host, URL or URLSecret is required.
+type Database struct {
+	// Host is the database server's host name (PGHOST).
+	Host string
+	// Port is the server's port. With Host it is rendered as PGPORT
+	// (libpq's default 5432 when zero); with a connection string it is only
+	// the port a mesh must let through (default: the URL's port, else 5432).
+	Port int32
+	// Name is the database name (PGDATABASE). shiplock also reads PGDBNAME,
+	// but the rendered manifest uses libpq's own name.
+	Name string
+	// SSLMode is libpq's sslmode (PGSSLMODE): disable, allow, prefer,
+	// require, verify-ca or verify-full; empty leaves libpq's default.
+	SSLMode string
+	// URL is a connection string without a password, rendered as a literal
+	// DATABASE_URL (the password may then come from Credentials.Secret as
+	// PGPASSWORD). A URL that holds a password is refused.
+	URL string
+	Credentials
+}
+
+// Options describe the shiplock container that both [Job] and [Inject]
+// render. Image and a [Database] are required; every other field has a
+// default, documented on it.
+type Options struct {
+	// Image is the migration image: shiplock and the migration files,
+	// built with the same tag as the app (for example
+	// "registry.example.com/accounts-migrations"). It must end up with a
+	// tag or a digest, from Image itself or from Tag, so that every release
+	// renders a different manifest.
+	Image string
+	// Tag is appended to Image as ":"+Tag; Image must then have no tag or
+	// digest of its own.
+	Tag string
+	// ImagePullPolicy is Always, IfNotPresent or Never; empty leaves it to
+	// Kubernetes.
+	ImagePullPolicy corev1.PullPolicy
+	// Command is the container's command (default ["shiplock"]). Set it to
+	// an empty non-nil slice to run the image's entrypoint with Args.
+	Command []string
+	// Args are shiplock's arguments: the command and its flags, such as
+	// ["down", "--to", "20261101000000"]. Job requires them; Inject defaults
+	// to ["up"] (PatternInit) or ["await"] (PatternGate).
+	Args []string
+	// MigrationsDir is where the image keeps the migration files, rendered
+	// as SHIPLOCK_DIR (default "/migrations").
+	MigrationsDir string
+	// Database is the database to migrate.
+	Database Database
+	// Mesh is the service mesh of the pods; see [MeshAuto].
+	Mesh Mesh
+	// Resources are the container's requests and limits; nil means
+	// [DefaultResources].
+	Resources *corev1.ResourceRequirements
+}
+
+// Defaults used when the corresponding option is empty.
+const (
+	DefaultCommand       = "shiplock"
+	DefaultMigrationsDir = "/migrations"
+	DefaultUserKey       = "username"
+	DefaultPasswordKey   = "password"
+	DefaultPort          = 5432
+)
+
+// DefaultResources are small requests and limits: shiplock holds one
+// connection and streams SQL files; the database does the work.
+func DefaultResources() corev1.ResourceRequirements {
+	return corev1.ResourceRequirements{
+		Requests: corev1.ResourceList{
+			corev1.ResourceCPU:    resource.MustParse("50m"),
+			corev1.ResourceMemory: resource.MustParse("64Mi"),
+		},
+		Limits: corev1.ResourceList{
+			corev1.ResourceCPU:    resource.MustParse("500m"),
+			corev1.ResourceMemory: resource.MustParse("256Mi"),
+		},
+	}
+}
+
+// FieldError is an option that cannot be rendered. Field is the option's
+// path in Go ("Database.Host"); Other, when set, is the option it
+// conflicts with. The message never repeats a value that may hold a
+// password.
+type FieldError struct {
+	Field string
+	Msg   string
+	Other string
+}
+
+func (e *FieldError) Error() string {
+	msg := "manifest: " + e.Field + ": " + e.Msg
+	if e.Other != "" {
+		msg += " " + e.Other
+	}
+	return msg
+}
+
+func fieldErr(field, format string, args ...any) *FieldError {
+	return &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
+func conflict(field, other string) *FieldError {
+	return &FieldError{Field: field, Msg: "cannot be combined with", Other: other}
+}
+
+// holdsPassword reports whether s holds something redaction would mask: a
+// URL's password, a password= pair.
+func holdsPassword(s string) bool { return redact.URL(s) != s }
+
+var tagRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+
+// splitImage reports whether image carries a tag (after the last path
+// component's ':') or a digest.
+func splitImage(image string) (hasTag, hasDigest bool) {
+	hasDigest = strings.Contains(image, "@")
+	name := image
+	if i := strings.Index(name, "@"); i >= 0 {
+		name = name[:i]
+	}
+	last := name[strings.LastIndex(name, "/")+1:]
+	return strings.Contains(last, ":"), hasDigest
+}
+
+// imageTag returns the tag of image, or "".
+func imageTag(image string) string {
+	if i := strings.Index(image, "@"); i >= 0 {
+		image = image[:i]
+	}
+	last := image[strings.LastIndex(image, "/")+1:]
+	if i := strings.LastIndex(last, ":"); i >= 0 {
+		return last[i+1:]
+	}
+	return ""
+}
+
+// imageRef resolves Image and Tag into one reference with a tag or digest.
+func imageRef(image, tag string) (string, error) {
+	if image == "" {
+		return "", fieldErr("Image", "is required: the migration image (shiplock and the migration files)")
+	}
+	if strings.ContainsAny(image, " \t\n") || strings.HasSuffix(image, ":") || strings.HasSuffix(image, "/") {
+		return "", fieldErr("Image", "%q is not an image reference", image)
+	}
+	hasTag, hasDigest := splitImage(image)
+	if tag != "" {
+		if hasTag || hasDigest {
+			return "", &FieldError{Field: "Tag", Msg: "cannot be combined with an image that has its own tag or digest:", Other: "Image"}
+		}
+		if !tagRE.MatchString(tag) {
+			return "", fieldErr("Tag", "%q is not an image tag", tag)
+		}
+		return image + ":" + tag, nil
+	}
+	if !hasTag && !hasDigest {
+		return "", fieldErr("Tag", "is required: image %q has no tag or digest, and every release needs its own (the tag the app is built with)", image)
+	}
+	return image, nil
+}
+
+var sslModes = map[string]bool{"disable": true, "allow": true, "prefer": true, "require": true, "verify-ca": true, "verify-full": true}
+
+// validate checks the options every container shares. It never looks at
+// the image, which Inject may complete from the pod template.
+func (o *Options) validate() error {
+	switch o.ImagePullPolicy {
+	case "", corev1.PullAlways, corev1.PullIfNotPresent, corev1.PullNever:
+	default:
+		return fieldErr("ImagePullPolicy", "%q: want Always, IfNotPresent or Never", o.ImagePullPolicy)
+	}
+	for _, a := range append(append([]string{}, o.Command...), o.Args...) {
+		if holdsPassword(a) {
+			return fieldErr("Args", "an argument holds a password: a manifest must not; give the database through a Secret")
+		}
+	}
+	if o.MigrationsDir != "" && !path.IsAbs(o.MigrationsDir) {
+		return fieldErr("MigrationsDir", "%q: want an absolute path inside the image", o.MigrationsDir)
+	}
+	switch o.Mesh {
+	case MeshAuto, MeshNone, MeshLinkerd, MeshIstio:
+	default:
+		return fieldErr("Mesh", "%q: want linkerd, istio, none or empty", o.Mesh)
+	}
+	if o.Resources != nil {
+		for name, limit := range o.Resources.Limits {
+			if req, ok := o.Resources.Requests[name]; ok && req.Cmp(limit) > 0 {
+				return fieldErr("Resources", "the %s request %s is above its limit %s", name, req.String(), limit.String())
+			}
+		}
+	}
+	return o.Database.validate("Database")
+}
+
+func (d *Database) validate(field string) error {
+	if d.URL != "" && holdsPassword(d.URL) {
+		return fieldErr(field+".URL", "holds a password, which a manifest must not: keep the whole URL in a Secret, or only the password (as PGPASSWORD)")
+	}
+	switch {
+	case d.URL != "" && !d.URLSecret.isZero():
+		return conflict(field+".URL", field+".URLSecret")
+	case d.Host != "" && d.URL != "":
+		return conflict(field+".Host", field+".URL")
+	case d.Host != "" && !d.URLSecret.isZero():
+		return conflict(field+".Host", field+".URLSecret")
+	case d.Name != "" && d.URL != "":
+		return conflict(field+".Name", field+".URL")
+	case d.Name != "" && !d.URLSecret.isZero():
+		return conflict(field+".Name", field+".URLSecret")
+	case d.Host == "" && d.URL == "" && d.URLSecret.isZero():
+		return fieldErr(field, "no database given: a host (with a Secret for the user and password), a Secret key holding a URL, or a URL without a password")
+	}
+	if strings.ContainsAny(d.Host, " \t\n/") {
+		return fieldErr(field+".Host", "%q is not a host name", d.Host)
+	}
+	if d.Port < 0 || d.Port > 65535 {
+		return fieldErr(field+".Port", "%d is not a port", d.Port)
+	}
+	if d.SSLMode != "" && !sslModes[d.SSLMode] {
+		return fieldErr(field+".SSLMode", "%q: want disable, allow, prefer, require, verify-ca or verify-full", d.SSLMode)
+	}
+	return d.Credentials.validate(field)
+}
+
+func (c *Credentials) validate(field string) error {
+	if c.Secret != "" && !c.URLSecret.isZero() {
+		return conflict(field+".Secret", field+".URLSecret")
+	}
+	if c.Secret == "" && (c.UserKey != "" || c.PasswordKey != "") {
+		other := field + ".UserKey"
+		if c.UserKey == "" {
+			other = field + ".PasswordKey"
+		}
+		return &FieldError{Field: field + ".Secret", Msg: "is required with", Other: other}
+	}
+	if c.Secret != "" {
+		if errs := validation.IsDNS1123Subdomain(c.Secret); len(errs) > 0 {
+			return fieldErr(field+".Secret", "%q is not a Secret name: %s", c.Secret, errs[0])
+		}
+	}
+	for _, k := range []struct{ field, key string }{{"UserKey", c.UserKey}, {"PasswordKey", c.PasswordKey}} {
+		if k.key == "" {
+			continue
+		}
+		if errs := validation.IsConfigMapKey(k.key); len(errs) > 0 {
+			return fieldErr(field+"."+k.field, "%q is not a Secret key: %s", k.key, errs[0])
+		}
+	}
+	if !c.URLSecret.isZero() {
+		if c.URLSecret.Name == "" || c.URLSecret.Key == "" {
+			return fieldErr(field+".URLSecret", "needs both a Secret name and a key (NAME:KEY)")
+		}
+		if errs := validation.IsDNS1123Subdomain(c.URLSecret.Name); len(errs) > 0 {
+			return fieldErr(field+".URLSecret", "%q is not a Secret name: %s", c.URLSecret.Name, errs[0])
+		}
+		if errs := validation.IsConfigMapKey(c.URLSecret.Key); len(errs) > 0 {
+			return fieldErr(field+".URLSecret", "%q is not a Secret key: %s", c.URLSecret.Key, errs[0])
+		}
+	}
+	return nil
+}
+
+// port is the database port a mesh must let through.
+func (d *Database) port() int32 {
+	if d.Port != 0 {
+		return d.Port
+	}
+	if d.URL != "" {
+		if u, err := url.Parse(d.URL); err == nil && u.Port() != "" {
+			if p, err := strconv.Atoi(u.Port()); err == nil {
+				return int32(p)
+			}
+		}
+	}
+	return DefaultPort
+}
+
+// identity names the database, not who connects to it, so that Jobs for
+// the same database share it whatever their credentials.
+func (d *Database) identity() string {
+	switch {
+	case !d.URLSecret.isZero():
+		return "secret:" + d.URLSecret.Name + "/" + d.URLSecret.Key
+	case d.URL != "":
+		u, err := url.Parse(d.URL)
+		if err != nil || u.Host == "" {
+			return "dsn:" + d.URL
+		}
+		port := u.Port()
+		if port == "" {
+			port = strconv.Itoa(DefaultPort)
+		}
+		return "postgres://" + net.JoinHostPort(u.Hostname(), port) + u.Path
+	}
+	port := d.Port
+	if port == 0 {
+		port = DefaultPort
+	}
+	return "postgres://" + net.JoinHostPort(d.Host, strconv.Itoa(int(port))) + "/" + d.Name
+}
