@@ -100,6 +100,7 @@ retrying.`,
 		newValidateCmd(g), newCreateCmd(g), newFixCmd(g),
 		newRepairCmd(g), newWaitCmd(g),
 		newAwaitCmd(g), newCheckCmd(g),
+		newKubeCmd(g),
 	)
 	return root
 }
