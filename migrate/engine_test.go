@@ -425,3 +425,29 @@ func TestConcurrentRunners(t *testing.T) {
 		}
 	})
 }
+
+// TestDownFailsHalfWay stops a down chain at the failing migration with the
+// versions already reverted recorded, as goose does.
+func TestDownFailsHalfWay(t *testing.T) {
+	forEach(t, func(t *testing.T, open func(testing.TB) (*sql.DB, dialect.Dialect)) {
+		ctx := context.Background()
+		files := threeTables()
+		files["00002_b.sql"] = sqlFile("CREATE TABLE b (id int);", "DROP TABLE no_such_table;")
+		m, db := newMigrator(t, open, files, migrate.Options{})
+		if _, err := m.Up(ctx, migrate.UpOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		res, err := m.Down(ctx, 0)
+		var merr *migrate.MigrationError
+		if !errors.As(err, &merr) || merr.Version != 2 || merr.Direction != migrate.Down {
+			t.Fatalf("Down = %v, want version 2's down to fail", err)
+		}
+		if len(res.Applied) != 1 || res.Applied[0].Version != 3 || res.To != 2 {
+			t.Fatalf("result = %+v; want version 3 reverted and the database at 2", res)
+		}
+		wantVersion(t, m, 2)
+		if tableExists(t, db, "c") || !tableExists(t, db, "b") {
+			t.Fatal("tables do not match version 2")
+		}
+	})
+}

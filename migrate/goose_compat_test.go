@@ -188,3 +188,43 @@ func versionRows(t testing.TB, url string) string {
 	}
 	return "[" + strings.Join(out, " ") + "]"
 }
+
+// TestGooseSerialLayout continues a database whose goose_db_version has the
+// layout of older goose releases (serial id, nullable tstamp).
+func TestGooseSerialLayout(t *testing.T) {
+	url := testdb.Postgres(t)
+	db := openPG(t, url)
+	defer db.Close()
+	if _, err := db.Exec(`CREATE TABLE goose_db_version (
+		id serial NOT NULL,
+		version_id bigint NOT NULL,
+		is_applied boolean NOT NULL,
+		tstamp timestamp NULL default now(),
+		PRIMARY KEY(id)
+	);
+	INSERT INTO goose_db_version (version_id, is_applied) VALUES (0, true), (1, true), (2, true), (3, true), (3, false);`); err != nil {
+		t.Fatal(err)
+	}
+	// Version 3 was rolled back the old way (an is_applied=false row):
+	// applied are 1 and 2. Create what they would have.
+	if _, err := db.Exec(`CREATE SCHEMA app; SET search_path = app, public;`); err != nil {
+		t.Fatal(err)
+	}
+	m := migrate.New(db, postgres.Dialect{}, loadDir(t), migrate.Options{})
+	st, err := m.Status(context.Background())
+	if err != nil || st.Current != 2 || st.Pending != 5 {
+		t.Fatalf("Status = current %d, pending %d, %v; want 2 and 5", st.Current, st.Pending, err)
+	}
+	if _, err := db.Exec(`SET search_path = app, public;
+		CREATE TABLE accounts (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, email text NOT NULL, status text NOT NULL DEFAULT 'open', created_at timestamptz NOT NULL DEFAULT now());
+		CREATE TABLE entries (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, account_id bigint NOT NULL REFERENCES accounts (id), amount_cents bigint NOT NULL);`); err != nil {
+		t.Fatal(err)
+	}
+	res, err := m.Up(context.Background(), migrate.UpOptions{})
+	if err != nil || res.From != 2 || res.To != 7 || len(res.Applied) != 5 {
+		t.Fatalf("Up on the serial layout = %+v, %v", res, err)
+	}
+	if got := versionRows(t, url); got != "[0 true 1 true 2 true 3 true 3 false 3 true 4 true 5 true 6 true 7 true]" {
+		t.Fatalf("rows = %s", got)
+	}
+}
