@@ -268,6 +268,7 @@ func (b *bench) run(ctx context.Context) error {
 func (b *bench) measureSize(ctx context.Context, s *migrationSet) error {
 	tools := b.tools()
 	b.logf("size %d: %d reps, load %s", s.n, b.cfg.reps, loadAvg())
+	b.res.Env.Loads = append(b.res.Env.Loads, fmt.Sprintf("size %d: %s", s.n, loadAvg()))
 	for rep := range b.cfg.reps {
 		var dbs []string
 		for i := range tools {
@@ -339,6 +340,7 @@ func (b *bench) measureRace(ctx context.Context, s *migrationSet) error {
 		}
 	}
 	b.logf("%d runners, %d migrations: %d trials, load %s", b.cfg.runners, s.n, b.cfg.raceReps, loadAvg())
+	b.res.Env.Loads = append(b.res.Env.Loads, fmt.Sprintf("%d runners: %s", b.cfg.runners, loadAvg()))
 	for trial := range b.cfg.raceReps {
 		for i := range tools {
 			t := tools[(i+trial)%len(tools)]

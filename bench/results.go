@@ -130,6 +130,8 @@ type envInfo struct {
 	Postgres   string    `json:"postgres"`
 	LoadBefore string    `json:"load_before"`
 	LoadAfter  string    `json:"load_after"`
+	// Loads are the load averages when each part started.
+	Loads []string `json:"loads"`
 	Reps       int       `json:"reps"`
 	RaceReps   int       `json:"race_reps"`
 	Peers      []string  `json:"peers,omitempty"`
@@ -331,7 +333,10 @@ func (r *results) markdown() string {
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	e := r.Env
 	p("## shiplock bench, %s\n\n", e.Started.Format("2006-01-02 15:04"))
-	p("- machine: %d CPUs, load average before %s, after %s; %s; PostgreSQL %s\n", e.CPUs, e.LoadBefore, e.LoadAfter, e.GoVersion, e.Postgres)
+	p("- machine: %d CPUs, load average (1/5/15 min) before %s, after %s; %s; PostgreSQL %s\n", e.CPUs, e.LoadBefore, e.LoadAfter, e.GoVersion, e.Postgres)
+	if len(e.Loads) > 0 {
+		p("- load average at the start of each part: %s\n", strings.Join(e.Loads, "; "))
+	}
 	p("- shiplock: %s; %.1f MiB", r.Binary.Source, float64(r.Binary.SizeBytes)/(1<<20))
 	if r.Binary.StrippedSizeBytes > 0 {
 		p(" (%.1f MiB with -ldflags='-s -w')", float64(r.Binary.StrippedSizeBytes)/(1<<20))
