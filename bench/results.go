@@ -131,10 +131,10 @@ type envInfo struct {
 	LoadBefore string    `json:"load_before"`
 	LoadAfter  string    `json:"load_after"`
 	// Loads are the load averages when each part started.
-	Loads []string `json:"loads"`
-	Reps       int       `json:"reps"`
-	RaceReps   int       `json:"race_reps"`
-	Peers      []string  `json:"peers,omitempty"`
+	Loads    []string `json:"loads"`
+	Reps     int      `json:"reps"`
+	RaceReps int      `json:"race_reps"`
+	Peers    []string `json:"peers,omitempty"`
 	// RSSUpperBound: no GNU time, so peak RSS came from wait4 and
 	// includes the bench's own RSS at fork.
 	RSSUpperBound bool `json:"rss_upper_bound,omitempty"`
