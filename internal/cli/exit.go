@@ -35,10 +35,14 @@ func (e *usageError) Error() string { return e.msg }
 
 func usagef(msg string) error { return &usageError{msg: msg} }
 
-// exitError carries an exit code with no message of its own.
-type exitError struct{ code int }
+// exitError carries an exit code, and a message when msg is set (else the
+// command printed what it had to say).
+type exitError struct {
+	code int
+	msg  string
+}
 
-func (e *exitError) Error() string { return "" }
+func (e *exitError) Error() string { return e.msg }
 
 // exitCode maps an error to shiplock's exit code. It is the only place
 // that does.

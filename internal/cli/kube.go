@@ -1,3 +1,5 @@
+//go:build !nokube
+
 package cli
 
 import (
@@ -31,18 +33,18 @@ func newKubeCmd(g *globals) *cobra.Command {
                  the pods only wait ("shiplock await", read-only credentials)
                  until the Job has migrated the schema their image carries
 
-Nothing here talks to a cluster. The manifests never hold a password: the
-database user and password come from a Secret (--secret, or --url-secret for
-a whole connection string).`,
+Only "kube run" talks to a cluster: it creates the Job and follows it. The
+manifests never hold a password: the database user and password come from a
+Secret (--secret, or --url-secret for a whole connection string).`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 0 {
-				return usagef(fmt.Sprintf("unknown command %q for \"shiplock kube\": want job or inject", args[0]))
+				return usagef(fmt.Sprintf("unknown command %q for \"shiplock kube\": want job, inject or run", args[0]))
 			}
 			return cmd.Help()
 		},
 	}
-	cmd.AddCommand(newKubeJobCmd(g), newKubeInjectCmd(g))
+	cmd.AddCommand(newKubeJobCmd(g), newKubeInjectCmd(g), newKubeRunCmd(g))
 	return cmd
 }
 

@@ -1,3 +1,5 @@
+//go:build !nokube
+
 package cli
 
 import (
@@ -24,9 +26,13 @@ type kubeJobFlags struct {
 	account       string
 }
 
-func (f *kubeJobFlags) register(fs *pflag.FlagSet) {
+// register adds the flags; withNamespace adds -n/--namespace, which kube
+// run takes from kubectl's flags instead.
+func (f *kubeJobFlags) register(fs *pflag.FlagSet, withNamespace bool) {
 	f.kube.register(fs, "none", "service mesh whose proxy the Job's pod gets: none, linkerd or istio (the proxy is shut down when shiplock is done, and the database port bypasses it)")
-	fs.StringVarP(&f.namespace, "namespace", "n", "", "the Job's namespace (default: kubectl's)")
+	if withNamespace {
+		fs.StringVarP(&f.namespace, "namespace", "n", "", "the Job's namespace (default: kubectl's)")
+	}
 	fs.StringVar(&f.namePrefix, "name-prefix", manifest.DefaultNamePrefix, "start of the Job's name, which is PREFIX-COMMAND-HASH")
 	fs.BoolVar(&f.nativeSidecar, "native-sidecar", false, "the mesh runs its proxy as a native sidecar (Kubernetes 1.29+), which stops by itself: ask for one instead of shutting the proxy down")
 	fs.Int32Var(&f.backoffLimit, "backoff-limit", manifest.DefaultBackoffLimit, "retries of retryable failures (database not ready, lock timeout, a lost node); permanent exit codes 1-5 fail the Job at once")
@@ -109,7 +115,7 @@ arguments are checked as shiplock will parse them in the pod.`,
 		RunE: func(cmd *cobra.Command, args []string) error { return f.run(cmd, g, args) },
 	}
 	cmd.Flags().SetInterspersed(false)
-	f.register(cmd.Flags())
+	f.register(cmd.Flags(), true)
 	return cmd
 }
 

@@ -5,7 +5,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -55,9 +54,8 @@ func Main(ctx context.Context, args []string, streams Streams) int {
 	if err == nil {
 		return ExitOK
 	}
-	var exit *exitError
-	if !errors.As(err, &exit) {
-		fmt.Fprintf(streams.Err, "shiplock: %s\n", g.redact(err.Error()))
+	if msg := err.Error(); msg != "" {
+		fmt.Fprintf(streams.Err, "shiplock: %s\n", g.redact(msg))
 	}
 	return exitCode(err)
 }
