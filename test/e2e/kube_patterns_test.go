@@ -1,0 +1,182 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/shiplock/shiplock/test/kube/kubetest"
+)
+
+// appDeployment is a base Deployment as a team writes it: the app container
+// only. kube inject adds the migration initContainer.
+func appDeployment(replicas int) string {
+	return fmt.Sprintf(`apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: app
+  labels:
+    app: app
+spec:
+  replicas: %d
+  selector:
+    matchLabels:
+      app: app
+  template:
+    metadata:
+      labels:
+        app: app
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: app
+        image: %s
+        args: ["serve", "$(PORT_NUM)"]
+        env:
+        - name: PORT_NUM
+          value: "8080"
+`, replicas, kubetest.ToolboxImage)
+}
+
+// inject runs "shiplock kube inject" on the base Deployment.
+func inject(t *testing.T, base string, flags ...string) *appsv1.Deployment {
+	t.Helper()
+	cmd := exec.Command(shiplockBin, append([]string{"kube", "inject", "-f", "-"}, flags...)...)
+	cmd.Stdin = strings.NewReader(base)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("kube inject: %v\n%s", err, stderr.String())
+	}
+	var d appsv1.Deployment
+	if err := yaml.UnmarshalStrict(out, &d); err != nil {
+		t.Fatalf("injected deployment: %v\n%s", err, out)
+	}
+	return &d
+}
+
+// apply creates or updates the Deployment (what kubectl apply would do).
+func apply(t *testing.T, env *kubetest.Env, d *appsv1.Deployment) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	deps := env.Client.AppsV1().Deployments(env.Namespace)
+	cur, err := deps.Get(ctx, d.Name, metav1.GetOptions{})
+	if err != nil {
+		if _, err := deps.Create(ctx, d, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	cur.Spec = d.Spec
+	if _, err := deps.Update(ctx, cur, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// rowMigrations is a table plus single-row inserts: applied twice, a row
+// would show up twice.
+func rowMigrations(from, to int) map[string]string {
+	files := map[string]string{"00001_t.sql": "-- +goose Up\nCREATE TABLE t (n int NOT NULL);\n-- +goose Down\nDROP TABLE t;\n"}
+	for i := 2; i <= to; i++ {
+		if i >= from {
+			files[fmt.Sprintf("%05d_row.sql", i)] = fmt.Sprintf("-- +goose Up\nINSERT INTO t VALUES (%d);\n-- +goose Down\nDELETE FROM t WHERE n = %d;\n", i, i)
+		}
+	}
+	return files
+}
+
+func (d kubeDB) injectFlags(dir string) []string {
+	f := d.flags(dir)
+	return f[4:] // no --kubeconfig / -n: inject renders only
+}
+
+func (d kubeDB) rows(t *testing.T) (rows, distinct int64) {
+	url := d.srv.URL(d.name, "", "")
+	return queryInt(t, url, "SELECT count(*) FROM t"), queryInt(t, url, "SELECT count(DISTINCT n) FROM t")
+}
+
+// TestInitContainerPattern: 3 replicas, each with the injected
+// initContainer, migrate at once; every migration is applied exactly once.
+// A second rollout with one more migration applies only that one.
+func TestInitContainerPattern(t *testing.T) {
+	t.Parallel()
+	env := kubetest.New(t)
+	db := newKubeDB(t, env)
+	v1 := writeMigrations(t, rowMigrations(2, 20))
+	apply(t, env, inject(t, appDeployment(3), db.injectFlags(v1)...))
+	env.WaitForDeployment(t, "app", 3*time.Minute, kubetest.DeploymentAvailable)
+	if rows, distinct := db.rows(t); rows != 19 || distinct != 19 {
+		t.Fatalf("after v1: %d rows (%d distinct), want 19: a migration ran more or less than once", rows, distinct)
+	}
+
+	files := rowMigrations(2, 21)
+	v2 := writeMigrations(t, files)
+	apply(t, env, inject(t, appDeployment(3), db.injectFlags(v2)...))
+	env.WaitForDeployment(t, "app", 3*time.Minute, kubetest.DeploymentAvailable)
+	if rows, distinct := db.rows(t); rows != 20 || distinct != 20 || db.version(t) != 21 {
+		t.Fatalf("after v2: %d rows (%d distinct), version %d; want 20, 20, 21", rows, distinct, db.version(t))
+	}
+	// Each pod's initContainer left its summary as termination message.
+	for _, p := range env.Pods(t, "app=app") {
+		if p.DeletionTimestamp != nil {
+			continue
+		}
+		for _, s := range p.Status.InitContainerStatuses {
+			if s.State.Terminated == nil || s.State.Terminated.ExitCode != 0 || !strings.Contains(s.State.Terminated.Message, "at version 21") {
+				t.Errorf("pod %s init %s: %+v", p.Name, s.Name, s.State)
+			}
+		}
+	}
+}
+
+// TestGatePattern: the Deployment's initContainer only awaits the schema;
+// pods stay in Init until the Job has migrated, then start. Later pod
+// starts do not depend on the Job, which is gone.
+func TestGatePattern(t *testing.T) {
+	t.Parallel()
+	env := kubetest.New(t)
+	db := newKubeDB(t, env)
+	dir := writeMigrations(t, rowMigrations(2, 5))
+	gate := inject(t, appDeployment(2), append(db.injectFlags(dir), "--pattern", "gate", "--gate-secret", db.secret)...)
+	apply(t, env, gate)
+
+	// The pods wait in Init: give them time to prove it.
+	time.Sleep(3 * time.Second)
+	for _, p := range env.Pods(t, "app=app") {
+		if kubetest.PodReady(&p) || p.Status.Phase != corev1.PodPending {
+			t.Fatalf("pod %s is %s before the migration ran", p.Name, p.Status.Phase)
+		}
+	}
+
+	code, out, errOut := kubeRun(t, db.flags(dir), "up")
+	if code != 0 {
+		t.Fatalf("kube run -- up: exit %d\n%s\n%s", code, out, errOut)
+	}
+	env.WaitForDeployment(t, "app", 2*time.Minute, kubetest.DeploymentAvailable)
+
+	// The Job was deleted after success; new pods must still start.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, p := range env.Pods(t, "app=app") {
+		if err := env.Client.CoreV1().Pods(env.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env.WaitForDeployment(t, "app", 2*time.Minute, func(d *appsv1.Deployment) bool {
+		return kubetest.DeploymentAvailable(d) && d.Status.ObservedGeneration == d.Generation
+	})
+	if rows, _ := db.rows(t); rows != 4 {
+		t.Fatalf("rows = %d, want 4", rows)
+	}
+}
