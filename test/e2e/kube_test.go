@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/shiplock/shiplock/dialect/postgres"
 	"github.com/shiplock/shiplock/internal/testdb"
 	"github.com/shiplock/shiplock/test/kube/kubetest"
 )
@@ -51,6 +52,20 @@ func (d kubeDB) flags(dir string) []string {
 		"--db-host", d.srv.Host, "--db-port", strconv.Itoa(d.srv.Port), "--db-name", d.name,
 		"--secret", d.secret, "--db-sslmode", "disable",
 	}
+}
+
+// srvExec runs SQL on the database as the superuser.
+func (d kubeDB) srvExec(t *testing.T, q string) (int64, error) {
+	db, err := postgres.Open(d.srv.URL(d.name, "", ""))
+	if err != nil {
+		return 0, err
+	}
+	defer db.Close()
+	r, err := db.Exec(q)
+	if err != nil {
+		return 0, err
+	}
+	return r.RowsAffected()
 }
 
 func (d kubeDB) version(t *testing.T) int64 {
