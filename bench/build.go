@@ -71,18 +71,23 @@ func (b *bench) build(ctx context.Context, modRoot string) error {
 			}
 			bin.Source = "git " + b.cfg.rev + " " + bin.Commit
 		}
+		// The measured binary is built as the Dockerfile builds the one
+		// pods run; the full binary (plain go build) only for its size.
 		b.bins.shiplock = filepath.Join(buildDir, "shiplock")
-		b.logf("building shiplock (%s)", bin.Source)
-		if err := goCmd(ctx, src, static, "build", "-o", b.bins.shiplock, "./cmd/shiplock"); err != nil {
+		args := []string{"build", "-trimpath", "-tags", b.cfg.tags, "-ldflags=" + b.cfg.ldflags, "-o", b.bins.shiplock, "./cmd/shiplock"}
+		bin.Build = fmt.Sprintf("CGO_ENABLED=0 go build -trimpath -tags '%s' -ldflags='%s'", b.cfg.tags, b.cfg.ldflags)
+		b.logf("building shiplock (%s): %s", bin.Source, bin.Build)
+		if err := goCmd(ctx, src, static, args...); err != nil {
 			return err
 		}
-		stripped := filepath.Join(buildDir, "shiplock-stripped")
-		if err := goCmd(ctx, src, static, "build", "-trimpath", "-ldflags=-s -w", "-o", stripped, "./cmd/shiplock"); err != nil {
+		full := filepath.Join(buildDir, "shiplock-full")
+		if err := goCmd(ctx, src, static, "build", "-o", full, "./cmd/shiplock"); err != nil {
 			return err
 		}
-		if fi, err := os.Stat(stripped); err == nil {
-			bin.StrippedSizeBytes = fi.Size()
+		if fi, err := os.Stat(full); err == nil {
+			bin.FullSizeBytes = fi.Size()
 		}
+		bin.FullStatic, _ = isStatic(full)
 	}
 	fi, err := os.Stat(b.bins.shiplock)
 	if err != nil {

@@ -16,6 +16,7 @@ type admin struct {
 	base   *url.URL
 	prefix string
 	seq    atomic.Int64
+	live   map[string]bool // created and not dropped yet
 }
 
 func newAdmin(ctx context.Context, rawURL, prefix string) (*admin, error) {
@@ -34,10 +35,19 @@ func newAdmin(ctx context.Context, rawURL, prefix string) (*admin, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect to the admin database: %w", err)
 	}
-	return &admin{conn: conn, base: u, prefix: prefix}, nil
+	return &admin{conn: conn, base: u, prefix: prefix, live: map[string]bool{}}, nil
 }
 
-func (a *admin) close(ctx context.Context) { a.conn.Close(ctx) }
+// close drops the databases still there (after an error or an interrupt)
+// and disconnects.
+func (a *admin) close(ctx context.Context) {
+	var left []string
+	for n := range a.live {
+		left = append(left, n)
+	}
+	_ = a.drop(ctx, left...)
+	a.conn.Close(ctx)
+}
 
 // url returns the URL of database name on the admin URL's server.
 func (a *admin) url(name string) string {
@@ -61,6 +71,7 @@ func (a *admin) create(ctx context.Context) (string, string, error) {
 	if _, err := a.conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()+" TEMPLATE template0"); err != nil {
 		return "", "", fmt.Errorf("create database %s: %w", name, err)
 	}
+	a.live[name] = true
 	return name, a.url(name), nil
 }
 
@@ -70,6 +81,7 @@ func (a *admin) drop(ctx context.Context, names ...string) error {
 		if _, err := a.conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{n}.Sanitize()+" WITH (FORCE)"); err != nil {
 			return fmt.Errorf("drop database %s: %w", n, err)
 		}
+		delete(a.live, n)
 	}
 	return nil
 }

@@ -43,6 +43,8 @@ type config struct {
 	out         string
 	rev         string
 	shiplockBin string
+	tags        string
+	ldflags     string
 	tools       map[string]bool // by flag name; nil: all
 }
 
@@ -100,6 +102,8 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&cfg.out, "out", "", "directory for results JSON and Markdown (default: bench/out in the module)")
 	fs.StringVar(&cfg.rev, "shiplock-rev", "HEAD",
 		`git revision of shiplock to build (exported with git archive), or "worktree" for the working tree as it is`)
+	fs.StringVar(&cfg.tags, "shiplock-tags", "nokube", "build tags of the measured shiplock binary (the Dockerfile's: pods run a binary without the Kubernetes client)")
+	fs.StringVar(&cfg.ldflags, "shiplock-ldflags", "-s -w", "-ldflags of the measured shiplock binary (the Dockerfile's)")
 	fs.StringVar(&cfg.shiplockBin, "shiplock-bin", "", "use this shiplock binary instead of building one")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
@@ -219,7 +223,11 @@ func (b *bench) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer b.adm.close(context.WithoutCancel(ctx))
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		b.adm.close(cctx)
+	}()
 	b.res.Env.Postgres = b.adm.serverVersion(ctx)
 	if b.gnuTime = findGNUTime(ctx); b.gnuTime == "" {
 		b.logf("GNU time not found (apt-get install time): peak RSS figures are upper bounds")

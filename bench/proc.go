@@ -124,6 +124,9 @@ func (c command) runRSS(ctx context.Context, gnuTime, tmpDir string) (procResult
 	if err != nil {
 		return r, err
 	}
+	if err := ctx.Err(); err != nil {
+		return r, err
+	}
 	out, err := os.ReadFile(f.Name())
 	if err != nil {
 		return r, err
