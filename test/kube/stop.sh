@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Stop shiplock's Kubernetes test environment by the PIDs start.sh recorded
-# (node agent first, so that it stops its pods; etcd last), kill what is left
-# of pod processes, and delete the state directory ($SHIPLOCK_KUBE_DIR).
-# Safe to run when nothing runs; cached binaries are kept.
+# (node agent first, so that it stops its pods while the API server is up;
+# then the control plane together), kill what is left of pod processes, and
+# delete the state directory ($SHIPLOCK_KUBE_DIR). Safe to run when nothing
+# runs; cached binaries are kept. Takes ~4 s.
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=env.sh
@@ -10,17 +11,30 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 STATE=$SHIPLOCK_KUBE_DIR
 PIDS=$STATE/pids
 
-for name in nodeagent kube-scheduler kube-controller-manager kube-apiserver etcd; do
-  f=$PIDS/$name.pid
-  [[ -f $f ]] || continue
-  pid=$(cat "$f")
-  if kill -0 "$pid" 2>/dev/null; then
-    kill -TERM "$pid"
-    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid"; fi
-    kube_log "stop: stopped $name (pid $pid)"
-  fi
-done
+# stop NAME... : SIGTERM, up to 10 s to exit, then SIGKILL
+stop() {
+  local name pid live=()
+  for name in "$@"; do
+    [[ -f $PIDS/$name.pid ]] || continue
+    pid=$(cat "$PIDS/$name.pid")
+    if kill -0 "$pid" 2>/dev/null; then
+      kill -TERM "$pid" && live+=("$name:$pid")
+    fi
+  done
+  for _ in $(seq 1 100); do
+    local still=0
+    for e in "${live[@]}"; do kill -0 "${e#*:}" 2>/dev/null && still=1; done
+    [[ $still == 0 ]] && break
+    sleep 0.1
+  done
+  for e in "${live[@]}"; do
+    kill -KILL "${e#*:}" 2>/dev/null
+    kube_log "stop: stopped ${e%%:*} (pid ${e#*:})"
+  done
+}
+stop nodeagent
+stop kube-scheduler kube-controller-manager kube-apiserver
+stop etcd # last: the others talk to it while they shut down
 
 # Pod processes the agent could not stop (it was killed): each container runs
 # in its own process group, recorded in <pod>/pids/<container>.<n>.
