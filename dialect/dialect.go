@@ -70,8 +70,12 @@ type Dialect interface {
 	CreateVersionTable(ctx context.Context, q Querier) error
 	// ListVersions returns every row of goose_db_version, newest id first.
 	ListVersions(ctx context.Context, q Querier) ([]VersionRow, error)
-	InsertVersion(ctx context.Context, q Querier, version int64) error
-	DeleteVersion(ctx context.Context, q Querier, version int64) error
+	// MarkApplied records r.Version as applied: a goose_db_version row
+	// and, when r.Checksum is set, its record in shiplock_versions
+	// (replacing any progress marker), in one round trip where it can.
+	MarkApplied(ctx context.Context, q Querier, r Record) error
+	// MarkReverted deletes version's goose_db_version rows and record.
+	MarkReverted(ctx context.Context, q Querier, version int64) error
 
 	// EnsureRecordTable creates shiplock_versions when missing.
 	EnsureRecordTable(ctx context.Context, q Querier) error
@@ -103,6 +107,23 @@ type Dialect interface {
 	// current timeouts, read before a non-transactional migration changes
 	// them.
 	SessionTimeouts(ctx context.Context, q Querier) ([]string, error)
+	// AsyncCommit returns the statement that lets the current transaction
+	// commit without waiting for its WAL to reach disk ("" when the
+	// database has no such setting). A server crash can then lose the
+	// transaction, whole: the migration together with its version row.
+	AsyncCommit() string
+	// Flush makes every transaction committed so far on conn durable.
+	Flush(ctx context.Context, conn *sql.Conn) error
+
+	// BeginSQL, CommitAppliedSQL and CommitRevertedSQL let the engine run
+	// a migration's transaction by hand in two round trips of its own:
+	// BeginSQL opens it and applies settings (statements from
+	// TimeoutStatements and AsyncCommit); the Commit statements record the
+	// version (as MarkApplied or MarkReverted, with literal values) and
+	// commit. Each is one string for the simple query protocol.
+	BeginSQL(settings []string) string
+	CommitAppliedSQL(r Record) string
+	CommitRevertedSQL(version int64) string
 
 	Classifier
 }
@@ -146,6 +167,20 @@ func (c ErrorClass) String() string {
 // errno), never by their text.
 type Classifier interface {
 	Classify(err error) ErrorClass
+}
+
+// LockWaiter is implemented by dialects whose lock holder can wake the
+// runners waiting for the lock when it releases it, so they need not poll.
+type LockWaiter interface {
+	// ListenForRelease subscribes conn to release signals; call it before
+	// the first TryLock so no signal is missed.
+	ListenForRelease(ctx context.Context, conn *sql.Conn) error
+	// WaitForRelease returns when the lock may have been released: a
+	// signal came, max elapsed (a holder that died or never signals), or
+	// ctx ended.
+	WaitForRelease(ctx context.Context, conn *sql.Conn, max time.Duration) error
+	// StopListening undoes ListenForRelease.
+	StopListening(ctx context.Context, conn *sql.Conn) error
 }
 
 // IndexChecker is implemented by dialects that can build indexes outside a

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/shiplock/shiplock/dialect"
@@ -18,7 +19,7 @@ func (m *Migrator) apply(ctx context.Context, conn *sql.Conn, todo []*Migration,
 		err := m.retry(ctx, "the run", func() error {
 			results = results[:0]
 			return m.inTx(ctx, conn, func(tx *sql.Tx) error {
-				if err := m.setTimeouts(ctx, tx, true); err != nil {
+				if err := m.setTimeouts(ctx, tx, false); err != nil {
 					return err
 				}
 				for _, mig := range todo {
@@ -38,8 +39,13 @@ func (m *Migrator) apply(ctx context.Context, conn *sql.Conn, todo []*Migration,
 		return results, nil
 	}
 
+	// Every migration's transaction but the last commits asynchronously:
+	// each is still atomic (its version row commits with it), and the last
+	// commit, synchronous, makes all of them durable at once; a run that
+	// fails half-way flushes what it committed. A thousand fsyncs become one.
 	results := make([]MigrationResult, 0, len(todo))
-	for _, mig := range todo {
+	async := false
+	for i, mig := range todo {
 		var (
 			r   MigrationResult
 			err error
@@ -47,23 +53,72 @@ func (m *Migrator) apply(ctx context.Context, conn *sql.Conn, todo []*Migration,
 		if mig.NoTx || (m.opts.TxMode == TxNone && mig.Kind == KindSQL) {
 			r, err = m.runNoTx(ctx, conn, mig, dir, 0)
 		} else {
+			last := i == len(todo)-1
 			err = m.retry(ctx, mig.Source, func() error {
+				if mig.Kind == KindSQL {
+					r, err = m.runSQLTx(ctx, conn, mig, dir, !last)
+					return err
+				}
 				return m.inTx(ctx, conn, func(tx *sql.Tx) error {
-					if err := m.setTimeouts(ctx, tx, true); err != nil {
+					if err := m.setTimeouts(ctx, tx, !last); err != nil {
 						return err
 					}
 					r, err = m.runOne(ctx, tx, nil, mig, dir)
 					return err
 				})
 			})
+			async = async || (!last && err == nil)
 		}
 		if err != nil {
+			if async {
+				if ferr := m.dialect.Flush(context.WithoutCancel(ctx), conn); ferr != nil {
+					m.log.Warn("flush committed migrations", "err", ferr)
+				}
+			}
 			return results, err
 		}
 		m.logResults([]MigrationResult{r})
 		results = append(results, r)
 	}
 	return results, nil
+}
+
+// runSQLTx runs a SQL migration in its own transaction, driven by hand so
+// that shiplock's bookkeeping costs two round trips (open with settings;
+// record and commit) around the migration's own statements, each of which
+// is sent alone so a failure names its line.
+func (m *Migrator) runSQLTx(ctx context.Context, conn *sql.Conn, mig *Migration, dir Direction, async bool) (MigrationResult, error) {
+	start := time.Now()
+	r := MigrationResult{Version: mig.Version, Source: mig.Source, Direction: dir}
+	stmts := mig.Statements(dir)
+	r.Empty = len(stmts) == 0
+	fail := func(line int, stmt string, err error) (MigrationResult, error) {
+		// Ends the transaction whatever state it is in; a warning only
+		// when the failing statement was COMMIT, which ended it already.
+		_, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+		return r, &MigrationError{Version: mig.Version, File: mig.Source, Direction: dir, Line: line, Statement: shorten(stmt), Err: err}
+	}
+	settings := m.dialect.TimeoutStatements(m.opts.DDLLockTimeout, m.opts.StatementTimeout, true)
+	if s := m.dialect.AsyncCommit(); async && s != "" {
+		settings = append(settings, s)
+	}
+	if _, err := conn.ExecContext(ctx, m.dialect.BeginSQL(settings)); err != nil {
+		return fail(0, "", fmt.Errorf("begin: %w", err))
+	}
+	for _, s := range stmts {
+		if _, err := conn.ExecContext(ctx, s.SQL); err != nil {
+			return fail(s.Line, s.SQL, err)
+		}
+	}
+	end := m.dialect.CommitRevertedSQL(mig.Version)
+	if dir == Up {
+		end = m.dialect.CommitAppliedSQL(m.record(mig, dialect.StateApplied, 0))
+	}
+	if _, err := conn.ExecContext(ctx, end); err != nil {
+		return fail(0, "", fmt.Errorf("record version and commit: %w", err))
+	}
+	r.Duration = time.Since(start)
+	return r, nil
 }
 
 // runNoTx runs a migration outside a transaction from statement first,
@@ -75,7 +130,7 @@ func (m *Migrator) runNoTx(ctx context.Context, conn *sql.Conn, mig *Migration, 
 		if restore, err = m.dialect.SessionTimeouts(ctx, conn); err != nil {
 			return MigrationResult{}, fmt.Errorf("read session timeouts: %w", err)
 		}
-		if err := m.setTimeouts(ctx, conn, false); err != nil {
+		if err := m.setSessionTimeouts(ctx, conn); err != nil {
 			return MigrationResult{}, err
 		}
 	}
@@ -92,11 +147,33 @@ func (m *Migrator) runNoTx(ctx context.Context, conn *sql.Conn, mig *Migration, 
 	return r, err
 }
 
-func (m *Migrator) setTimeouts(ctx context.Context, q dialect.Querier, local bool) error {
-	for _, stmt := range m.dialect.TimeoutStatements(m.opts.DDLLockTimeout, m.opts.StatementTimeout, local) {
-		if _, err := q.ExecContext(ctx, stmt); err != nil {
-			return fmt.Errorf("set timeouts (%s): %w", stmt, err)
-		}
+// setTimeouts applies shiplock's settings to the current transaction only,
+// in one round trip: the timeouts and, with async, asynchronous commit.
+func (m *Migrator) setTimeouts(ctx context.Context, tx *sql.Tx, async bool) error {
+	stmts := m.dialect.TimeoutStatements(m.opts.DDLLockTimeout, m.opts.StatementTimeout, true)
+	if s := m.dialect.AsyncCommit(); async && s != "" {
+		stmts = append(stmts, s)
+	}
+	if len(stmts) == 0 {
+		return nil
+	}
+	q := strings.Join(stmts, "; ")
+	if _, err := tx.ExecContext(ctx, q); err != nil {
+		return fmt.Errorf("set %s: %w", q, err)
+	}
+	return nil
+}
+
+// setSessionTimeouts applies the timeouts to the session, around a
+// migration that runs outside a transaction.
+func (m *Migrator) setSessionTimeouts(ctx context.Context, conn *sql.Conn) error {
+	stmts := m.dialect.TimeoutStatements(m.opts.DDLLockTimeout, m.opts.StatementTimeout, false)
+	if len(stmts) == 0 {
+		return nil
+	}
+	q := strings.Join(stmts, "; ")
+	if _, err := conn.ExecContext(ctx, q); err != nil {
+		return fmt.Errorf("set %s: %w", q, err)
 	}
 	return nil
 }
@@ -193,18 +270,9 @@ func (m *Migrator) runFrom(ctx context.Context, q dialect.Querier, conn *sql.Con
 
 	record := func(q dialect.Querier) error {
 		if dir == Up {
-			if err := m.dialect.InsertVersion(ctx, q, mig.Version); err != nil {
-				return err
-			}
-			if mig.Checksum == "" {
-				return nil
-			}
-			return m.dialect.PutRecord(ctx, q, m.record(mig, dialect.StateApplied, 0))
+			return m.dialect.MarkApplied(ctx, q, m.record(mig, dialect.StateApplied, 0))
 		}
-		if err := m.dialect.DeleteVersion(ctx, q, mig.Version); err != nil {
-			return err
-		}
-		return m.dialect.DeleteRecord(ctx, q, mig.Version)
+		return m.dialect.MarkReverted(ctx, q, mig.Version)
 	}
 	var err error
 	if conn != nil {

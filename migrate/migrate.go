@@ -276,9 +276,21 @@ func (m *Migrator) lock(ctx context.Context, conn *sql.Conn, plan func(*state) (
 	const (
 		first = 10 * time.Millisecond
 		limit = 100 * time.Millisecond
+		// A waiter woken by the holder needs no polling; it still looks
+		// again this often, for a holder that died or never signals
+		// (goose).
+		signalled = time.Second
 	)
 	delay := first
 	var lastReport time.Time
+	waiter, canWait := m.dialect.(dialect.LockWaiter)
+	if canWait {
+		if err := waiter.ListenForRelease(ctx, conn); err != nil {
+			canWait = false
+		} else {
+			defer waiter.StopListening(context.WithoutCancel(ctx), conn)
+		}
+	}
 	for {
 		ok, err := m.dialect.TryLock(ctx, conn)
 		if err != nil {
@@ -295,14 +307,23 @@ func (m *Migrator) lock(ctx context.Context, conn *sql.Conn, plan func(*state) (
 			m.log.Info("waiting for the migration lock", "holder", holder)
 			lastReport = time.Now()
 		}
-		t := time.NewTimer(delay/2 + rand.N(delay/2+1))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, false, m.lockCtxErr(ctx)
-		case <-t.C:
+		if canWait {
+			if err := waiter.WaitForRelease(ctx, conn, signalled); err != nil && ctx.Err() == nil {
+				return nil, false, fmt.Errorf("wait for the lock: %w", err)
+			}
+			if ctx.Err() != nil {
+				return nil, false, m.lockCtxErr(ctx)
+			}
+		} else {
+			t := time.NewTimer(delay/2 + rand.N(delay/2+1))
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return nil, false, m.lockCtxErr(ctx)
+			case <-t.C:
+			}
+			delay = min(delay*2, limit)
 		}
-		delay = min(delay*2, limit)
 		st, err := m.readState(ctx, conn)
 		if err != nil {
 			if ctx.Err() != nil {

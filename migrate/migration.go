@@ -10,9 +10,12 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/shiplock/shiplock/migrate/sqlfile"
 )
@@ -122,7 +125,7 @@ func Load(fsys fs.FS, dir string, goms []GoMigration, lookup func(string) (strin
 	}
 
 	byVersion := make(map[int64]*Migration)
-	var out []*Migration
+	var out, sqlFiles []*Migration
 	add := func(m *Migration) error {
 		if prev, dup := byVersion[m.Version]; dup {
 			return &FileError{File: m.Source, Msg: fmt.Sprintf("duplicate version %d (also in %s)", m.Version, prev.Source)}
@@ -164,19 +167,14 @@ func Load(fsys fs.FS, dir string, goms []GoMigration, lookup func(string) (strin
 			}
 			continue
 		}
-		data, err := fs.ReadFile(fsys, full)
-		if err != nil {
-			return nil, fmt.Errorf("read %s: %w", full, err)
-		}
-		f, err := sqlfile.Parse(full, bytes.NewReader(data), lookup)
-		if err != nil {
-			return nil, err
-		}
-		sum := sha256.Sum256(data)
-		m := &Migration{Version: v, Source: name, Kind: KindSQL, Checksum: hex.EncodeToString(sum[:]), NoTx: f.NoTransaction, sql: f}
+		m := &Migration{Version: v, Source: name, Kind: KindSQL}
 		if err := add(m); err != nil {
 			return nil, err
 		}
+		sqlFiles = append(sqlFiles, m)
+	}
+	if err := readSQL(fsys, dir, sqlFiles, lookup); err != nil {
+		return nil, err
 	}
 	for _, g := range registered {
 		src := g.Source
@@ -189,4 +187,50 @@ func Load(fsys fs.FS, dir string, goms []GoMigration, lookup func(string) (strin
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Version < out[j].Version })
 	return out, nil
+}
+
+// readSQL reads, checksums and parses the SQL files. Reading a thousand
+// small files is mostly system calls, so a few goroutines share the work.
+// On errors it returns the one of the file that sorts first, so the message
+// does not depend on scheduling.
+func readSQL(fsys fs.FS, dir string, migs []*Migration, lookup func(string) (string, bool)) error {
+	errs := make([]error, len(migs))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	workers := min(len(migs), 2*runtime.GOMAXPROCS(0))
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(migs) {
+					return
+				}
+				errs[i] = readOne(fsys, dir, migs[i], lookup)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func readOne(fsys fs.FS, dir string, m *Migration, lookup func(string) (string, bool)) error {
+	full := path.Join(dir, m.Source)
+	data, err := fs.ReadFile(fsys, full)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", full, err)
+	}
+	f, err := sqlfile.Parse(full, bytes.NewReader(data), lookup)
+	if err != nil {
+		return err
+	}
+	sum := sha256.Sum256(data)
+	m.Checksum, m.NoTx, m.sql = hex.EncodeToString(sum[:]), f.NoTransaction, f
+	return nil
 }

@@ -95,15 +95,9 @@ func (m *Migrator) Repair(ctx context.Context, action RepairAction) (*Result, er
 			mr = MigrationResult{Version: mig.Version, Source: mig.Source, Direction: dir}
 			err = m.inTx(ctx, conn, func(tx *sql.Tx) error {
 				if dir == Up {
-					if err := m.dialect.InsertVersion(ctx, tx, mig.Version); err != nil {
-						return err
-					}
-					return m.dialect.PutRecord(ctx, tx, m.record(mig, dialect.StateApplied, 0))
+					return m.dialect.MarkApplied(ctx, tx, m.record(mig, dialect.StateApplied, 0))
 				}
-				if err := m.dialect.DeleteVersion(ctx, tx, mig.Version); err != nil {
-					return err
-				}
-				return m.dialect.DeleteRecord(ctx, tx, mig.Version)
+				return m.dialect.MarkReverted(ctx, tx, mig.Version)
 			})
 		case Forget:
 			if dir == Down {

@@ -63,13 +63,32 @@ func testVersionTable(t *testing.T, open Opener) {
 	if versions, _, err := d.TablesExist(ctx, c); err != nil || !versions {
 		t.Fatalf("TablesExist after create = %v, %v", versions, err)
 	}
+	if err := d.EnsureRecordTable(ctx, c); err != nil {
+		t.Fatal(err)
+	}
 	for _, v := range []int64{1, 20261126120000, 3} {
-		if err := d.InsertVersion(ctx, c, v); err != nil {
-			t.Fatalf("InsertVersion(%d): %v", v, err)
+		if err := d.MarkApplied(ctx, c, dialect.Record{Version: v, Source: "f.sql", Checksum: "c"}); err != nil {
+			t.Fatalf("MarkApplied(%d): %v", v, err)
 		}
 	}
-	if err := d.DeleteVersion(ctx, c, 20261126120000); err != nil {
-		t.Fatalf("DeleteVersion: %v", err)
+	if err := d.MarkReverted(ctx, c, 20261126120000); err != nil {
+		t.Fatalf("MarkReverted: %v", err)
+	}
+	// A Go migration: no checksum, no record.
+	if err := d.MarkApplied(ctx, c, dialect.Record{Version: 4}); err != nil {
+		t.Fatalf("MarkApplied without checksum: %v", err)
+	}
+	if err := d.MarkReverted(ctx, c, 4); err != nil {
+		t.Fatalf("MarkReverted without record: %v", err)
+	}
+	recs, err := d.ListRecords(ctx, c)
+	if err != nil || len(recs) != 2 {
+		t.Fatalf("records after marking = %+v, %v; want versions 1 and 3", recs, err)
+	}
+	for _, r := range recs {
+		if r.State != dialect.StateApplied || (r.Version != 1 && r.Version != 3) {
+			t.Fatalf("record %+v", r)
+		}
 	}
 	rows, err := d.ListVersions(ctx, c)
 	if err != nil {

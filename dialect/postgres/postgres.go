@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -40,7 +41,14 @@ const (
 	)`
 	qInsertVersion = `INSERT INTO goose_db_version (version_id, is_applied) VALUES ($1, $2)`
 	qDeleteVersion = `DELETE FROM goose_db_version WHERE version_id=$1`
-	qListVersions  = `SELECT id, version_id, is_applied, tstamp FROM goose_db_version ORDER BY id DESC`
+	// One round trip for both tables.
+	qMarkApplied = `WITH v AS (INSERT INTO goose_db_version (version_id, is_applied) VALUES ($1, true))
+		INSERT INTO shiplock_versions (version_id, source, checksum, state, statement) VALUES ($1, $2, $3, 'applied', 0)
+		ON CONFLICT (version_id) DO UPDATE SET source = EXCLUDED.source, checksum = EXCLUDED.checksum,
+			state = EXCLUDED.state, statement = 0, updated_at = now()`
+	qMarkReverted = `WITH v AS (DELETE FROM goose_db_version WHERE version_id = $1)
+		DELETE FROM shiplock_versions WHERE version_id = $1`
+	qListVersions = `SELECT id, version_id, is_applied, tstamp FROM goose_db_version ORDER BY id DESC`
 
 	qVersionTableSchema = `SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass('goose_db_version')`
 	qCreateRecordTable  = `CREATE TABLE IF NOT EXISTS %s (
@@ -57,8 +65,12 @@ const (
 			state = EXCLUDED.state, statement = EXCLUDED.statement, updated_at = now()`
 	qDeleteRecord = `DELETE FROM shiplock_versions WHERE version_id = $1`
 
-	qTryLock    = `SELECT pg_try_advisory_lock($1)`
-	qUnlock     = `SELECT pg_advisory_unlock($1)`
+	qTryLock = `SELECT pg_try_advisory_lock($1)`
+	// Waiters LISTEN on this channel instead of polling.
+	qUnlock     = `SELECT pg_advisory_unlock($1), pg_notify('shiplock_lock_released', '')`
+	qListen     = `LISTEN shiplock_lock_released`
+	qUnlisten   = `UNLISTEN shiplock_lock_released`
+	qFlush      = `SELECT txid_current()`
 	qLockHolder = `SELECT a.pid, coalesce(a.application_name, ''), coalesce(a.client_addr::text, 'local'), coalesce(now() - a.xact_start, interval '0')::text
 		FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
 		WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
@@ -97,13 +109,17 @@ func (Dialect) ListVersions(ctx context.Context, q dialect.Querier) ([]dialect.V
 	return out, rows.Err()
 }
 
-func (Dialect) InsertVersion(ctx context.Context, q dialect.Querier, v int64) error {
-	_, err := q.ExecContext(ctx, qInsertVersion, v, true)
+func (Dialect) MarkApplied(ctx context.Context, q dialect.Querier, r dialect.Record) error {
+	if r.Checksum == "" {
+		_, err := q.ExecContext(ctx, qInsertVersion, r.Version, true)
+		return err
+	}
+	_, err := q.ExecContext(ctx, qMarkApplied, r.Version, r.Source, r.Checksum)
 	return err
 }
 
-func (Dialect) DeleteVersion(ctx context.Context, q dialect.Querier, v int64) error {
-	_, err := q.ExecContext(ctx, qDeleteVersion, v)
+func (Dialect) MarkReverted(ctx context.Context, q dialect.Querier, v int64) error {
+	_, err := q.ExecContext(ctx, qMarkReverted, v)
 	return err
 }
 
@@ -157,8 +173,11 @@ func (Dialect) TryLock(ctx context.Context, conn *sql.Conn) (bool, error) {
 }
 
 func (Dialect) Unlock(ctx context.Context, conn *sql.Conn) error {
-	var ok bool
-	if err := conn.QueryRowContext(ctx, qUnlock, LockID).Scan(&ok); err != nil {
+	var (
+		ok     bool
+		notify string
+	)
+	if err := conn.QueryRowContext(ctx, qUnlock, LockID).Scan(&ok, &notify); err != nil {
 		return err
 	}
 	if !ok {
@@ -244,4 +263,77 @@ func (Dialect) InvalidIndexes(ctx context.Context, q dialect.Querier) ([]string,
 		out = append(out, name)
 	}
 	return out, rows.Err()
+}
+
+func (Dialect) AsyncCommit() string { return "SET LOCAL synchronous_commit = off" }
+
+// Flush commits a transaction that holds a transaction id, synchronously:
+// its commit waits for the WAL, which holds every earlier commit, to reach
+// disk.
+func (Dialect) Flush(ctx context.Context, conn *sql.Conn) error {
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	var id int64
+	if err := tx.QueryRowContext(ctx, qFlush).Scan(&id); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+var _ dialect.LockWaiter = Dialect{}
+
+func (Dialect) ListenForRelease(ctx context.Context, conn *sql.Conn) error {
+	_, err := conn.ExecContext(ctx, qListen)
+	return err
+}
+
+func (Dialect) StopListening(ctx context.Context, conn *sql.Conn) error {
+	_, err := conn.ExecContext(ctx, qUnlisten)
+	return err
+}
+
+// WaitForRelease waits on the connection for the holder's notification.
+func (Dialect) WaitForRelease(ctx context.Context, conn *sql.Conn, max time.Duration) error {
+	wctx, cancel := context.WithTimeout(ctx, max)
+	defer cancel()
+	err := conn.Raw(func(dc any) error {
+		c, ok := dc.(*stdlib.Conn)
+		if !ok {
+			return fmt.Errorf("postgres: unexpected driver connection %T", dc)
+		}
+		_, err := c.Conn().WaitForNotification(wctx)
+		return err
+	})
+	if wctx.Err() != nil && ctx.Err() == nil {
+		return nil // max elapsed: time to look again
+	}
+	return err
+}
+
+func (Dialect) BeginSQL(settings []string) string {
+	return strings.Join(append([]string{"BEGIN"}, settings...), "; ")
+}
+
+func (Dialect) CommitAppliedSQL(r dialect.Record) string {
+	if r.Checksum == "" {
+		return fmt.Sprintf("INSERT INTO goose_db_version (version_id, is_applied) VALUES (%d, true); COMMIT", r.Version)
+	}
+	return fmt.Sprintf(`WITH v AS (INSERT INTO goose_db_version (version_id, is_applied) VALUES (%d, true))
+		INSERT INTO shiplock_versions (version_id, source, checksum, state, statement) VALUES (%d, %s, %s, 'applied', 0)
+		ON CONFLICT (version_id) DO UPDATE SET source = EXCLUDED.source, checksum = EXCLUDED.checksum,
+			state = EXCLUDED.state, statement = 0, updated_at = now(); COMMIT`,
+		r.Version, r.Version, quote(r.Source), quote(r.Checksum))
+}
+
+func (Dialect) CommitRevertedSQL(v int64) string {
+	return fmt.Sprintf("WITH v AS (DELETE FROM goose_db_version WHERE version_id = %d) DELETE FROM shiplock_versions WHERE version_id = %d; COMMIT", v, v)
+}
+
+// quote makes a string literal that reads the same whatever
+// standard_conforming_strings says.
+func quote(s string) string {
+	return "E'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
 }

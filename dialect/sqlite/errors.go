@@ -2,6 +2,9 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/shiplock/shiplock/dialect"
@@ -16,3 +19,31 @@ func (*Dialect) Classify(error) dialect.ErrorClass { return dialect.Permanent }
 func (*Dialect) TimeoutStatements(time.Duration, time.Duration, bool) []string { return nil }
 
 func (*Dialect) SessionTimeouts(context.Context, dialect.Querier) ([]string, error) { return nil, nil }
+
+// AsyncCommit: SQLite's durability is a connection pragma, not a
+// transaction setting; commits stay synchronous.
+func (*Dialect) AsyncCommit() string { return "" }
+
+func (*Dialect) Flush(context.Context, *sql.Conn) error { return nil }
+
+// BeginSQL: BEGIN IMMEDIATE takes the write lock at once, as the driver's
+// own transactions do here (_txlock=immediate).
+func (*Dialect) BeginSQL(settings []string) string {
+	return strings.Join(append([]string{"BEGIN IMMEDIATE"}, settings...), "; ")
+}
+
+func (*Dialect) CommitAppliedSQL(r dialect.Record) string {
+	q := fmt.Sprintf("INSERT INTO goose_db_version (version_id, is_applied) VALUES (%d, 1)", r.Version)
+	if r.Checksum != "" {
+		q += fmt.Sprintf(`; INSERT INTO shiplock_versions (version_id, source, checksum, state, statement) VALUES (%d, %s, %s, 'applied', 0)
+		ON CONFLICT (version_id) DO UPDATE SET source = excluded.source, checksum = excluded.checksum,
+			state = excluded.state, statement = 0, updated_at = datetime('now')`, r.Version, quote(r.Source), quote(r.Checksum))
+	}
+	return q + "; COMMIT"
+}
+
+func (*Dialect) CommitRevertedSQL(v int64) string {
+	return fmt.Sprintf("DELETE FROM goose_db_version WHERE version_id = %d; DELETE FROM shiplock_versions WHERE version_id = %d; COMMIT", v, v)
+}
+
+func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }

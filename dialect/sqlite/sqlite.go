@@ -97,14 +97,19 @@ func (*Dialect) ListVersions(ctx context.Context, q dialect.Querier) ([]dialect.
 	return out, rows.Err()
 }
 
-func (*Dialect) InsertVersion(ctx context.Context, q dialect.Querier, v int64) error {
-	_, err := q.ExecContext(ctx, qInsertVersion, v, true)
-	return err
+func (d *Dialect) MarkApplied(ctx context.Context, q dialect.Querier, r dialect.Record) error {
+	if _, err := q.ExecContext(ctx, qInsertVersion, r.Version, true); err != nil || r.Checksum == "" {
+		return err
+	}
+	r.State, r.Statement = dialect.StateApplied, 0
+	return d.PutRecord(ctx, q, r)
 }
 
-func (*Dialect) DeleteVersion(ctx context.Context, q dialect.Querier, v int64) error {
-	_, err := q.ExecContext(ctx, qDeleteVersion, v)
-	return err
+func (d *Dialect) MarkReverted(ctx context.Context, q dialect.Querier, v int64) error {
+	if _, err := q.ExecContext(ctx, qDeleteVersion, v); err != nil {
+		return err
+	}
+	return d.DeleteRecord(ctx, q, v)
 }
 
 func (*Dialect) EnsureRecordTable(ctx context.Context, q dialect.Querier) error {
