@@ -3,7 +3,7 @@
 # (node agent first, so that it stops its pods while the API server is up;
 # then the control plane together), kill what is left of pod processes, and
 # delete the state directory ($SHIPLOCK_KUBE_DIR). Safe to run when nothing
-# runs; cached binaries are kept. Takes ~4 s.
+# runs; cached binaries are kept. Takes ~7 s.
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=env.sh
