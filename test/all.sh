@@ -28,6 +28,18 @@ need_pkg 'ls /usr/lib/postgresql/*/bin/initdb' postgresql
 need_pkg 'command -v pg_dump && command -v psql' postgresql-client
 command -v go >/dev/null || { echo "test/all.sh: Go is not installed (see the README)" >&2; exit 1; }
 
+# MariaDB, for the MySQL side of internal/testdb: installed and started when
+# missing; the tests log in as a user of their own over TCP.
+need_pkg 'command -v mariadbd || test -x /usr/sbin/mariadbd' mariadb-server mariadb-client
+if ! mariadb-admin --protocol=socket -uroot status >/dev/null 2>&1; then
+	say "starting MariaDB"
+	start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd -- --user=mysql
+	for _ in $(seq 100); do mariadb-admin --protocol=socket -uroot status >/dev/null 2>&1 && break; sleep 0.2; done
+fi
+mariadb --protocol=socket -uroot -e "CREATE USER IF NOT EXISTS 'shiplock_test'@'127.0.0.1' IDENTIFIED BY 'shiplock_test';
+	GRANT ALL ON *.* TO 'shiplock_test'@'127.0.0.1' WITH GRANT OPTION;"
+export SHIPLOCK_TEST_MYSQL_URL=${SHIPLOCK_TEST_MYSQL_URL:-mysql://shiplock_test:shiplock_test@127.0.0.1:3306/}
+
 # Tests that need a server fail instead of skipping when it is missing.
 export SHIPLOCK_TEST_REQUIRE_DB=1
 
