@@ -215,3 +215,45 @@ func TestInvalidIndexReported(t *testing.T) {
 	}
 	wantVersion(t, m, 2)
 }
+
+// TestLockWaitOutlastsSilentHolder: a holder that never signals (goose, or
+// one that died without releasing) keeps the waiter looking again every
+// second on the same connection, until the lock is free.
+func TestLockWaitOutlastsSilentHolder(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := testdb.Postgres(t)
+	holder := openPG(t, url)
+	defer holder.Close()
+	c, err := holder.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.ExecContext(ctx, "SELECT pg_advisory_lock(4097083626)"); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		time.Sleep(2500 * time.Millisecond)
+		c.ExecContext(ctx, "SELECT pg_advisory_unlock(4097083626)") // no NOTIFY, as goose
+	}()
+	m := pgMigrator(t, url, threeTables(), migrate.Options{LockTimeout: time.Minute})
+	res, err := m.Up(ctx, migrate.UpOptions{})
+	if err != nil || len(res.Applied) != 3 {
+		t.Fatalf("Up behind a silent holder = %+v, %v", res, err)
+	}
+	if res.LockWait < 2*time.Second {
+		t.Fatalf("lock wait %s: the lock was not held", res.LockWait)
+	}
+
+	// And a lock timeout gives the typed error.
+	if _, err := c.ExecContext(ctx, "SELECT pg_advisory_lock(4097083626)"); err != nil {
+		t.Fatal(err)
+	}
+	files := threeTables()
+	files["00004_d.sql"] = sqlFile("CREATE TABLE d (id int);", "DROP TABLE d;")
+	_, err = pgMigrator(t, url, files, migrate.Options{LockTimeout: 1500 * time.Millisecond}).Up(ctx, migrate.UpOptions{})
+	if !errors.Is(err, migrate.ErrLockTimeout) {
+		t.Fatalf("Up with the lock held = %v, want ErrLockTimeout", err)
+	}
+}
