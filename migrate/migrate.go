@@ -282,7 +282,8 @@ func (m *Migrator) lock(ctx context.Context, conn *sql.Conn, plan func(*state) (
 		signalled = time.Second
 	)
 	delay := first
-	var lastReport time.Time
+	// Name the holder once the wait is long enough to be worth a line.
+	lastReport := time.Now().Add(-8 * time.Second)
 	waiter, canWait := m.dialect.(dialect.LockWaiter)
 	if canWait {
 		if err := waiter.ListenForRelease(ctx, conn); err != nil {

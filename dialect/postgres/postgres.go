@@ -166,10 +166,30 @@ func (Dialect) DeleteRecord(ctx context.Context, q dialect.Querier, v int64) err
 	return err
 }
 
+// TryLock takes the advisory lock. The holder's session then asks the
+// server to check, during long statements, that shiplock is still there
+// (PostgreSQL 14+): a runner killed in the middle of a long statement would
+// otherwise keep its session, and the lock, until that statement ends.
 func (Dialect) TryLock(ctx context.Context, conn *sql.Conn) (bool, error) {
 	var ok bool
-	err := conn.QueryRowContext(ctx, qTryLock, LockID).Scan(&ok)
-	return ok, err
+	if err := conn.QueryRowContext(ctx, qTryLock, LockID).Scan(&ok); err != nil || !ok {
+		return ok, err
+	}
+	v := 0
+	if err := conn.Raw(func(dc any) error {
+		if c, isPgx := dc.(*stdlib.Conn); isPgx {
+			v = serverVersion(c.Conn())
+		}
+		return nil
+	}); err != nil {
+		return true, err
+	}
+	if v >= 140000 {
+		if _, err := conn.ExecContext(ctx, "SET client_connection_check_interval = '1s'"); err != nil {
+			return true, err
+		}
+	}
+	return true, nil
 }
 
 func (Dialect) Unlock(ctx context.Context, conn *sql.Conn) error {
@@ -216,26 +236,30 @@ func Open(connString string) (*sql.DB, error) {
 	if cfg.RuntimeParams["application_name"] == "" {
 		cfg.RuntimeParams["application_name"] = "shiplock"
 	}
-	return stdlib.OpenDB(*cfg, stdlib.OptionAfterConnect(detectDeadClient)), nil
+	// A run sends each of its own queries a few times at most: one round
+	// trip each (unnamed statements) beats preparing and caching them.
+	cfg.DefaultQueryExecMode = pgx.QueryExecModeExec
+	return stdlib.OpenDB(*cfg, stdlib.OptionShouldPing(shouldPing)), nil
 }
 
-// detectDeadClient makes the server check, during long statements, that
-// shiplock is still there (PostgreSQL 14+). Without it, a runner killed in
-// the middle of a long statement keeps its session, and so the migration
-// lock, until that statement ends.
-func detectDeadClient(ctx context.Context, conn *pgx.Conn) error {
-	v, _ := strconv.Atoi(conn.PgConn().ParameterStatus("server_version_num"))
-	if v == 0 {
-		// Older servers do not report server_version_num; parse "14.2".
-		major, _, _ := strings.Cut(conn.PgConn().ParameterStatus("server_version"), ".")
-		m, _ := strconv.Atoi(major)
-		v = m * 10000
+// shouldPing keeps database/sql's liveness ping for connections idle more
+// than a second, but not for a connection reused right after it was
+// dialled: stdlib's idle clock starts at the zero time, so that one looks
+// idle for centuries.
+func shouldPing(_ context.Context, p stdlib.ShouldPingParams) bool {
+	return p.IdleDuration > time.Second && p.IdleDuration < 24*time.Hour
+}
+
+// serverVersion returns the server's version as server_version_num reads
+// (150004 for 15.4).
+func serverVersion(c *pgx.Conn) int {
+	if v, err := strconv.Atoi(c.PgConn().ParameterStatus("server_version_num")); err == nil {
+		return v
 	}
-	if v < 140000 {
-		return nil
-	}
-	_, err := conn.Exec(ctx, "SET client_connection_check_interval = '1s'")
-	return err
+	// Before PostgreSQL 15 only server_version ("14.2") is reported.
+	major, _, _ := strings.Cut(c.PgConn().ParameterStatus("server_version"), ".")
+	m, _ := strconv.Atoi(major)
+	return m * 10000
 }
 
 var _ dialect.IndexChecker = Dialect{}
