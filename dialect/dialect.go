@@ -81,6 +81,9 @@ type Dialect interface {
 	EnsureRecordTable(ctx context.Context, q Querier) error
 	// ListRecords returns every record; the table must exist.
 	ListRecords(ctx context.Context, q Querier) ([]Record, error)
+	// ListAll returns what ListVersions and ListRecords do, in one round
+	// trip; both tables must exist.
+	ListAll(ctx context.Context, q Querier) ([]VersionRow, []Record, error)
 	// PutRecord inserts or replaces the record of r.Version.
 	PutRecord(ctx context.Context, q Querier, r Record) error
 	DeleteRecord(ctx context.Context, q Querier, version int64) error

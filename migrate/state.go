@@ -43,9 +43,20 @@ func (m *Migrator) readState(ctx context.Context, conn *sql.Conn) (*state, error
 	if !st.tableExists {
 		return st, nil
 	}
-	rows, err := m.dialect.ListVersions(ctx, conn)
+	var (
+		rows []dialect.VersionRow
+		recs []dialect.Record
+	)
+	if st.recordTableExists {
+		rows, recs, err = m.dialect.ListAll(ctx, conn)
+	} else {
+		rows, err = m.dialect.ListVersions(ctx, conn)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("read goose_db_version: %w", err)
+		return nil, fmt.Errorf("read goose_db_version and shiplock_versions: %w", err)
+	}
+	for _, r := range recs {
+		st.records[r.Version] = r
 	}
 	seen := make(map[int64]bool, len(rows))
 	for _, r := range rows { // newest id first
@@ -61,16 +72,6 @@ func (m *Migrator) readState(ctx context.Context, conn *sql.Conn) (*state, error
 	sort.Slice(st.appliedSorted, func(i, j int) bool { return st.appliedSorted[i] < st.appliedSorted[j] })
 	if n := len(st.appliedSorted); n > 0 {
 		st.current = st.appliedSorted[n-1]
-	}
-	if !st.recordTableExists {
-		return st, nil
-	}
-	recs, err := m.dialect.ListRecords(ctx, conn)
-	if err != nil {
-		return nil, fmt.Errorf("read shiplock_versions: %w", err)
-	}
-	for _, r := range recs {
-		st.records[r.Version] = r
 	}
 	return st, nil
 }

@@ -25,6 +25,10 @@ func Run(t *testing.T, newDatabase func(t testing.TB) Opener) {
 		t.Parallel()
 		testRecords(t, newDatabase(t))
 	})
+	t.Run("ListAll", func(t *testing.T) {
+		t.Parallel()
+		testListAll(t, newDatabase(t))
+	})
 	t.Run("Lock", func(t *testing.T) {
 		t.Parallel()
 		testLock(t, newDatabase(t))
@@ -176,4 +180,56 @@ func testLock(t *testing.T, open Opener) {
 		t.Fatalf("Unlock: %v", err)
 	}
 
+}
+
+func testListAll(t *testing.T, open Opener) {
+	ctx := context.Background()
+	c, d := conn(t, open)
+	tx, err := c.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.CreateVersionTable(ctx, tx); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.EnsureRecordTable(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []int64{5, 7} {
+		if err := d.MarkApplied(ctx, c, dialect.Record{Version: v, Source: "f.sql", Checksum: "c"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := d.PutRecord(ctx, c, dialect.Record{Version: 9, Source: "g.sql", Checksum: "d", State: dialect.StateApplying, Statement: 3}); err != nil {
+		t.Fatal(err)
+	}
+	versions, records, err := d.ListAll(ctx, c)
+	if err != nil {
+		t.Fatalf("ListAll: %v", err)
+	}
+	wantV, _ := d.ListVersions(ctx, c)
+	wantR, _ := d.ListRecords(ctx, c)
+	if len(versions) != 3 || len(versions) != len(wantV) {
+		t.Fatalf("ListAll versions = %+v, ListVersions = %+v", versions, wantV)
+	}
+	for i := range wantV {
+		if versions[i] != wantV[i] {
+			t.Errorf("version row %d: ListAll %+v, ListVersions %+v", i, versions[i], wantV[i])
+		}
+	}
+	if len(records) != 3 || len(records) != len(wantR) {
+		t.Fatalf("ListAll records = %+v, ListRecords = %+v", records, wantR)
+	}
+	byVersion := map[int64]dialect.Record{}
+	for _, r := range wantR {
+		byVersion[r.Version] = r
+	}
+	for _, r := range records {
+		if w := byVersion[r.Version]; r != w {
+			t.Errorf("record %d: ListAll %+v, ListRecords %+v", r.Version, r, w)
+		}
+	}
 }

@@ -60,7 +60,11 @@ const (
 		updated_at timestamptz NOT NULL DEFAULT now()
 	)`
 	qListRecords = `SELECT version_id, source, checksum, state, statement, updated_at FROM shiplock_versions`
-	qPutRecord   = `INSERT INTO shiplock_versions (version_id, source, checksum, state, statement) VALUES ($1, $2, $3, $4, $5)
+	qListAll     = `SELECT true, id, version_id, is_applied, tstamp, NULL::timestamptz, NULL, NULL, NULL, NULL::int FROM goose_db_version
+		UNION ALL
+		SELECT false, 0, version_id, NULL, NULL, updated_at, source, checksum, state, statement FROM shiplock_versions
+		ORDER BY 1 DESC, 2 DESC`
+	qPutRecord = `INSERT INTO shiplock_versions (version_id, source, checksum, state, statement) VALUES ($1, $2, $3, $4, $5)
 		ON CONFLICT (version_id) DO UPDATE SET source = EXCLUDED.source, checksum = EXCLUDED.checksum,
 			state = EXCLUDED.state, statement = EXCLUDED.statement, updated_at = now()`
 	qDeleteRecord = `DELETE FROM shiplock_versions WHERE version_id = $1`
@@ -360,4 +364,35 @@ func (Dialect) CommitRevertedSQL(v int64) string {
 // standard_conforming_strings says.
 func quote(s string) string {
 	return "E'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
+}
+
+func (Dialect) ListAll(ctx context.Context, q dialect.Querier) ([]dialect.VersionRow, []dialect.Record, error) {
+	rows, err := q.QueryContext(ctx, qListAll)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rows.Close()
+	var (
+		versions []dialect.VersionRow
+		records  []dialect.Record
+	)
+	for rows.Next() {
+		var (
+			isVersion               bool
+			id, version             int64
+			applied                 sql.NullBool
+			tstamp, updated         sql.NullTime
+			source, checksum, state sql.NullString
+			statement               sql.NullInt64
+		)
+		if err := rows.Scan(&isVersion, &id, &version, &applied, &tstamp, &updated, &source, &checksum, &state, &statement); err != nil {
+			return nil, nil, err
+		}
+		if isVersion {
+			versions = append(versions, dialect.VersionRow{ID: id, Version: version, IsApplied: applied.Bool, Time: tstamp.Time})
+		} else {
+			records = append(records, dialect.Record{Version: version, Source: source.String, Checksum: checksum.String, State: state.String, Statement: int(statement.Int64), Updated: updated.Time})
+		}
+	}
+	return versions, records, rows.Err()
 }

@@ -219,3 +219,14 @@ func Open(path string) (*sql.DB, *Dialect, error) {
 	}
 	return db, d, nil
 }
+
+// ListAll reads both tables; an embedded database has no round trips to
+// save.
+func (d *Dialect) ListAll(ctx context.Context, q dialect.Querier) ([]dialect.VersionRow, []dialect.Record, error) {
+	versions, err := d.ListVersions(ctx, q)
+	if err != nil {
+		return nil, nil, err
+	}
+	records, err := d.ListRecords(ctx, q)
+	return versions, records, err
+}
