@@ -102,7 +102,7 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&cfg.out, "out", "", "directory for results JSON and Markdown (default: bench/out in the module)")
 	fs.StringVar(&cfg.rev, "shiplock-rev", "HEAD",
 		`git revision of shiplock to build (exported with git archive), or "worktree" for the working tree as it is`)
-	fs.StringVar(&cfg.tags, "shiplock-tags", "nokube", "build tags of the measured shiplock binary (the Dockerfile's: pods run a binary without the Kubernetes client)")
+	fs.StringVar(&cfg.tags, "shiplock-tags", "nokube,nosqlite", "build tags of the measured shiplock binary (the Dockerfile's: pods run a binary without the Kubernetes client and SQLite)")
 	fs.StringVar(&cfg.ldflags, "shiplock-ldflags", "-s -w", "-ldflags of the measured shiplock binary (the Dockerfile's)")
 	fs.StringVar(&cfg.shiplockBin, "shiplock-bin", "", "use this shiplock binary instead of building one")
 	if err := fs.Parse(args); err != nil {

@@ -7,7 +7,6 @@ import (
 
 	"github.com/shiplock/shiplock/dialect"
 	"github.com/shiplock/shiplock/dialect/postgres"
-	"github.com/shiplock/shiplock/dialect/sqlite"
 	"github.com/shiplock/shiplock/internal/redact"
 )
 
@@ -86,8 +85,7 @@ func quoteConnValue(v string) string {
 func (t target) open() (*sql.DB, dialect.Dialect, error) {
 	switch t.dialect {
 	case "sqlite":
-		db, d, err := sqlite.Open(t.conn)
-		return db, d, err
+		return openSQLite(t.conn)
 	default:
 		db, err := postgres.Open(t.conn)
 		if err != nil {

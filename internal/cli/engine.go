@@ -86,10 +86,6 @@ func (g *globals) loadMigrations() ([]*migrate.Migration, error) {
 // With wait set, it first waits for the database to be ready; without, a
 // single readiness attempt classifies a connection failure.
 func (g *globals) withMigrator(ctx context.Context, opts migrate.Options, wait *waitFlags, fn func(*migrate.Migrator) error) error {
-	migs, err := g.loadMigrations()
-	if err != nil {
-		return err
-	}
 	t, err := g.resolveTarget()
 	if err != nil {
 		return err
@@ -103,13 +99,35 @@ func (g *globals) withMigrator(ctx context.Context, opts migrate.Options, wait *
 	if wait == nil {
 		wait = &waitFlags{}
 	}
-	if _, err := dbwait.Wait(ctx, db, d, wait.options(g)); err != nil {
-		return err
+	// Parse every file while the connection is being made: a bad file
+	// still fails before any query, and at once, even when the database
+	// is down; a good directory costs no time of its own.
+	type loaded struct {
+		migs []*migrate.Migration
+		err  error
+	}
+	files := make(chan loaded, 1)
+	wctx, cancelWait := context.WithCancel(ctx)
+	defer cancelWait()
+	go func() {
+		migs, err := g.loadMigrations()
+		if err != nil {
+			cancelWait()
+		}
+		files <- loaded{migs, err}
+	}()
+	_, waitErr := dbwait.Wait(wctx, db, d, wait.options(g))
+	l := <-files
+	if l.err != nil {
+		return l.err
+	}
+	if waitErr != nil {
+		return waitErr
 	}
 	if opts.Logger == nil {
 		opts.Logger = g.log
 	}
-	return fn(migrate.New(db, d, migs, opts))
+	return fn(migrate.New(db, d, l.migs, opts))
 }
 
 // prepareDB limits the pool: a run uses one connection.
