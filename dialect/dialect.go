@@ -70,12 +70,13 @@ type Dialect interface {
 	CreateVersionTable(ctx context.Context, q Querier) error
 	// ListVersions returns every row of goose_db_version, newest id first.
 	ListVersions(ctx context.Context, q Querier) ([]VersionRow, error)
-	// MarkApplied records r.Version as applied: a goose_db_version row
-	// and, when r.Checksum is set, its record in shiplock_versions
-	// (replacing any progress marker), in one round trip where it can.
-	MarkApplied(ctx context.Context, q Querier, r Record) error
-	// MarkReverted deletes version's goose_db_version rows and record.
-	MarkReverted(ctx context.Context, q Querier, version int64) error
+	// MarkApplied records each r.Version as applied, in order: a
+	// goose_db_version row and, when r.Checksum is set, its record in
+	// shiplock_versions (replacing any progress marker); in one round trip
+	// where it can.
+	MarkApplied(ctx context.Context, q Querier, rs ...Record) error
+	// MarkReverted deletes the versions' goose_db_version rows and records.
+	MarkReverted(ctx context.Context, q Querier, versions ...int64) error
 
 	// EnsureRecordTable creates shiplock_versions when missing.
 	EnsureRecordTable(ctx context.Context, q Querier) error

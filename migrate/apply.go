@@ -22,12 +22,28 @@ func (m *Migrator) apply(ctx context.Context, conn *sql.Conn, todo []*Migration,
 				if err := m.setTimeouts(ctx, tx, false); err != nil {
 					return err
 				}
+				// The version rows of the whole run go in with one query.
+				var (
+					applied  []dialect.Record
+					reverted []int64
+				)
 				for _, mig := range todo {
-					r, err := m.runOne(ctx, tx, nil, mig, dir)
+					r, err := m.execute(ctx, tx, nil, mig, dir, 0)
 					if err != nil {
 						return err
 					}
 					results = append(results, r)
+					applied = append(applied, m.record(mig, dialect.StateApplied, 0))
+					reverted = append(reverted, mig.Version)
+				}
+				var err error
+				if dir == Up {
+					err = m.dialect.MarkApplied(ctx, tx, applied...)
+				} else {
+					err = m.dialect.MarkReverted(ctx, tx, reverted...)
+				}
+				if err != nil {
+					return fmt.Errorf("record versions: %w", err)
 				}
 				return nil
 			})
@@ -215,6 +231,32 @@ func (m *Migrator) runOne(ctx context.Context, q dialect.Querier, conn *sql.Conn
 // runFrom is runOne starting at statement first (for Repair's resume).
 func (m *Migrator) runFrom(ctx context.Context, q dialect.Querier, conn *sql.Conn, mig *Migration, dir Direction, first int) (MigrationResult, error) {
 	start := time.Now()
+	r, err := m.execute(ctx, q, conn, mig, dir, first)
+	if err != nil {
+		return r, err
+	}
+	record := func(q dialect.Querier) error {
+		if dir == Up {
+			return m.dialect.MarkApplied(ctx, q, m.record(mig, dialect.StateApplied, 0))
+		}
+		return m.dialect.MarkReverted(ctx, q, mig.Version)
+	}
+	if conn != nil {
+		err = m.inTx(ctx, conn, func(tx *sql.Tx) error { return record(tx) })
+	} else {
+		err = record(q)
+	}
+	if err != nil {
+		return r, &MigrationError{Version: mig.Version, File: mig.Source, Direction: dir, Err: fmt.Errorf("record version: %w", err)}
+	}
+	r.Duration = time.Since(start)
+	return r, nil
+}
+
+// execute runs a migration's statements (or Go function) from statement
+// first, without recording the version.
+func (m *Migrator) execute(ctx context.Context, q dialect.Querier, conn *sql.Conn, mig *Migration, dir Direction, first int) (MigrationResult, error) {
+	start := time.Now()
 	r := MigrationResult{Version: mig.Version, Source: mig.Source, Direction: dir}
 	fail := func(line int, stmt string, err error) (MigrationResult, error) {
 		return r, &MigrationError{Version: mig.Version, File: mig.Source, Direction: dir, Line: line, Statement: shorten(stmt), Err: err}
@@ -268,21 +310,6 @@ func (m *Migrator) runFrom(ctx context.Context, q dialect.Querier, conn *sql.Con
 		return fail(0, "", &UnregisteredError{Version: mig.Version, File: mig.Source})
 	}
 
-	record := func(q dialect.Querier) error {
-		if dir == Up {
-			return m.dialect.MarkApplied(ctx, q, m.record(mig, dialect.StateApplied, 0))
-		}
-		return m.dialect.MarkReverted(ctx, q, mig.Version)
-	}
-	var err error
-	if conn != nil {
-		err = m.inTx(ctx, conn, func(tx *sql.Tx) error { return record(tx) })
-	} else {
-		err = record(q)
-	}
-	if err != nil {
-		return fail(0, "", fmt.Errorf("record version: %w", err))
-	}
 	r.Duration = time.Since(start)
 	return r, nil
 }

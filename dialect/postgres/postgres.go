@@ -42,12 +42,15 @@ const (
 	qInsertVersion = `INSERT INTO goose_db_version (version_id, is_applied) VALUES ($1, $2)`
 	qDeleteVersion = `DELETE FROM goose_db_version WHERE version_id=$1`
 	// One round trip for both tables.
-	qMarkApplied = `WITH v AS (INSERT INTO goose_db_version (version_id, is_applied) VALUES ($1, true))
-		INSERT INTO shiplock_versions (version_id, source, checksum, state, statement) VALUES ($1, $2, $3, 'applied', 0)
+	// One round trip for both tables and any number of versions.
+	qMarkApplied = `WITH v AS (INSERT INTO goose_db_version (version_id, is_applied)
+			SELECT v, true FROM unnest($1::bigint[]) WITH ORDINALITY AS u(v, n) ORDER BY n)
+		INSERT INTO shiplock_versions (version_id, source, checksum, state, statement)
+		SELECT v, s, c, 'applied', 0 FROM unnest($2::bigint[], $3::text[], $4::text[]) AS r(v, s, c)
 		ON CONFLICT (version_id) DO UPDATE SET source = EXCLUDED.source, checksum = EXCLUDED.checksum,
 			state = EXCLUDED.state, statement = 0, updated_at = now()`
-	qMarkReverted = `WITH v AS (DELETE FROM goose_db_version WHERE version_id = $1)
-		DELETE FROM shiplock_versions WHERE version_id = $1`
+	qMarkReverted = `WITH v AS (DELETE FROM goose_db_version WHERE version_id = ANY($1::bigint[]))
+		DELETE FROM shiplock_versions WHERE version_id = ANY($1::bigint[])`
 	qListVersions = `SELECT id, version_id, is_applied, tstamp FROM goose_db_version ORDER BY id DESC`
 
 	qVersionTableSchema = `SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass('goose_db_version')`
@@ -113,17 +116,26 @@ func (Dialect) ListVersions(ctx context.Context, q dialect.Querier) ([]dialect.V
 	return out, rows.Err()
 }
 
-func (Dialect) MarkApplied(ctx context.Context, q dialect.Querier, r dialect.Record) error {
-	if r.Checksum == "" {
-		_, err := q.ExecContext(ctx, qInsertVersion, r.Version, true)
-		return err
+func (Dialect) MarkApplied(ctx context.Context, q dialect.Querier, rs ...dialect.Record) error {
+	versions := make([]int64, 0, len(rs))
+	var (
+		recorded           []int64
+		sources, checksums []string
+	)
+	for _, r := range rs {
+		versions = append(versions, r.Version)
+		if r.Checksum != "" {
+			recorded = append(recorded, r.Version)
+			sources = append(sources, r.Source)
+			checksums = append(checksums, r.Checksum)
+		}
 	}
-	_, err := q.ExecContext(ctx, qMarkApplied, r.Version, r.Source, r.Checksum)
+	_, err := q.ExecContext(ctx, qMarkApplied, versions, recorded, sources, checksums)
 	return err
 }
 
-func (Dialect) MarkReverted(ctx context.Context, q dialect.Querier, v int64) error {
-	_, err := q.ExecContext(ctx, qMarkReverted, v)
+func (Dialect) MarkReverted(ctx context.Context, q dialect.Querier, versions ...int64) error {
+	_, err := q.ExecContext(ctx, qMarkReverted, versions)
 	return err
 }
 

@@ -97,19 +97,32 @@ func (*Dialect) ListVersions(ctx context.Context, q dialect.Querier) ([]dialect.
 	return out, rows.Err()
 }
 
-func (d *Dialect) MarkApplied(ctx context.Context, q dialect.Querier, r dialect.Record) error {
-	if _, err := q.ExecContext(ctx, qInsertVersion, r.Version, true); err != nil || r.Checksum == "" {
-		return err
+func (d *Dialect) MarkApplied(ctx context.Context, q dialect.Querier, rs ...dialect.Record) error {
+	for _, r := range rs {
+		if _, err := q.ExecContext(ctx, qInsertVersion, r.Version, true); err != nil {
+			return err
+		}
+		if r.Checksum == "" {
+			continue
+		}
+		r.State, r.Statement = dialect.StateApplied, 0
+		if err := d.PutRecord(ctx, q, r); err != nil {
+			return err
+		}
 	}
-	r.State, r.Statement = dialect.StateApplied, 0
-	return d.PutRecord(ctx, q, r)
+	return nil
 }
 
-func (d *Dialect) MarkReverted(ctx context.Context, q dialect.Querier, v int64) error {
-	if _, err := q.ExecContext(ctx, qDeleteVersion, v); err != nil {
-		return err
+func (d *Dialect) MarkReverted(ctx context.Context, q dialect.Querier, versions ...int64) error {
+	for _, v := range versions {
+		if _, err := q.ExecContext(ctx, qDeleteVersion, v); err != nil {
+			return err
+		}
+		if err := d.DeleteRecord(ctx, q, v); err != nil {
+			return err
+		}
 	}
-	return d.DeleteRecord(ctx, q, v)
+	return nil
 }
 
 func (*Dialect) EnsureRecordTable(ctx context.Context, q dialect.Querier) error {
