@@ -128,6 +128,11 @@ type Dialect interface {
 	BeginSQL(settings []string) string
 	CommitAppliedSQL(r Record) string
 	CommitRevertedSQL(version int64) string
+	// ExecScript runs prelude, then each of stmts, then epilogue, stopping
+	// at the first error, in one round trip where the database allows.
+	// On error, failed says which part failed: the index in stmts, -1 for
+	// the prelude, len(stmts) for the epilogue.
+	ExecScript(ctx context.Context, conn *sql.Conn, prelude string, stmts []string, epilogue string) (failed int, err error)
 
 	Classifier
 }

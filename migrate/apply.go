@@ -99,42 +99,46 @@ func (m *Migrator) apply(ctx context.Context, conn *sql.Conn, todo []*Migration,
 	return results, nil
 }
 
-// runSQLTx runs a SQL migration in its own transaction, driven by hand so
-// that shiplock's bookkeeping costs two round trips (open with settings;
-// record and commit) around the migration's own statements, each of which
-// is sent alone so a failure names its line.
+// runSQLTx runs a SQL migration in its own transaction as one script:
+// open with shiplock's settings, the migration's statements, record the
+// version and commit, in one round trip where the dialect can (the
+// statements still run one by one on the server, and a failure still names
+// its statement's line).
 func (m *Migrator) runSQLTx(ctx context.Context, conn *sql.Conn, mig *Migration, dir Direction, async bool) (MigrationResult, error) {
 	start := time.Now()
 	r := MigrationResult{Version: mig.Version, Source: mig.Source, Direction: dir}
 	stmts := mig.Statements(dir)
 	r.Empty = len(stmts) == 0
-	fail := func(line int, stmt string, err error) (MigrationResult, error) {
-		// Ends the transaction whatever state it is in; a warning only
-		// when the failing statement was COMMIT, which ended it already.
-		_, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
-		return r, &MigrationError{Version: mig.Version, File: mig.Source, Direction: dir, Line: line, Statement: shorten(stmt), Err: err}
-	}
 	settings := m.dialect.TimeoutStatements(m.opts.DDLLockTimeout, m.opts.StatementTimeout, true)
 	if s := m.dialect.AsyncCommit(); async && s != "" {
 		settings = append(settings, s)
 	}
-	if _, err := conn.ExecContext(ctx, m.dialect.BeginSQL(settings)); err != nil {
-		return fail(0, "", fmt.Errorf("begin: %w", err))
-	}
-	for _, s := range stmts {
-		if _, err := conn.ExecContext(ctx, s.SQL); err != nil {
-			return fail(s.Line, s.SQL, err)
-		}
+	sqls := make([]string, len(stmts))
+	for i, s := range stmts {
+		sqls[i] = s.SQL
 	}
 	end := m.dialect.CommitRevertedSQL(mig.Version)
 	if dir == Up {
 		end = m.dialect.CommitAppliedSQL(m.record(mig, dialect.StateApplied, 0))
 	}
-	if _, err := conn.ExecContext(ctx, end); err != nil {
-		return fail(0, "", fmt.Errorf("record version and commit: %w", err))
+	failed, err := m.dialect.ExecScript(ctx, conn, m.dialect.BeginSQL(settings), sqls, end)
+	if err == nil {
+		r.Duration = time.Since(start)
+		return r, nil
 	}
-	r.Duration = time.Since(start)
-	return r, nil
+	// End the transaction whatever state it is in (a warning only when the
+	// COMMIT itself failed and ended it).
+	_, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+	merr := &MigrationError{Version: mig.Version, File: mig.Source, Direction: dir, Err: err}
+	switch {
+	case failed < 0:
+		merr.Err = fmt.Errorf("begin: %w", err)
+	case failed >= len(stmts):
+		merr.Err = fmt.Errorf("record version and commit: %w", err)
+	default:
+		merr.Line, merr.Statement = stmts[failed].Line, shorten(stmts[failed].SQL)
+	}
+	return r, merr
 }
 
 // runNoTx runs a migration outside a transaction from statement first,

@@ -257,3 +257,33 @@ func TestLockWaitOutlastsSilentHolder(t *testing.T) {
 		t.Fatalf("Up with the lock held = %v, want ErrLockTimeout", err)
 	}
 }
+
+// TestErrorLines: whatever kind of error, and whichever statement, the
+// MigrationError names the failing statement's line, although a file's
+// statements travel to the server in one round trip.
+func TestErrorLines(t *testing.T) {
+	t.Parallel()
+	for name, tc := range map[string]struct {
+		body string
+		line int
+	}{
+		"syntax, later statement":  {"CREATE TABLE a (id int);\n\nSELEC 1;\nCREATE TABLE b (id int);", 3},
+		"syntax, first statement":  {"CREAT TABLE a (id int);\nCREATE TABLE b (id int);", 1},
+		"runtime, third statement": {"CREATE TABLE a (id int);\nINSERT INTO a VALUES (1);\nINSERT INTO a VALUES ('x');", 3},
+		"block":                    {"CREATE TABLE a (id int);\n-- +goose StatementBegin\nDO $$ BEGIN RAISE EXCEPTION 'boom'; END $$;\n-- +goose StatementEnd", 3},
+		"unicode before the error": {"CREATE TABLE \"äöü\" (id int);\nSELEC 'ß';", 2},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			url := testdb.Postgres(t)
+			files := fstest.MapFS{"00001_x.sql": {Data: []byte("-- +goose Up\n" + tc.body + "\n")}}
+			_, err := pgMigrator(t, url, files, migrate.Options{}).Up(context.Background(), migrate.UpOptions{})
+			var merr *migrate.MigrationError
+			if !errors.As(err, &merr) || merr.Line != tc.line+1 {
+				t.Fatalf("Up = %v; want the statement at line %d", err, tc.line+1)
+			}
+			m := pgMigrator(t, url, files, migrate.Options{})
+			wantVersion(t, m, 0)
+		})
+	}
+}

@@ -29,6 +29,10 @@ func Run(t *testing.T, newDatabase func(t testing.TB) Opener) {
 		t.Parallel()
 		testListAll(t, newDatabase(t))
 	})
+	t.Run("ExecScript", func(t *testing.T) {
+		t.Parallel()
+		testExecScript(t, newDatabase(t))
+	})
 	t.Run("Lock", func(t *testing.T) {
 		t.Parallel()
 		testLock(t, newDatabase(t))
@@ -231,5 +235,44 @@ func testListAll(t *testing.T, open Opener) {
 		if w := byVersion[r.Version]; r != w {
 			t.Errorf("record %d: ListAll %+v, ListRecords %+v", r.Version, r, w)
 		}
+	}
+}
+
+func testExecScript(t *testing.T, open Opener) {
+	ctx := context.Background()
+	c, d := conn(t, open)
+	stmts := []string{
+		"CREATE TABLE s (n int);",
+		"INSERT INTO s VALUES (1);\n-- a comment, no newline after",
+		"INSERT INTO s VALUES (2)", // no semicolon
+	}
+	if _, err := d.ExecScript(ctx, c, d.BeginSQL(nil), stmts, "COMMIT"); err != nil {
+		t.Fatalf("ExecScript: %v", err)
+	}
+	var n int
+	if err := c.QueryRowContext(ctx, "SELECT count(*) FROM s").Scan(&n); err != nil || n != 2 {
+		t.Fatalf("rows = %d, %v; want 2", n, err)
+	}
+	for _, tc := range []struct {
+		name              string
+		prelude, epilogue string
+		stmts             []string
+		want              int
+	}{
+		{"statement", d.BeginSQL(nil), "COMMIT", []string{"INSERT INTO s VALUES (3);", "INSERT INTO missing VALUES (1);", "INSERT INTO s VALUES (4);"}, 1},
+		{"first statement", d.BeginSQL(nil), "COMMIT", []string{"SELEC 1;"}, 0},
+		{"prelude", "BEGIN; SELEC 1", "COMMIT", []string{"INSERT INTO s VALUES (5);"}, -1},
+		{"epilogue", d.BeginSQL(nil), "INSERT INTO missing VALUES (1); COMMIT", []string{"INSERT INTO s VALUES (6);"}, 1},
+	} {
+		failed, err := d.ExecScript(ctx, c, tc.prelude, tc.stmts, tc.epilogue)
+		if err == nil || failed != tc.want {
+			t.Errorf("%s: ExecScript = %d, %v; want part %d to fail", tc.name, failed, err, tc.want)
+		}
+		if _, err := c.ExecContext(ctx, "ROLLBACK"); err != nil {
+			t.Logf("%s: rollback: %v", tc.name, err)
+		}
+	}
+	if err := c.QueryRowContext(ctx, "SELECT count(*) FROM s").Scan(&n); err != nil || n != 2 {
+		t.Fatalf("rows after failed scripts = %d, %v; want 2: a failed script left changes", n, err)
 	}
 }

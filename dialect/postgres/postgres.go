@@ -5,12 +5,15 @@ package postgres
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/shiplock/shiplock/dialect"
@@ -407,4 +410,67 @@ func (Dialect) ListAll(ctx context.Context, q dialect.Querier) ([]dialect.Versio
 		}
 	}
 	return versions, records, rows.Err()
+}
+
+// stepColumn names the marker queries ExecScript puts after each part.
+const stepColumn = "shiplock_step"
+
+// ExecScript sends the whole script as one simple query (many statements,
+// one round trip) with a marker query after each part, "SELECT n AS
+// shiplock_step": the last marker read before an error tells which part
+// failed, so errors still name their statement's line.
+func (Dialect) ExecScript(ctx context.Context, conn *sql.Conn, prelude string, stmts []string, epilogue string) (int, error) {
+	var b strings.Builder
+	// starts[i] is where part i-1 (the prelude is part -1) begins, in
+	// characters: the server parses the whole string before running any
+	// of it, and reports a syntax error by its position, before any
+	// marker.
+	var starts []int
+	chars := 0
+	write := func(s string) { b.WriteString(s); chars += utf8.RuneCountInString(s) }
+	mark := func(step int) { write(fmt.Sprintf("\n;\nSELECT %d AS %s;\n", step, stepColumn)) }
+	starts = append(starts, chars)
+	write(prelude)
+	mark(-1)
+	for i, s := range stmts {
+		starts = append(starts, chars)
+		write(s)
+		mark(i)
+	}
+	starts = append(starts, chars)
+	write(epilogue)
+	done := -2
+	err := conn.Raw(func(dc any) error {
+		c, ok := dc.(*stdlib.Conn)
+		if !ok {
+			return fmt.Errorf("postgres: unexpected driver connection %T", dc)
+		}
+		mrr := c.Conn().PgConn().Exec(ctx, b.String())
+		for mrr.NextResult() {
+			rr := mrr.ResultReader()
+			if fds := rr.FieldDescriptions(); len(fds) == 1 && fds[0].Name == stepColumn && rr.NextRow() {
+				if n, err := strconv.Atoi(string(rr.Values()[0])); err == nil {
+					done = n
+				}
+			}
+			if _, err := rr.Close(); err != nil {
+				break
+			}
+		}
+		return mrr.Close()
+	})
+	if err == nil {
+		return 0, nil
+	}
+	var pgErr *pgconn.PgError
+	if done == -2 && errors.As(err, &pgErr) && pgErr.Position > 0 {
+		part := -1
+		for i, start := range starts {
+			if int(pgErr.Position) > start {
+				part = i - 1
+			}
+		}
+		return part, err
+	}
+	return done + 1, err
 }

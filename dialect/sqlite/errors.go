@@ -47,3 +47,20 @@ func (*Dialect) CommitRevertedSQL(v int64) string {
 }
 
 func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// ExecScript runs the parts one by one: an embedded database has no round
+// trips to save.
+func (*Dialect) ExecScript(ctx context.Context, conn *sql.Conn, prelude string, stmts []string, epilogue string) (int, error) {
+	if _, err := conn.ExecContext(ctx, prelude); err != nil {
+		return -1, err
+	}
+	for i, s := range stmts {
+		if _, err := conn.ExecContext(ctx, s); err != nil {
+			return i, err
+		}
+	}
+	if _, err := conn.ExecContext(ctx, epilogue); err != nil {
+		return len(stmts), err
+	}
+	return 0, nil
+}
