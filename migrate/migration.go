@@ -197,7 +197,7 @@ func readSQL(fsys fs.FS, dir string, migs []*Migration, lookup func(string) (str
 	errs := make([]error, len(migs))
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	workers := min(len(migs), 2*runtime.GOMAXPROCS(0))
+	workers := min(len(migs), runtime.GOMAXPROCS(0))
 	for range workers {
 		wg.Add(1)
 		go func() {
