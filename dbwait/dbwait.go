@@ -24,7 +24,9 @@ import (
 var ErrTimeout = errors.New("dbwait: database not ready in time")
 
 // Options configure Wait. The zero value waits up to one minute with
-// 5-second attempts, backing off from 25 ms to 1 s.
+// 5-second attempts, backing off from 25 ms to 100 ms: a refused
+// connection costs the server nothing, and a short cap is what makes the
+// migration start within tens of milliseconds of the server being ready.
 type Options struct {
 	// Timeout bounds the whole wait; 0 means one minute, negative means a
 	// single attempt.
@@ -33,7 +35,7 @@ type Options struct {
 	// TCP and never answers is abandoned; 0 means 5 s.
 	AttemptTimeout time.Duration
 	// InitialBackoff and MaxBackoff shape the jittered exponential delay
-	// between attempts; 0 means 25 ms and 1 s.
+	// between attempts; 0 means 25 ms and 100 ms.
 	InitialBackoff, MaxBackoff time.Duration
 	// RetryMissingDatabase keeps waiting while the server reports that the
 	// database does not exist (it may be created by another Job).
@@ -153,7 +155,7 @@ func (o Options) withDefaults() Options {
 		o.InitialBackoff = 25 * time.Millisecond
 	}
 	if o.MaxBackoff <= 0 {
-		o.MaxBackoff = time.Second
+		o.MaxBackoff = 100 * time.Millisecond
 	}
 	return o
 }

@@ -199,8 +199,12 @@ func run() error {
 				if err := cmd.Start(); err != nil {
 					return err
 				}
-				done := make(chan error, 1)
-				go func() { done <- cmd.Wait() }()
+				type exit struct {
+					err error
+					at  time.Time
+				}
+				done := make(chan exit, 1)
+				go func() { err := cmd.Wait(); done <- exit{err, time.Now()} }()
 				time.Sleep(delay)
 				if err := c.start(); err != nil {
 					return fmt.Errorf("start: %w", err)
@@ -211,9 +215,10 @@ func run() error {
 				if err != nil {
 					return fmt.Errorf("server not ready: %w", err)
 				}
-				runErr := <-done
-				finished := time.Now()
-				s := sample{delay: delay, latency: finished.Sub(readyAt), ok: runErr == nil}
+				e := <-done
+				// Negative when the contender saw the server ready before
+				// this poller did.
+				s := sample{delay: delay, latency: e.at.Sub(readyAt), ok: e.err == nil}
 				results[name] = append(results[name], s)
 				fmt.Fprintf(os.Stderr, "%-22s delay %-6s ready->done %8.1f ms ok=%v\n", name, delay, ms(s.latency), s.ok)
 				if err := c.stop(); err != nil {
@@ -224,7 +229,7 @@ func run() error {
 	}
 
 	fmt.Printf("\n### Readiness: from \"PostgreSQL accepts connections\" to \"migration finished\"\n\n")
-	fmt.Printf("Migration started while the server was down; the server started after the delay. %d trials per delay.\n\n", *reps)
+	fmt.Printf("Migration started while the server was down; the server started after the delay. %d trials per delay. Readiness is when this program's own poll (a connect and SELECT 1 every millisecond) first succeeds; a contender that got there first shows a negative time.\n\n", *reps)
 	fmt.Printf("| contender | median ms | min ms | max ms | failed runs |\n|---|---:|---:|---:|---:|\n")
 	for _, name := range names {
 		var lat []float64

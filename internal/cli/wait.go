@@ -18,7 +18,8 @@ func newWaitCmd(g *globals) *cobra.Command {
 		Use:   "wait",
 		Short: "Wait until the database accepts connections (connect, authenticate, SELECT 1)",
 		Long: `Wait until the database really accepts work: connect, authenticate and run
-SELECT 1, each attempt bounded, with jittered exponential backoff from 25ms.
+SELECT 1, each attempt bounded, with jittered exponential backoff from 25ms
+to 100ms, so work starts within tens of milliseconds of the server being ready.
 It retries what can heal (connection refused, a name that does not resolve
 yet, timeouts, a server starting up or out of connections) and fails at once
 on what cannot: a wrong password or a missing database (exit 5), TLS
