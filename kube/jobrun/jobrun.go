@@ -124,27 +124,27 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		o.Logger.Info("job created", "job", job.Name, "namespace", o.Namespace)
 	}
 
-	// Follow the pods' logs while waiting for the Job's end.
-	fctx, stopFollow := context.WithCancel(ctx)
-	f := &follower{o: o, job: created, attempts: map[string]bool{}}
+	// Follow the pods' logs while waiting for the Job's end. Two contexts:
+	// the pod watch stops as soon as the Job has finished; a log stream in
+	// flight then still gets up to 10 s to deliver its last lines.
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	streamCtx, stopStreams := context.WithCancel(ctx)
+	defer stopStreams()
+	f := &follower{o: o, job: created, attempts: map[string]bool{}, streamed: map[string]bool{}}
 	followDone := make(chan error, 1)
-	go func() { followDone <- f.run(fctx) }()
+	go func() { followDone <- f.run(watchCtx, streamCtx) }()
 
 	final, err := waitFinished(ctx, o.Client, o.Namespace, created.Name)
+	stopWatch()
 	if err != nil {
-		stopFollow()
+		stopStreams()
 		<-followDone
 		f.fill(res)
 		return res, err
 	}
-	// The last lines may still be in flight: give the stream time to drain.
-	select {
-	case <-followDone:
-	case <-time.After(10 * time.Second):
-		stopFollow()
-		<-followDone
-	}
-	stopFollow()
+	drain := time.AfterFunc(10*time.Second, stopStreams)
+	<-followDone
+	drain.Stop()
 
 	res.Succeeded = condition(final, batchv1.JobComplete)
 	if c := failedCondition(final); c != nil {
@@ -270,6 +270,8 @@ type follower struct {
 	o   Options
 	job *batchv1.Job
 
+	streamed map[string]bool // only the follower's goroutine uses it
+
 	mu       sync.Mutex
 	attempts map[string]bool
 	last     string
@@ -287,44 +289,61 @@ func (f *follower) fill(res *Result) {
 	res.Attempts, res.Pod = len(f.attempts), f.last
 }
 
-// run watches the Job's pods; for each pod whose container has started, it
-// streams the logs to the end. It returns when the Job's last pod has been
-// streamed to its end and has terminated, or ctx ends.
-func (f *follower) run(ctx context.Context) error {
+// run watches the Job's pods and streams the logs of each pod whose
+// container has started, from its first line to its last. When watchCtx
+// ends (the Job finished), it streams the pods it has not streamed yet and
+// returns; streams use streamCtx.
+func (f *follower) run(watchCtx, streamCtx context.Context) error {
 	c := f.o.Client
 	lw := cache.NewFilteredListWatchFromClient(c.CoreV1().RESTClient(), "pods", f.o.Namespace, func(o *metav1.ListOptions) {
 		o.LabelSelector = podSelector(f.job)
 	})
-	streamed := map[string]bool{}
-	_, err := watchtools.UntilWithSync(ctx, lw, &corev1.Pod{}, nil, func(ev watch.Event) (bool, error) {
-		p, ok := ev.Object.(*corev1.Pod)
-		if !ok || ev.Type == watch.Deleted || streamed[p.Name] {
-			return false, nil
+	_, err := watchtools.UntilWithSync(watchCtx, lw, &corev1.Pod{}, nil, func(ev watch.Event) (bool, error) {
+		if p, ok := ev.Object.(*corev1.Pod); ok && ev.Type != watch.Deleted {
+			f.follow(streamCtx, p)
 		}
-		cs := containerStatus(p, f.o.Container)
-		if cs == nil || (cs.State.Running == nil && cs.State.Terminated == nil) {
-			return false, nil // still waiting to start: the next event says when
-		}
-		f.mu.Lock()
-		f.attempts[p.Name] = true
-		f.last = p.Name
-		n := len(f.attempts)
-		f.mu.Unlock()
-		if n > 1 {
-			f.o.Logger.Info("job retried", "job", f.job.Name, "pod", p.Name, "attempt", n)
-		}
-		streamed[p.Name] = true
-		if err := f.stream(ctx, p); err != nil && ctx.Err() == nil {
-			f.o.Logger.Warn("follow logs", "pod", p.Name, "err", err)
-		}
-		// Done once the Job has nothing left to run.
-		j, err := c.BatchV1().Jobs(f.o.Namespace).Get(ctx, f.job.Name, metav1.GetOptions{})
-		return err == nil && finished(j), nil
+		return false, nil
 	})
-	if err != nil && ctx.Err() == nil {
+	if err != nil && watchCtx.Err() == nil {
 		return err
 	}
+	// The Job finished: a last pod may have run and ended before its
+	// events reached the watch.
+	pods, err := c.CoreV1().Pods(f.o.Namespace).List(streamCtx, metav1.ListOptions{LabelSelector: podSelector(f.job)})
+	if err != nil {
+		return nil // the result does not depend on the logs
+	}
+	sort.Slice(pods.Items, func(i, j int) bool {
+		return pods.Items[i].CreationTimestamp.Before(&pods.Items[j].CreationTimestamp)
+	})
+	for i := range pods.Items {
+		f.follow(streamCtx, &pods.Items[i])
+	}
 	return nil
+}
+
+// follow streams p's logs once its container has started, unless done
+// already.
+func (f *follower) follow(ctx context.Context, p *corev1.Pod) {
+	if f.streamed[p.Name] {
+		return
+	}
+	cs := containerStatus(p, f.o.Container)
+	if cs == nil || (cs.State.Running == nil && cs.State.Terminated == nil) {
+		return // still waiting to start: the next event says when
+	}
+	f.streamed[p.Name] = true
+	f.mu.Lock()
+	f.attempts[p.Name] = true
+	f.last = p.Name
+	n := len(f.attempts)
+	f.mu.Unlock()
+	if n > 1 {
+		f.o.Logger.Info("job retried", "job", f.job.Name, "pod", p.Name, "attempt", n)
+	}
+	if err := f.stream(ctx, p); err != nil && ctx.Err() == nil {
+		f.o.Logger.Warn("follow logs", "pod", p.Name, "err", err)
+	}
 }
 
 // stream copies one pod's container logs from the first line, following
