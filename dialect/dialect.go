@@ -199,3 +199,23 @@ type IndexChecker interface {
 	// InvalidIndexes names the invalid indexes in the database.
 	InvalidIndexes(ctx context.Context, q Querier) ([]string, error)
 }
+
+// QueryRecords runs query, which selects version_id, source, checksum,
+// state, statement and updated_at, and scans the records: the one reader
+// of shiplock_versions rows for every dialect.
+func QueryRecords(ctx context.Context, q Querier, query string) ([]Record, error) {
+	rows, err := q.QueryContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Record
+	for rows.Next() {
+		var r Record
+		if err := rows.Scan(&r.Version, &r.Source, &r.Checksum, &r.State, &r.Statement, &r.Updated); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}

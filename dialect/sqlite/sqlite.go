@@ -131,20 +131,7 @@ func (*Dialect) EnsureRecordTable(ctx context.Context, q dialect.Querier) error 
 }
 
 func (*Dialect) ListRecords(ctx context.Context, q dialect.Querier) ([]dialect.Record, error) {
-	rows, err := q.QueryContext(ctx, qListRecords)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []dialect.Record
-	for rows.Next() {
-		var r dialect.Record
-		if err := rows.Scan(&r.Version, &r.Source, &r.Checksum, &r.State, &r.Statement, &r.Updated); err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return dialect.QueryRecords(ctx, q, qListRecords)
 }
 
 func (*Dialect) PutRecord(ctx context.Context, q dialect.Querier, r dialect.Record) error {
