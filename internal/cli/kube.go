@@ -19,7 +19,7 @@ import (
 func newKubeCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "kube",
-		Short: "Render the Kubernetes Job and initContainer that run shiplock",
+		Short: "Render the Kubernetes Job and initContainer that run shiplock, or run the Job",
 		Long: `Render Kubernetes manifests that run shiplock, as YAML on stdout for
 "kubectl apply -f -". Three patterns:
 

@@ -92,9 +92,8 @@ func printResult(w io.Writer, format string, res *migrate.Result, err error) {
 		writeJSON(w, out)
 		return
 	}
-	for _, r := range res.Applied {
-		fmt.Fprintf(w, "%-8s %s (%s)\n", r.Direction.String(), r.Source, round(r.Duration))
-	}
+	// Each migration was logged (stderr) as it finished; stdout gets the
+	// outcome.
 	if len(res.Ahead) > 0 {
 		fmt.Fprintf(w, "warning: the database is ahead of these files: applied versions %v have no migration file\n", res.Ahead)
 	}
