@@ -19,7 +19,7 @@ func (m *Migrator) apply(ctx context.Context, conn *sql.Conn, todo []*Migration,
 		err := m.retry(ctx, "the run", func() error {
 			results = results[:0]
 			return m.inTx(ctx, conn, func(tx *sql.Tx) error {
-				if err := m.setTimeouts(ctx, tx, false); err != nil {
+				if err := applySettings(ctx, tx, m.settings(true, false)); err != nil {
 					return err
 				}
 				// The version rows of the whole run go in with one query.
@@ -76,7 +76,7 @@ func (m *Migrator) apply(ctx context.Context, conn *sql.Conn, todo []*Migration,
 					return err
 				}
 				return m.inTx(ctx, conn, func(tx *sql.Tx) error {
-					if err := m.setTimeouts(ctx, tx, !last); err != nil {
+					if err := applySettings(ctx, tx, m.settings(true, !last)); err != nil {
 						return err
 					}
 					r, err = m.runOne(ctx, tx, nil, mig, dir)
@@ -109,10 +109,7 @@ func (m *Migrator) runSQLTx(ctx context.Context, conn *sql.Conn, mig *Migration,
 	r := MigrationResult{Version: mig.Version, Source: mig.Source, Direction: dir}
 	stmts := mig.Statements(dir)
 	r.Empty = len(stmts) == 0
-	settings := m.dialect.TimeoutStatements(m.opts.DDLLockTimeout, m.opts.StatementTimeout, true)
-	if s := m.dialect.AsyncCommit(); async && s != "" {
-		settings = append(settings, s)
-	}
+	settings := m.settings(true, async)
 	sqls := make([]string, len(stmts))
 	for i, s := range stmts {
 		sqls[i] = s.SQL
@@ -150,7 +147,7 @@ func (m *Migrator) runNoTx(ctx context.Context, conn *sql.Conn, mig *Migration, 
 		if restore, err = m.dialect.SessionTimeouts(ctx, conn); err != nil {
 			return MigrationResult{}, fmt.Errorf("read session timeouts: %w", err)
 		}
-		if err := m.setSessionTimeouts(ctx, conn); err != nil {
+		if err := applySettings(ctx, conn, m.settings(false, false)); err != nil {
 			return MigrationResult{}, err
 		}
 	}
@@ -167,33 +164,25 @@ func (m *Migrator) runNoTx(ctx context.Context, conn *sql.Conn, mig *Migration, 
 	return r, err
 }
 
-// setTimeouts applies shiplock's settings to the current transaction only,
-// in one round trip: the timeouts and, with async, asynchronous commit.
-func (m *Migrator) setTimeouts(ctx context.Context, tx *sql.Tx, async bool) error {
-	stmts := m.dialect.TimeoutStatements(m.opts.DDLLockTimeout, m.opts.StatementTimeout, true)
-	if s := m.dialect.AsyncCommit(); async && s != "" {
+// settings are shiplock's own settings for one migration: the timeouts,
+// for the transaction (local) or the session, and, with async,
+// asynchronous commit.
+func (m *Migrator) settings(local, async bool) []string {
+	stmts := m.dialect.TimeoutStatements(m.opts.DDLLockTimeout, m.opts.StatementTimeout, local)
+	if s := m.dialect.AsyncCommit(); local && async && s != "" {
 		stmts = append(stmts, s)
 	}
-	if len(stmts) == 0 {
-		return nil
-	}
-	q := strings.Join(stmts, "; ")
-	if _, err := tx.ExecContext(ctx, q); err != nil {
-		return fmt.Errorf("set %s: %w", q, err)
-	}
-	return nil
+	return stmts
 }
 
-// setSessionTimeouts applies the timeouts to the session, around a
-// migration that runs outside a transaction.
-func (m *Migrator) setSessionTimeouts(ctx context.Context, conn *sql.Conn) error {
-	stmts := m.dialect.TimeoutStatements(m.opts.DDLLockTimeout, m.opts.StatementTimeout, false)
+// applySettings sends settings in one round trip.
+func applySettings(ctx context.Context, q dialect.Querier, stmts []string) error {
 	if len(stmts) == 0 {
 		return nil
 	}
-	q := strings.Join(stmts, "; ")
-	if _, err := conn.ExecContext(ctx, q); err != nil {
-		return fmt.Errorf("set %s: %w", q, err)
+	query := strings.Join(stmts, "; ")
+	if _, err := q.ExecContext(ctx, query); err != nil {
+		return fmt.Errorf("set %s: %w", query, err)
 	}
 	return nil
 }
