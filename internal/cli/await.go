@@ -52,11 +52,7 @@ func (f *gateFlags) open(g *globals) (int64, *sql.DB, dialect.Dialect, error) {
 	if err != nil {
 		return 0, nil, nil, err
 	}
-	t, err := g.resolveTarget()
-	if err != nil {
-		return 0, nil, nil, err
-	}
-	db, d, err := t.open()
+	db, d, err := g.openDB()
 	if err != nil {
 		return 0, nil, nil, err
 	}

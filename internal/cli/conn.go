@@ -81,6 +81,16 @@ func quoteConnValue(v string) string {
 	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(v) + "'"
 }
 
+// openDB resolves the database from flags and environment and opens a
+// lazy handle: nothing is dialled yet.
+func (g *globals) openDB() (*sql.DB, dialect.Dialect, error) {
+	t, err := g.resolveTarget()
+	if err != nil {
+		return nil, nil, err
+	}
+	return t.open()
+}
+
 // open opens the target. The handle is lazy: nothing is dialled yet.
 func (t target) open() (*sql.DB, dialect.Dialect, error) {
 	switch t.dialect {

@@ -86,11 +86,7 @@ func (g *globals) loadMigrations() ([]*migrate.Migration, error) {
 // With wait set, it first waits for the database to be ready; without, a
 // single readiness attempt classifies a connection failure.
 func (g *globals) withMigrator(ctx context.Context, opts migrate.Options, wait *waitFlags, fn func(*migrate.Migrator) error) error {
-	t, err := g.resolveTarget()
-	if err != nil {
-		return err
-	}
-	db, d, err := t.open()
+	db, d, err := g.openDB()
 	if err != nil {
 		return err
 	}

@@ -33,11 +33,7 @@ repair do this first by themselves.`,
 }
 
 func (f *waitCmdFlags) runWait(ctx context.Context, g *globals) error {
-	t, err := g.resolveTarget()
-	if err != nil {
-		return err
-	}
-	db, d, err := t.open()
+	db, d, err := g.openDB()
 	if err != nil {
 		return err
 	}
