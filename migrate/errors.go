@@ -13,6 +13,10 @@ var (
 	// ErrNoCurrentVersion is returned by Down and Redo when nothing is
 	// applied.
 	ErrNoCurrentVersion = errors.New("migrate: no migration applied")
+	// ErrStopped is returned when the run was told to stop (SIGTERM, as
+	// Kubernetes sends on pod deletion) and stopped between statements,
+	// having recorded what completed. Rerunning continues: it is retryable.
+	ErrStopped = errors.New("migrate: stopped before finishing")
 )
 
 // FileError is a migration file that cannot be used: badly named, a
