@@ -36,9 +36,10 @@ type VersionRow struct {
 const (
 	// StateApplied: the version was applied from a file with Checksum.
 	StateApplied = "applied"
-	// StateApplying and StateReverting mark a migration running outside a
-	// transaction: Statement statements of it have completed. A marker
-	// left behind means the run died or failed half-way.
+	// StateApplying and StateReverting mark a migration running statement
+	// by statement (outside a transaction): Statement statements of it have
+	// completed. A marker whose runner is gone (Alive false) means the run
+	// died or failed half-way.
 	StateApplying  = "applying"
 	StateReverting = "reverting"
 )
@@ -53,6 +54,26 @@ type Record struct {
 	State     string
 	Statement int // statements completed, while applying or reverting
 	Updated   time.Time
+
+	// The fields below describe a marker (State applying or reverting);
+	// they are zero for StateApplied.
+
+	// InFlight: statement number Statement (0-based) was sent and its
+	// outcome is not recorded: the runner died while it ran, or before it
+	// could record that it had finished.
+	InFlight bool
+	// Total is the number of statements of the direction being run.
+	Total int
+	// Pid is the server process (backend) of the runner's session, which
+	// holds the migration lock while it runs; PutRecord sets it to the
+	// writing session's own. 0 where the database has none (SQLite).
+	Pid int64
+	// Started is when the runner with Pid started this migration.
+	Started time.Time
+	// Alive is read, never written: the backend Pid exists and holds the
+	// migration lock now, so the marker is in progress, not interrupted.
+	// Always false for the reading session's own marker and on SQLite.
+	Alive bool
 }
 
 // Dialect is the per-database part of the engine. Implementations hold no
@@ -196,13 +217,27 @@ type LockWaiter interface {
 // transaction (CREATE INDEX CONCURRENTLY), which leaves an INVALID index
 // behind when it fails.
 type IndexChecker interface {
-	// InvalidIndexes names the invalid indexes in the database.
+	// InvalidIndexes names the invalid indexes in the database, except
+	// those a CREATE INDEX CONCURRENTLY is building now.
 	InvalidIndexes(ctx context.Context, q Querier) ([]string, error)
+	// IndexValidity finds the index called name (an identifier as written
+	// in SQL: quoted or not) on table (as written, possibly qualified):
+	// qualified is its quoted, schema-qualified name, "" when there is no
+	// such index.
+	IndexValidity(ctx context.Context, q Querier, table, name string) (qualified string, valid bool, err error)
+	// DropIndex drops an index by its qualified name, outside a
+	// transaction and without blocking writes (DROP INDEX CONCURRENTLY).
+	DropIndex(ctx context.Context, q Querier, qualified string) error
+	// BackendBusy reports whether the server process pid, started before
+	// since, still exists (its statement may still be running, even when
+	// its client is gone).
+	BackendBusy(ctx context.Context, q Querier, pid int64, since time.Time) (bool, error)
 }
 
 // QueryRecords runs query, which selects version_id, source, checksum,
-// state, statement and updated_at, and scans the records: the one reader
-// of shiplock_versions rows for every dialect.
+// state, statement, updated_at, in_flight, total, pid, started_at (NULL
+// allowed) and alive, and scans the records: the one reader of
+// shiplock_versions rows for every dialect.
 func QueryRecords(ctx context.Context, q Querier, query string) ([]Record, error) {
 	rows, err := q.QueryContext(ctx, query)
 	if err != nil {
@@ -211,10 +246,14 @@ func QueryRecords(ctx context.Context, q Querier, query string) ([]Record, error
 	defer rows.Close()
 	var out []Record
 	for rows.Next() {
-		var r Record
-		if err := rows.Scan(&r.Version, &r.Source, &r.Checksum, &r.State, &r.Statement, &r.Updated); err != nil {
+		var (
+			r       Record
+			started sql.NullTime
+		)
+		if err := rows.Scan(&r.Version, &r.Source, &r.Checksum, &r.State, &r.Statement, &r.Updated, &r.InFlight, &r.Total, &r.Pid, &started, &r.Alive); err != nil {
 			return nil, err
 		}
+		r.Started = started.Time
 		out = append(out, r)
 	}
 	return out, rows.Err()

@@ -8,9 +8,11 @@
 // migration; it reports what is committed.
 //
 // The schema is ready when its current version (the highest applied one, as
-// goose counts it) is at or past the version needed, and no migration that
-// ran outside a transaction was left interrupted half-way (a crash marker in
-// shiplock_versions). A database ahead of the need is ready: an older app
+// goose counts it) is at or past the version needed, no migration that ran
+// outside a transaction was left interrupted half-way (a crash marker in
+// shiplock_versions whose runner is gone). A
+// migration in progress (its runner alive) is no error: the reason names it
+// while the schema is behind. A database ahead of the need is ready: an older app
 // runs against a newer schema during a rollout and after a rollback of the
 // app.
 package gate
@@ -39,8 +41,14 @@ type Status struct {
 	// Ready reports Current >= Need with no interrupted migration.
 	Ready bool `json:"ready"`
 	// Interrupted lists, in ascending order, the versions whose
-	// NO TRANSACTION migration stopped half-way (crash markers).
+	// NO TRANSACTION migration stopped half-way and whose runner is gone
+	// (crash markers).
 	Interrupted []int64 `json:"interrupted,omitempty"`
+	// InProgress lists, in ascending order, the versions whose NO
+	// TRANSACTION migration a live runner is applying (it holds the
+	// migration lock): not an error, and no reason for a schema at or past
+	// Need not to be ready.
+	InProgress []int64 `json:"in_progress,omitempty"`
 	// Reason says why in a few words, for logs and probes: "at 5, need 7",
 	// "version 6 interrupted half-way (crash marker)", "no goose_db_version
 	// table yet". It is set whether or not the schema is ready.
@@ -69,6 +77,7 @@ func Check(ctx context.Context, db *sql.DB, d dialect.Dialect, need int64) (Stat
 		return Status{}, fmt.Errorf("find version tables: %w", err)
 	}
 	st := Status{Need: need}
+	var progress string // the first in-progress marker, described
 	if versions {
 		rows, err := d.ListVersions(ctx, conn)
 		if err != nil {
@@ -81,15 +90,34 @@ func Check(ctx context.Context, db *sql.DB, d dialect.Dialect, need int64) (Stat
 		if err != nil {
 			return Status{}, fmt.Errorf("read shiplock_versions: %w", err)
 		}
+		sort.Slice(recs, func(i, j int) bool { return recs[i].Version < recs[j].Version })
 		for _, r := range recs {
-			if r.State != dialect.StateApplied {
+			switch {
+			case r.State == dialect.StateApplied:
+			case r.Alive:
+				st.InProgress = append(st.InProgress, r.Version)
+				if progress == "" {
+					progress = inProgress(r)
+				}
+			default:
 				st.Interrupted = append(st.Interrupted, r.Version)
 			}
 		}
-		sort.Slice(st.Interrupted, func(i, j int) bool { return st.Interrupted[i] < st.Interrupted[j] })
 	}
-	st.Ready, st.Reason = judge(versions, st)
+	st.Ready, st.Reason = judge(versions, st, progress)
 	return st, nil
+}
+
+// inProgress describes a live runner's marker.
+func inProgress(r dialect.Record) string {
+	s := fmt.Sprintf("version %d in progress (server process %d", r.Version, r.Pid)
+	if !r.Started.IsZero() {
+		s += ", since " + r.Started.UTC().Format("2006-01-02 15:04:05 UTC")
+	}
+	if r.Total > 0 {
+		s += fmt.Sprintf(", statement %d of %d", min(r.Statement+1, r.Total), r.Total)
+	}
+	return s + ")"
 }
 
 // current is goose's current version: rows come newest id first, and the
@@ -109,7 +137,7 @@ func current(rows []dialect.VersionRow) int64 {
 	return cur
 }
 
-func judge(tableExists bool, st Status) (bool, string) {
+func judge(tableExists bool, st Status, progress string) (bool, string) {
 	if n := len(st.Interrupted); n > 0 {
 		reason := fmt.Sprintf("version %d interrupted half-way (crash marker)", st.Interrupted[0])
 		if n > 1 {
@@ -117,11 +145,14 @@ func judge(tableExists bool, st Status) (bool, string) {
 		}
 		return false, reason
 	}
+
 	switch {
 	case st.Need <= 0:
 		return true, fmt.Sprintf("at %d, no version needed", st.Current)
 	case !tableExists:
 		return false, "no goose_db_version table yet"
+	case st.Current < st.Need && progress != "":
+		return false, fmt.Sprintf("at %d, need %d: %s", st.Current, st.Need, progress)
 	case st.Current < st.Need:
 		return false, fmt.Sprintf("at %d, need %d", st.Current, st.Need)
 	case st.Current > st.Need:

@@ -14,6 +14,9 @@ import (
 // apply runs todo in the configured transaction mode. It returns what was
 // committed, in order, and the first error.
 func (m *Migrator) apply(ctx context.Context, conn *sql.Conn, todo []*Migration, dir Direction) ([]MigrationResult, error) {
+	if m.stopRequested() {
+		return nil, ErrStopped
+	}
 	if m.opts.TxMode == TxAll {
 		var results []MigrationResult
 		err := m.retry(ctx, "the run", func() error {
@@ -66,7 +69,18 @@ func (m *Migrator) apply(ctx context.Context, conn *sql.Conn, todo []*Migration,
 			r   MigrationResult
 			err error
 		)
-		if mig.NoTx || (m.opts.TxMode == TxNone && mig.Kind == KindSQL) {
+		if m.stopRequested() {
+			return results, ErrStopped
+		}
+		if rec, ok := m.resumable[mig.Version]; ok && markerDirection(rec) == dir {
+			// Interrupted half-way by a runner that is gone: go on from
+			// where the marker and the catalog say.
+			var first int
+			if first, err = m.settle(ctx, conn, mig, rec, settleAuto, false); err == nil {
+				m.log.Info("resuming an interrupted migration", "version", mig.Version, "file", mig.Source, "statement", first+1, "of", len(mig.Statements(dir)))
+				r, err = m.runNoTx(ctx, conn, mig, dir, first)
+			}
+		} else if mig.NoTx || (m.opts.TxMode == TxNone && mig.Kind == KindSQL) {
 			r, err = m.runNoTx(ctx, conn, mig, dir, 0)
 		} else {
 			last := i == len(todo)-1
@@ -254,13 +268,20 @@ func (m *Migrator) execute(ctx context.Context, q dialect.Querier, conn *sql.Con
 	fail := func(line int, stmt string, err error) (MigrationResult, error) {
 		return r, &MigrationError{Version: mig.Version, File: mig.Source, Direction: dir, Line: line, Statement: shorten(stmt), Err: err}
 	}
+	// Outside a transaction each statement is recorded as started (with
+	// the session's server process) before it is sent, and as done after:
+	// a runner that dies leaves a marker that says which statement ran
+	// and whether its outcome is known.
 	tracked := conn != nil && mig.Kind == KindSQL
 	markerState := dialect.StateApplying
 	if dir == Down {
 		markerState = dialect.StateReverting
 	}
-	mark := func(done int) error {
-		if err := m.dialect.PutRecord(ctx, conn, m.record(mig, markerState, done)); err != nil {
+	stmts := mig.Statements(dir)
+	mark := func(ctx context.Context, done int, inFlight bool) error {
+		rec := m.record(mig, markerState, done)
+		rec.InFlight, rec.Total = inFlight, len(stmts)
+		if err := m.dialect.PutRecord(ctx, conn, rec); err != nil {
 			return fmt.Errorf("record progress: %w", err)
 		}
 		return nil
@@ -268,29 +289,49 @@ func (m *Migrator) execute(ctx context.Context, q dialect.Querier, conn *sql.Con
 
 	switch mig.Kind {
 	case KindSQL:
-		stmts := mig.Statements(dir)
 		r.Empty = len(stmts) == 0
 		if tracked {
-			if err := mark(first); err != nil {
+			if err := mark(ctx, first, false); err != nil {
 				return fail(0, "", err)
 			}
 		}
 		for i := first; i < len(stmts); i++ {
 			s := stmts[i]
+			if tracked && m.stopRequested() {
+				return r, fmt.Errorf("%w: %s stopped after %d of %d statements (recorded; the next up goes on at line %d)", ErrStopped, mig.Source, i, len(stmts), s.Line)
+			}
 			exec := func() error { _, err := q.ExecContext(ctx, s.SQL); return err }
 			var err error
 			if tracked {
+				if err := mark(ctx, i, true); err != nil {
+					return fail(s.Line, s.SQL, err)
+				}
 				// Outside a transaction, retry the statement itself: the
 				// ones before it are done.
 				err = m.retry(ctx, mig.Source, exec)
+				if err == nil {
+					err = m.checkIndexBuilt(ctx, q, s.SQL)
+				}
+				if err != nil {
+					// A session that still answers has finished the
+					// statement, and a failed statement in autocommit
+					// left nothing (an INVALID index aside, which the
+					// resume drops): its outcome is known. A session
+					// that does not answer leaves it in flight.
+					rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+					if merr := mark(rctx, i, false); merr != nil {
+						m.log.Warn("the failed statement stays recorded as running", "file", mig.Source, "line", s.Line, "err", merr)
+					}
+					cancel()
+				}
 			} else {
 				err = exec()
 			}
 			if err != nil {
 				return fail(s.Line, s.SQL, err)
 			}
-			if tracked && i+1 < len(stmts) {
-				if err := mark(i + 1); err != nil {
+			if tracked {
+				if err := mark(ctx, i+1, false); err != nil {
 					return fail(s.Line, s.SQL, err)
 				}
 			}

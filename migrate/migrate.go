@@ -110,6 +110,13 @@ type Options struct {
 	// RetryDelay is the first delay between such retries, doubled each
 	// time; 0 means 500 ms.
 	RetryDelay time.Duration
+	// Stop, when closed, asks a run to stop (SIGTERM, as Kubernetes sends
+	// on pod deletion): no further migration or statement starts, the one
+	// running goes on (bound it by cancelling ctx after a grace period),
+	// what completed is recorded, and the run returns an error wrapping
+	// ErrStopped; the next run continues. A wait for the lock ends at
+	// once. nil never stops.
+	Stop <-chan struct{}
 }
 
 // Migrator runs migrations against one database. It is not safe for
@@ -122,6 +129,9 @@ type Migrator struct {
 	byVersion  map[int64]*Migration
 	opts       Options
 	log        *slog.Logger
+	// resumable are the markers of migrations interrupted half-way,
+	// read under the lock by the run in progress: apply resumes them.
+	resumable map[int64]dialect.Record
 }
 
 // New returns a Migrator for migrations (as returned by Load) on db.
@@ -223,9 +233,14 @@ func (m *Migrator) run(ctx context.Context, plan func(*state) ([]*Migration, err
 	}
 
 	lockStart := time.Now()
-	done, locked, err := m.lock(ctx, conn, plan)
+	lctx, stopWait := m.stoppable(ctx)
+	done, locked, err := m.lock(lctx, conn, plan)
+	stopWait()
 	res.LockWait = time.Since(lockStart)
 	if err != nil {
+		if errors.Is(context.Cause(lctx), ErrStopped) {
+			err = fmt.Errorf("%w while waiting for the migration lock", ErrStopped)
+		}
 		return res, err
 	}
 	if !locked {
@@ -251,6 +266,12 @@ func (m *Migrator) run(ctx context.Context, plan func(*state) ([]*Migration, err
 	if todo, err = plan(st); err != nil {
 		return res, err
 	}
+	// Under the lock every marker's runner is gone.
+	m.resumable = map[int64]dialect.Record{}
+	for _, r := range st.interrupted() {
+		m.resumable[r.Version] = r
+	}
+	defer func() { m.resumable = nil }()
 	applied, err := m.apply(ctx, conn, todo, dir)
 	res.Applied = applied
 	// Computed, not re-read: a migration may have changed search_path, and
@@ -338,6 +359,24 @@ func (m *Migrator) lock(ctx context.Context, conn *sql.Conn, plan func(*state) (
 	}
 }
 
+// stoppable returns ctx, cancelled with cause ErrStopped when Options.Stop
+// closes, and the function that releases it.
+func (m *Migrator) stoppable(ctx context.Context) (context.Context, func()) {
+	if m.opts.Stop == nil {
+		return ctx, func() {}
+	}
+	sctx, cancel := context.WithCancelCause(ctx)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-m.opts.Stop:
+			cancel(ErrStopped)
+		case <-done:
+		}
+	}()
+	return sctx, func() { close(done); cancel(nil) }
+}
+
 func (m *Migrator) unlock(ctx context.Context, conn *sql.Conn) {
 	// A fresh context: the lock must go even when ctx was cancelled.
 	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -365,12 +404,11 @@ func (m *Migrator) prepare(ctx context.Context, conn *sql.Conn, st *state) (bool
 		}
 		changed = true
 	}
-	if !st.recordTableExists {
-		if err := m.dialect.EnsureRecordTable(ctx, conn); err != nil {
-			return false, fmt.Errorf("create shiplock_versions: %w", err)
-		}
-		changed = true
+	// Also for an existing table: it may lack the marker columns.
+	if err := m.dialect.EnsureRecordTable(ctx, conn); err != nil {
+		return false, fmt.Errorf("create or upgrade shiplock_versions: %w", err)
 	}
+	changed = changed || !st.recordTableExists
 	for v := range st.applied {
 		mig := m.byVersion[v]
 		if _, ok := st.records[v]; ok || mig == nil || mig.Checksum == "" {

@@ -15,7 +15,8 @@ type RepairAction int
 
 const (
 	// Resume runs the remaining statements, starting with the one that
-	// was running when the migration stopped.
+	// was running when the migration stopped: the operator says it did
+	// not take effect (where the catalog tells, it decides).
 	Resume RepairAction = iota
 	// Restart runs every statement again (for idempotent statements, or
 	// after undoing the completed ones by hand).
@@ -26,11 +27,25 @@ const (
 	// Forget clears the marker as if the migration had never started: its
 	// completed statements were undone by hand.
 	Forget
+	// Skip records the statement that was running when the migration
+	// stopped as done (the operator says it took effect) and runs the
+	// rest.
+	Skip
 )
 
-// ParseRepairAction parses "resume", "restart", "mark-done" or "forget".
+// RepairOptions modify Repair. The zero value is the safe default.
+type RepairOptions struct {
+	// Force lets Resume, Skip and Restart run although the file changed
+	// since the marker was written (its checksum differs).
+	Force bool
+}
+
+// ParseRepairAction parses "resume", "skip", "restart", "mark-done" or
+// "forget".
 func ParseRepairAction(s string) (RepairAction, error) {
 	switch s {
+	case "skip":
+		return Skip, nil
 	case "resume":
 		return Resume, nil
 	case "restart":
@@ -40,7 +55,7 @@ func ParseRepairAction(s string) (RepairAction, error) {
 	case "forget":
 		return Forget, nil
 	}
-	return 0, fmt.Errorf("unknown repair action %q (want resume, restart, mark-done or forget)", s)
+	return 0, fmt.Errorf("unknown repair action %q (want resume, skip, restart, mark-done or forget)", s)
 }
 
 // ErrNothingToRepair is returned by Repair when no migration was
@@ -48,8 +63,11 @@ func ParseRepairAction(s string) (RepairAction, error) {
 var ErrNothingToRepair = fmt.Errorf("migrate: no interrupted migration to repair")
 
 // Repair settles the interrupted NO TRANSACTION migrations (normally one)
-// under the migration lock, as action says.
-func (m *Migrator) Repair(ctx context.Context, action RepairAction) (*Result, error) {
+// under the migration lock, as action says. A migration still in progress
+// is waited for (its runner holds the lock). Resume, Skip and Restart
+// refuse a file changed since the marker was written unless opts.Force;
+// a statement the catalog settles is settled by it.
+func (m *Migrator) Repair(ctx context.Context, action RepairAction, opts RepairOptions) (*Result, error) {
 	start := time.Now()
 	conn, err := m.db.Conn(ctx)
 	if err != nil {
@@ -65,6 +83,12 @@ func (m *Migrator) Repair(ctx context.Context, action RepairAction) (*Result, er
 	st, err := m.readState(ctx, conn)
 	if err != nil {
 		return nil, err
+	}
+	if st.recordTableExists {
+		// A marker written before the marker columns existed.
+		if err := m.dialect.EnsureRecordTable(ctx, conn); err != nil {
+			return nil, fmt.Errorf("upgrade shiplock_versions: %w", err)
+		}
 	}
 	markers := st.interrupted()
 	if len(markers) == 0 {
@@ -85,12 +109,22 @@ func (m *Migrator) Repair(ctx context.Context, action RepairAction) (*Result, er
 			err error
 		)
 		switch action {
-		case Resume, Restart:
-			first := r.Statement
-			if action == Restart {
-				first = 0
+		case Resume, Skip:
+			mode := settleNotRan
+			if action == Skip {
+				mode = settleRan
 			}
-			mr, err = m.runNoTx(ctx, conn, mig, dir, first)
+			var first int
+			if first, err = m.settle(ctx, conn, mig, r, mode, opts.Force); err == nil {
+				mr, err = m.runNoTx(ctx, conn, mig, dir, first)
+			}
+		case Restart:
+			if r.Checksum != mig.Checksum && !opts.Force {
+				p := m.markerProblem(r)
+				err = &IntegrityError{Problems: []Problem{p}}
+				break
+			}
+			mr, err = m.runNoTx(ctx, conn, mig, dir, 0)
 		case MarkDone:
 			mr = MigrationResult{Version: mig.Version, Source: mig.Source, Direction: dir}
 			err = m.inTx(ctx, conn, func(tx *sql.Tx) error {

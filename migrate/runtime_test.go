@@ -109,8 +109,8 @@ func TestTimeoutsScopedToMigration(t *testing.T) {
 }
 
 // TestInterruptedNoTransaction: a NO TRANSACTION migration that stops
-// half-way leaves a marker; up and down refuse with the file, statement and
-// line; repair resumes it.
+// half-way leaves a marker; up resumes it at the statement that failed
+// (not from the start), down refuses with the file, statement and line.
 func TestInterruptedNoTransaction(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -132,45 +132,48 @@ DROP TABLE b;
 	if !errors.As(err, &merr) || merr.Version != 2 || merr.Line != 4 {
 		t.Fatalf("Up = %v, want a failure of version 2 at line 4", err)
 	}
-	for _, run := range []func() error{
-		func() error { _, err := m.Up(ctx, migrate.UpOptions{}); return err },
-		func() error { _, err := m.Down(ctx, -1); return err },
-	} {
-		err := run()
-		var ierr *migrate.IntegrityError
-		if !errors.As(err, &ierr) || ierr.Problems[0].Kind != migrate.Interrupted {
-			t.Fatalf("run after the interruption = %v, want an interrupted IntegrityError", err)
-		}
-		p := ierr.Problems[0]
-		if p.Version != 2 || p.Completed != 1 || p.Total != 3 || p.Line != 4 {
-			t.Fatalf("problem = %+v, want version 2, 1 of 3 done, next at line 4", p)
-		}
-		if !strings.Contains(err.Error(), "shiplock repair") {
-			t.Errorf("error does not say how to repair: %v", err)
-		}
+	// Up again resumes at line 4: statement 1 (line 3) would fail with
+	// "already exists".
+	if _, err := m.Up(ctx, migrate.UpOptions{}); !errors.As(err, &merr) || merr.Line != 4 {
+		t.Fatalf("second Up = %v, want the same failure at line 4", err)
+	}
+	_, err = m.Down(ctx, -1)
+	var ierr *migrate.IntegrityError
+	if !errors.As(err, &ierr) || ierr.Problems[0].Kind != migrate.Interrupted {
+		t.Fatalf("Down after the interruption = %v, want an interrupted IntegrityError", err)
+	}
+	p := ierr.Problems[0]
+	if p.Version != 2 || p.Completed != 1 || p.Total != 3 || p.Line != 4 || p.InFlight {
+		t.Fatalf("problem = %+v, want version 2, 1 of 3 done, next at line 4, nothing in flight", p)
+	}
+	if !strings.Contains(err.Error(), "shiplock up") {
+		t.Errorf("error does not say how to go on: %v", err)
 	}
 	st, err := m.Status(ctx)
 	if err != nil || len(st.Problems) == 0 || st.Problems[0].Kind != migrate.Interrupted {
 		t.Fatalf("Status = %+v, %v; want the interruption reported", st, err)
 	}
 
-	// The operator fixes the cause; resume runs statements 2 and 3 only
-	// (statement 1 would fail: table b exists).
+	// The operator fixes the cause; a plain up runs statements 2 and 3.
 	db := openPG(t, url)
 	defer db.Close()
 	if _, err := db.Exec("CREATE TABLE needed (id int)"); err != nil {
 		t.Fatal(err)
 	}
-	res, err := m.Repair(ctx, migrate.Resume)
+	res, err := m.Up(ctx, migrate.UpOptions{})
 	if err != nil || len(res.Applied) != 1 || res.To != 2 {
-		t.Fatalf("Repair resume = %+v, %v", res, err)
+		t.Fatalf("Up after the fix = %+v, %v", res, err)
 	}
 	wantVersion(t, m, 2)
-	if _, err := m.Repair(ctx, migrate.Resume); !errors.Is(err, migrate.ErrNothingToRepair) {
-		t.Fatalf("second Repair = %v, want ErrNothingToRepair", err)
+	if _, err := m.Repair(ctx, migrate.Resume, migrate.RepairOptions{}); !errors.Is(err, migrate.ErrNothingToRepair) {
+		t.Fatalf("Repair = %v, want ErrNothingToRepair", err)
 	}
 	if problems, err := m.Verify(ctx); err != nil || len(problems) != 0 {
 		t.Fatalf("Verify after repair = %+v, %v", problems, err)
+	}
+	var rows int
+	if err := db.QueryRow("SELECT count(*) FROM needed").Scan(&rows); err != nil || rows != 1 {
+		t.Fatalf("rows in needed = %d, %v; want 1", rows, err)
 	}
 }
 
@@ -210,7 +213,7 @@ func TestInvalidIndexReported(t *testing.T) {
 	if _, err := db.Exec("DELETE FROM a; DROP INDEX a_id"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.Repair(ctx, migrate.Restart); err != nil {
+	if _, err := m.Repair(ctx, migrate.Restart, migrate.RepairOptions{}); err != nil {
 		t.Fatalf("Repair restart: %v", err)
 	}
 	wantVersion(t, m, 2)

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/shiplock/shiplock/dialect"
 )
@@ -20,18 +21,23 @@ type state struct {
 	records           map[int64]dialect.Record
 }
 
-// interrupted returns the markers of migrations that ran outside a
-// transaction and did not finish, in version order.
-func (st *state) interrupted() []dialect.Record {
+// markers returns the markers of migrations running statement by
+// statement that have not finished, in version order: with alive, those
+// whose runner is still at work (in progress), else those whose runner is
+// gone (interrupted).
+func (st *state) markers(alive bool) []dialect.Record {
 	var out []dialect.Record
 	for _, r := range st.records {
-		if r.State != dialect.StateApplied {
+		if r.State != dialect.StateApplied && r.Alive == alive {
 			out = append(out, r)
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Version < out[j].Version })
 	return out
 }
+
+// interrupted returns the markers whose runner is gone.
+func (st *state) interrupted() []dialect.Record { return st.markers(false) }
 
 func (m *Migrator) readState(ctx context.Context, conn *sql.Conn) (*state, error) {
 	st := &state{applied: map[int64]dialect.VersionRow{}, records: map[int64]dialect.Record{}}
@@ -110,8 +116,16 @@ const (
 	// records it.
 	Unrecorded ProblemKind = "unrecorded"
 	// Interrupted: a migration running outside a transaction stopped
-	// half-way (crash or error); see Migrator.Repair.
+	// half-way (crash, error or stop) and its runner is gone. Up resumes
+	// it where the marker and the catalog tell; see Migrator.Repair.
 	Interrupted ProblemKind = "interrupted"
+	// InProgress: a migration running outside a transaction whose runner
+	// still holds the migration lock. Not an error: it is being applied.
+	InProgress ProblemKind = "in-progress"
+	// Uncertain: an interrupted migration's statement was running when its
+	// runner died, and the database cannot tell whether it took effect;
+	// the operator decides with Repair (Resume: it did not; Skip: it did).
+	Uncertain ProblemKind = "uncertain"
 	// InvalidIndex: an index left INVALID by a failed CREATE INDEX
 	// CONCURRENTLY; File holds its name. Drop it and run the migration
 	// again.
@@ -131,6 +145,15 @@ type Problem struct {
 	Completed, Total int
 	// Line is where the next statement to run starts, for Interrupted.
 	Line int
+	// For Interrupted, InProgress and Uncertain: the runner's server
+	// process, when it started the migration, whether statement Completed
+	// (0-based) was running when the runner stopped, and its text.
+	Pid       int64
+	Since     time.Time
+	InFlight  bool
+	Statement string
+	// Changed: the file differs from the one the marker was written for.
+	Changed bool
 }
 
 func (p Problem) String() string {
@@ -149,32 +172,69 @@ func (p Problem) String() string {
 		return fmt.Sprintf("%s: version %d was applied without shiplock; its checksum is recorded on the next up", p.File, p.Version)
 	case InvalidIndex:
 		return fmt.Sprintf("index %s is INVALID (a CREATE INDEX CONCURRENTLY failed); drop it and apply the migration again", p.File)
+	case InProgress:
+		since := ""
+		if !p.Since.IsZero() {
+			since = ", since " + p.Since.UTC().Format("2006-01-02 15:04:05 UTC")
+		}
+		return fmt.Sprintf("%s: version %d (NO TRANSACTION) is in progress (%s by server process %d%s, statement %d of %d)", p.File, p.Version, map[Direction]string{Up: "applying", Down: "reverting"}[p.Direction], p.Pid, since, min(p.Completed+1, p.Total), p.Total)
+	case Uncertain:
+		return fmt.Sprintf("%s: version %d (NO TRANSACTION): statement %d of %d was running when its runner (server process %d) stopped, and the database cannot tell whether it took effect: %s\n    check the database, then run \"shiplock repair --resume\" if it did not take effect (it runs again), or \"shiplock repair --skip\" if it did", p.location(), p.Version, p.Completed+1, p.Total, p.Pid, p.Statement)
 	case Interrupted:
 		where := fmt.Sprintf("after %d of %d statements", p.Completed, p.Total)
 		if p.Line > 0 {
 			where += fmt.Sprintf(", next at line %d", p.Line)
 		}
-		return fmt.Sprintf("%s: version %d (NO TRANSACTION) was interrupted while %s, %s; inspect the database, then run \"shiplock repair\" (--resume, --restart, --mark-done or --forget)", p.File, p.Version, map[Direction]string{Up: "applying", Down: "reverting"}[p.Direction], where)
+		verb := map[Direction]string{Up: "applying", Down: "reverting"}[p.Direction]
+		if p.Changed {
+			return fmt.Sprintf("%s: version %d (NO TRANSACTION) was interrupted while %s, %s, and the file changed since: resuming could run other statements than the ones counted; restore the file, or inspect the database and run \"shiplock repair --force\" with --resume, --skip or --restart (or --mark-done, --forget)", p.File, p.Version, verb, where)
+		}
+		next := fmt.Sprintf("\"shiplock %s\" resumes it", p.Direction)
+		if p.InFlight {
+			next = fmt.Sprintf("statement %d was running when its runner stopped: \"shiplock %s\" resumes it where the catalog tells whether it took effect, otherwise asks \"shiplock repair --resume\" (it did not) or \"--skip\" (it did)", p.Completed+1, p.Direction)
+		}
+		return fmt.Sprintf("%s: version %d (NO TRANSACTION) was interrupted while %s, %s; %s (or settle it with \"shiplock repair\")", p.File, p.Version, verb, where, next)
 	}
 	return string(p.Kind)
+}
+
+func (p Problem) location() string {
+	if p.Line > 0 {
+		return fmt.Sprintf("%s:%d", p.File, p.Line)
+	}
+	return p.File
+}
+
+// markerProblem describes a marker: in progress when its runner is alive,
+// else interrupted.
+func (m *Migrator) markerProblem(r dialect.Record) Problem {
+	p := Problem{Kind: Interrupted, Version: r.Version, File: r.Source, Completed: r.Statement, Total: r.Total,
+		Direction: markerDirection(r), Pid: r.Pid, Since: r.Started, InFlight: r.InFlight}
+	if r.Alive {
+		p.Kind = InProgress
+	}
+	if mig := m.byVersion[r.Version]; mig != nil {
+		stmts := mig.Statements(p.Direction)
+		if r.Checksum == mig.Checksum || p.Total == 0 {
+			p.Total = len(stmts)
+		}
+		if r.Statement < len(stmts) {
+			p.Line = stmts[r.Statement].Line
+			p.Statement = shorten(stmts[r.Statement].SQL)
+		}
+		p.Changed = r.Checksum != mig.Checksum
+	}
+	return p
 }
 
 // problems compares the files with the state.
 func (m *Migrator) problems(st *state) []Problem {
 	var out []Problem
+	for _, r := range st.markers(true) {
+		out = append(out, m.markerProblem(r))
+	}
 	for _, r := range st.interrupted() {
-		p := Problem{Kind: Interrupted, Version: r.Version, File: r.Source, Completed: r.Statement}
-		if r.State == dialect.StateReverting {
-			p.Direction = Down
-		}
-		if mig := m.byVersion[r.Version]; mig != nil {
-			stmts := mig.Statements(p.Direction)
-			p.Total = len(stmts)
-			if r.Statement < len(stmts) {
-				p.Line = stmts[r.Statement].Line
-			}
-		}
-		out = append(out, p)
+		out = append(out, m.markerProblem(r))
 	}
 	for _, v := range st.appliedSorted {
 		if v == 0 {
@@ -201,13 +261,15 @@ func (m *Migrator) problems(st *state) []Problem {
 	return out
 }
 
-// blocking returns the problems that stop a run: interrupted migrations
-// always, the others unless an option allows them.
+// blocking returns the problems that stop a run: a migration interrupted
+// in the other direction (or in transaction mode "all"), the others unless
+// an option allows them. A marker in the run's direction is not one: the
+// run waits for its runner, or resumes it under the lock (see settle).
 func (m *Migrator) blocking(st *state, dir Direction) error {
 	var out []Problem
 	for _, p := range m.problems(st) {
 		switch {
-		case p.Kind == Interrupted,
+		case p.Kind == Interrupted && (p.Direction != dir || m.opts.TxMode == TxAll),
 			dir == Up && p.Kind == Edited && !m.opts.IgnoreChecksums,
 			dir == Up && p.Kind == OutOfOrder && !m.opts.AllowOutOfOrder,
 			dir == Up && p.Kind == MissingFile && m.opts.Strict:

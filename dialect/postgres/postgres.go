@@ -65,14 +65,41 @@ const (
 		statement integer NOT NULL DEFAULT 0,
 		updated_at timestamptz NOT NULL DEFAULT now()
 	)`
-	qListRecords = `SELECT version_id, source, checksum, state, statement, updated_at FROM shiplock_versions`
-	qListAll     = `SELECT true, id, version_id, is_applied, tstamp, NULL::timestamptz, NULL, NULL, NULL, NULL::int FROM goose_db_version
+	// The marker columns came later: an existing table gains them here.
+	qUpgradeRecordTable = `ALTER TABLE %s
+		ADD COLUMN IF NOT EXISTS in_flight boolean NOT NULL DEFAULT false,
+		ADD COLUMN IF NOT EXISTS total integer NOT NULL DEFAULT 0,
+		ADD COLUMN IF NOT EXISTS pid integer NOT NULL DEFAULT 0,
+		ADD COLUMN IF NOT EXISTS started_at timestamptz`
+	qRecordTableColumns = `SELECT count(*) FROM pg_attribute
+		WHERE attrelid = to_regclass('shiplock_versions') AND NOT attisdropped
+		  AND attname IN ('in_flight', 'total', 'pid', 'started_at')`
+	// The marker columns, read through to_jsonb so that read-only readers
+	// (status, await) also read a table that up has not upgraded yet.
+	// alive: the marker's backend holds goose's lock in this database now.
+	markerColumns = `coalesce((to_jsonb(s)->>'in_flight')::boolean, false), coalesce((to_jsonb(s)->>'total')::int, 0),
+		coalesce((to_jsonb(s)->>'pid')::int, 0), (to_jsonb(s)->>'started_at')::timestamptz,
+		s.state <> 'applied' AND EXISTS (SELECT 1 FROM pg_locks l
+			WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+			  AND ((l.classid::bigint << 32) | l.objid::bigint) = 4097083626
+			  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+			  AND l.pid = (to_jsonb(s)->>'pid')::int AND l.pid <> pg_backend_pid())`
+	qListRecords = `SELECT version_id, source, checksum, state, statement, updated_at, ` + markerColumns + ` FROM shiplock_versions s`
+	qListAll     = `SELECT true, id, version_id, is_applied, tstamp, NULL::timestamptz, NULL, NULL, NULL, NULL::int, NULL::boolean, NULL::int, NULL::int, NULL::timestamptz, NULL::boolean FROM goose_db_version
 		UNION ALL
-		SELECT false, 0, version_id, NULL, NULL, updated_at, source, checksum, state, statement FROM shiplock_versions
+		SELECT false, 0, version_id, NULL, NULL, updated_at, source, checksum, state, statement, ` + markerColumns + ` FROM shiplock_versions s
 		ORDER BY 1 DESC, 2 DESC`
-	qPutRecord = `INSERT INTO shiplock_versions (version_id, source, checksum, state, statement) VALUES ($1, $2, $3, $4, $5)
+	// A marker carries the writing session's backend pid; its start time
+	// stays while the same backend goes on with the same migration.
+	qPutRecord = `INSERT INTO shiplock_versions AS s (version_id, source, checksum, state, statement, in_flight, total, pid, started_at)
+		VALUES ($1, $2, $3, $4::text, $5, $6, $7,
+			CASE WHEN $4::text = 'applied' THEN 0 ELSE pg_backend_pid() END,
+			CASE WHEN $4::text = 'applied' THEN NULL ELSE now() END)
 		ON CONFLICT (version_id) DO UPDATE SET source = EXCLUDED.source, checksum = EXCLUDED.checksum,
-			state = EXCLUDED.state, statement = EXCLUDED.statement, updated_at = now()`
+			state = EXCLUDED.state, statement = EXCLUDED.statement, in_flight = EXCLUDED.in_flight,
+			total = EXCLUDED.total, pid = EXCLUDED.pid,
+			started_at = CASE WHEN s.state = EXCLUDED.state AND s.pid = EXCLUDED.pid THEN s.started_at ELSE EXCLUDED.started_at END,
+			updated_at = now()`
 	qDeleteRecord = `DELETE FROM shiplock_versions WHERE version_id = $1`
 
 	qTryLock = `SELECT pg_try_advisory_lock($1)`
@@ -144,8 +171,16 @@ func (Dialect) MarkReverted(ctx context.Context, q dialect.Querier, versions ...
 
 // EnsureRecordTable creates shiplock_versions in the schema of
 // goose_db_version, so that a migration's search_path changes or schema
-// drops do not move or remove it.
+// drops do not move or remove it, and adds the marker columns to a table
+// that lacks them (goose never reads this table).
 func (Dialect) EnsureRecordTable(ctx context.Context, q dialect.Querier) error {
+	var n int
+	if err := q.QueryRowContext(ctx, qRecordTableColumns).Scan(&n); err != nil {
+		return err
+	}
+	if n == 4 {
+		return nil // an ALTER would take an exclusive lock for nothing
+	}
 	name := "shiplock_versions"
 	var schema string
 	switch err := q.QueryRowContext(ctx, qVersionTableSchema).Scan(&schema); {
@@ -154,7 +189,10 @@ func (Dialect) EnsureRecordTable(ctx context.Context, q dialect.Querier) error {
 	case err != sql.ErrNoRows:
 		return err
 	}
-	_, err := q.ExecContext(ctx, fmt.Sprintf(qCreateRecordTable, name))
+	if _, err := q.ExecContext(ctx, fmt.Sprintf(qCreateRecordTable, name)); err != nil {
+		return err
+	}
+	_, err := q.ExecContext(ctx, fmt.Sprintf(qUpgradeRecordTable, name))
 	return err
 }
 
@@ -163,7 +201,7 @@ func (Dialect) ListRecords(ctx context.Context, q dialect.Querier) ([]dialect.Re
 }
 
 func (Dialect) PutRecord(ctx context.Context, q dialect.Querier, r dialect.Record) error {
-	_, err := q.ExecContext(ctx, qPutRecord, r.Version, r.Source, r.Checksum, r.State, r.Statement)
+	_, err := q.ExecContext(ctx, qPutRecord, r.Version, r.Source, r.Checksum, r.State, r.Statement, r.InFlight && r.State != dialect.StateApplied, r.Total)
 	return err
 }
 
@@ -175,7 +213,9 @@ func (Dialect) DeleteRecord(ctx context.Context, q dialect.Querier, v int64) err
 // TryLock takes the advisory lock. The holder's session then asks the
 // server to check, during long statements, that shiplock is still there
 // (PostgreSQL 14+): a runner killed in the middle of a long statement would
-// otherwise keep its session, and the lock, until that statement ends.
+// otherwise keep its session, and the lock, until that statement ends; and
+// to probe the connection (lockSessionSettings, PostgreSQL 12+), for a
+// holder whose host vanished.
 func (Dialect) TryLock(ctx context.Context, conn *sql.Conn) (bool, error) {
 	var ok bool
 	if err := conn.QueryRowContext(ctx, qTryLock, LockID).Scan(&ok); err != nil || !ok {
@@ -190,13 +230,27 @@ func (Dialect) TryLock(ctx context.Context, conn *sql.Conn) (bool, error) {
 	}); err != nil {
 		return true, err
 	}
-	if v >= 140000 {
-		if _, err := conn.ExecContext(ctx, "SET client_connection_check_interval = '1s'"); err != nil {
+	if v >= 120000 {
+		set := lockSessionSettings
+		if v >= 140000 {
+			set += "; SET client_connection_check_interval = '1s'"
+		}
+		if _, err := conn.ExecContext(ctx, set); err != nil {
 			return true, err
 		}
 	}
 	return true, nil
 }
+
+// lockSessionSettings make the server notice within about half a minute
+// that the lock holder's host vanished (no FIN, no RST: a node lost, a
+// network cut) instead of after the kernel's two hours of silence, so the
+// lock goes to the next runner: keepalive probes after 10 s idle, every
+// 5 s, 3 unanswered ones end the session, and data left unacknowledged
+// for 30 s does too. client_connection_check_interval only sees sockets
+// that were closed. They are the session's own settings (any role may set
+// them); on a Unix socket they do nothing.
+const lockSessionSettings = "SET tcp_keepalives_idle = 10; SET tcp_keepalives_interval = 5; SET tcp_keepalives_count = 3; SET tcp_user_timeout = 30000"
 
 func (Dialect) Unlock(ctx context.Context, conn *sql.Conn) error {
 	var (
@@ -270,11 +324,56 @@ func serverVersion(c *pgx.Conn) int {
 
 var _ dialect.IndexChecker = Dialect{}
 
-const qInvalidIndexes = `SELECT i.indexrelid::regclass::text FROM pg_index i
+const (
+	// An index a CREATE INDEX CONCURRENTLY is building is INVALID until it
+	// is done: only the others are broken.
+	qInvalidIndexes = `SELECT i.indexrelid::regclass::text FROM pg_index i
 	JOIN pg_class c ON c.oid = i.indexrelid
 	JOIN pg_namespace n ON n.oid = c.relnamespace
 	WHERE NOT i.indisvalid AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+	  AND NOT EXISTS (SELECT 1 FROM pg_stat_progress_create_index p WHERE p.index_relid = i.indexrelid)
 	ORDER BY 1`
+	// An index lives in its table's schema.
+	qIndexValidity = `SELECT format('%I.%I', n.nspname, c.relname), i.indisvalid FROM pg_index i
+	JOIN pg_class c ON c.oid = i.indexrelid
+	JOIN pg_namespace n ON n.oid = c.relnamespace
+	WHERE i.indrelid = to_regclass($1) AND c.relname = $2`
+	qBackendBusy = `SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND backend_start <= $2)
+		OR EXISTS (SELECT 1 FROM pg_stat_progress_create_index WHERE pid = $1)`
+)
+
+// IndexValidity looks the index up in the catalog; name is an SQL
+// identifier, folded to lower case unless quoted.
+func (Dialect) IndexValidity(ctx context.Context, q dialect.Querier, table, name string) (string, bool, error) {
+	var (
+		qualified string
+		valid     bool
+	)
+	err := q.QueryRowContext(ctx, qIndexValidity, table, identName(name)).Scan(&qualified, &valid)
+	if err == sql.ErrNoRows {
+		return "", false, nil
+	}
+	return qualified, valid, err
+}
+
+func (Dialect) DropIndex(ctx context.Context, q dialect.Querier, qualified string) error {
+	_, err := q.ExecContext(ctx, "DROP INDEX CONCURRENTLY IF EXISTS "+qualified)
+	return err
+}
+
+func (Dialect) BackendBusy(ctx context.Context, q dialect.Querier, pid int64, since time.Time) (bool, error) {
+	var busy bool
+	err := q.QueryRowContext(ctx, qBackendBusy, pid, since).Scan(&busy)
+	return busy, err
+}
+
+// identName is the catalog name of an identifier as written in SQL.
+func identName(s string) string {
+	if len(s) >= 2 && s[0] == '"' && s[len(s)-1] == '"' {
+		return strings.ReplaceAll(s[1:len(s)-1], `""`, `"`)
+	}
+	return strings.ToLower(s)
+}
 
 // InvalidIndexes names indexes left INVALID by a failed CREATE INDEX
 // CONCURRENTLY (or REINDEX CONCURRENTLY).
@@ -380,20 +479,23 @@ func (Dialect) ListAll(ctx context.Context, q dialect.Querier) ([]dialect.Versio
 	)
 	for rows.Next() {
 		var (
-			isVersion               bool
-			id, version             int64
-			applied                 sql.NullBool
-			tstamp, updated         sql.NullTime
-			source, checksum, state sql.NullString
-			statement               sql.NullInt64
+			isVersion                bool
+			id, version              int64
+			applied, inFlight, alive sql.NullBool
+			tstamp, updated, started sql.NullTime
+			source, checksum, state  sql.NullString
+			statement, total, pid    sql.NullInt64
 		)
-		if err := rows.Scan(&isVersion, &id, &version, &applied, &tstamp, &updated, &source, &checksum, &state, &statement); err != nil {
+		if err := rows.Scan(&isVersion, &id, &version, &applied, &tstamp, &updated, &source, &checksum, &state, &statement,
+			&inFlight, &total, &pid, &started, &alive); err != nil {
 			return nil, nil, err
 		}
 		if isVersion {
 			versions = append(versions, dialect.VersionRow{ID: id, Version: version, IsApplied: applied.Bool, Time: tstamp.Time})
 		} else {
-			records = append(records, dialect.Record{Version: version, Source: source.String, Checksum: checksum.String, State: state.String, Statement: int(statement.Int64), Updated: updated.Time})
+			records = append(records, dialect.Record{Version: version, Source: source.String, Checksum: checksum.String, State: state.String,
+				Statement: int(statement.Int64), Updated: updated.Time, InFlight: inFlight.Bool, Total: int(total.Int64),
+				Pid: pid.Int64, Started: started.Time, Alive: alive.Bool})
 		}
 	}
 	return versions, records, rows.Err()

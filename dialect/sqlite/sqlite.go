@@ -56,10 +56,16 @@ const (
 		statement INTEGER NOT NULL DEFAULT 0,
 		updated_at TIMESTAMP NOT NULL DEFAULT (datetime('now'))
 	)`
-	qListRecords = `SELECT version_id, source, checksum, state, statement, updated_at FROM shiplock_versions`
-	qPutRecord   = `INSERT INTO shiplock_versions (version_id, source, checksum, state, statement) VALUES (?, ?, ?, ?, ?)
+	// The marker columns came later; a table without them reads as if
+	// they held their defaults. SQLite has no server process: pid is 0 and
+	// no marker is ever alive (the lock is a file lock in one host).
+	qRecordColumns  = `SELECT count(*) FROM pragma_table_info('shiplock_versions') WHERE name IN ('in_flight', 'total')`
+	qListRecords    = `SELECT version_id, source, checksum, state, statement, updated_at, in_flight, total, 0, NULL, 0 FROM shiplock_versions`
+	qListRecordsOld = `SELECT version_id, source, checksum, state, statement, updated_at, 0, 0, 0, NULL, 0 FROM shiplock_versions`
+	qPutRecord      = `INSERT INTO shiplock_versions (version_id, source, checksum, state, statement, in_flight, total) VALUES (?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (version_id) DO UPDATE SET source = excluded.source, checksum = excluded.checksum,
-			state = excluded.state, statement = excluded.statement, updated_at = datetime('now')`
+			state = excluded.state, statement = excluded.statement, in_flight = excluded.in_flight,
+			total = excluded.total, updated_at = datetime('now')`
 	qDeleteRecord = `DELETE FROM shiplock_versions WHERE version_id = ?`
 )
 
@@ -126,16 +132,37 @@ func (d *Dialect) MarkReverted(ctx context.Context, q dialect.Querier, versions 
 }
 
 func (*Dialect) EnsureRecordTable(ctx context.Context, q dialect.Querier) error {
-	_, err := q.ExecContext(ctx, qCreateRecordTable)
-	return err
+	if _, err := q.ExecContext(ctx, qCreateRecordTable); err != nil {
+		return err
+	}
+	var n int
+	if err := q.QueryRowContext(ctx, qRecordColumns).Scan(&n); err != nil || n == 2 {
+		return err
+	}
+	for _, add := range []string{
+		"ALTER TABLE shiplock_versions ADD COLUMN in_flight INTEGER NOT NULL DEFAULT 0",
+		"ALTER TABLE shiplock_versions ADD COLUMN total INTEGER NOT NULL DEFAULT 0",
+	} {
+		if _, err := q.ExecContext(ctx, add); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (*Dialect) ListRecords(ctx context.Context, q dialect.Querier) ([]dialect.Record, error) {
+	var n int
+	if err := q.QueryRowContext(ctx, qRecordColumns).Scan(&n); err != nil {
+		return nil, err
+	}
+	if n < 2 {
+		return dialect.QueryRecords(ctx, q, qListRecordsOld)
+	}
 	return dialect.QueryRecords(ctx, q, qListRecords)
 }
 
 func (*Dialect) PutRecord(ctx context.Context, q dialect.Querier, r dialect.Record) error {
-	_, err := q.ExecContext(ctx, qPutRecord, r.Version, r.Source, r.Checksum, r.State, r.Statement)
+	_, err := q.ExecContext(ctx, qPutRecord, r.Version, r.Source, r.Checksum, r.State, r.Statement, r.InFlight && r.State != dialect.StateApplied, r.Total)
 	return err
 }
 

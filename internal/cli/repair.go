@@ -11,34 +11,47 @@ import (
 )
 
 type repairFlags struct {
-	run                               runFlags
-	resume, restart, markDone, forget bool
-	output                            string
+	run                                     runFlags
+	resume, skip, restart, markDone, forget bool
+	force                                   bool
+	output                                  string
 }
 
 func newRepairCmd(g *globals) *cobra.Command {
 	f := &repairFlags{}
 	cmd := &cobra.Command{
-		Use:   "repair --resume|--restart|--mark-done|--forget",
+		Use:   "repair --resume|--skip|--restart|--mark-done|--forget",
 		Short: "Settle a NO TRANSACTION migration that was interrupted half-way",
-		Long: `A migration that runs outside a transaction (-- +goose NO TRANSACTION)
-records how many of its statements completed. When it is interrupted (the
-pod was killed, a statement failed), up and down refuse to run and say which
-statement it stopped at. Inspect the database, then settle it:
+		Long: `A migration that runs statement by statement (-- +goose NO TRANSACTION,
+--tx-mode none) records each statement as started before sending it and as
+done after, with its runner's server process. While that runner holds the
+migration lock the migration is "in progress": up waits for it, status,
+verify, check and await report it. When the runner is gone (the pod was
+killed, a statement failed, SIGTERM), up resumes it by itself: after the
+last statement done, or, for a statement that was running when the runner
+died, once that statement's server process has ended and only where the
+catalog tells whether it took effect (CREATE INDEX CONCURRENTLY: a valid
+index is done, an INVALID one is dropped and built again; IF [NOT] EXISTS,
+CREATE OR REPLACE and ALTER TYPE ... ADD VALUE IF NOT EXISTS run again).
+Otherwise up stops (exit 4) naming the statement and its line; inspect the
+database, then settle it:
 
-  --resume      run the remaining statements, from the one that was running
-  --restart     run all its statements again
-  --mark-done   record it as finished (you completed it by hand)
+  --resume      it did not take effect: run it and the remaining statements
+  --skip        it took effect: record it as done and run the remaining ones
+  --restart     run all the migration's statements again
+  --mark-done   record the migration as finished (you completed it by hand)
   --forget      clear the marker as if it never ran (you undid it by hand)
 
-A failed CREATE INDEX CONCURRENTLY leaves an INVALID index: "shiplock
-status" names it; drop it before --resume or --restart.`,
+--resume, --skip and --restart refuse a file changed since the migration
+was interrupted, unless --force.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return f.runRepair(cmd.Context(), g) },
 	}
 	fs := cmd.Flags()
 	f.run.register(fs)
-	fs.BoolVar(&f.resume, "resume", false, "run the remaining statements")
+	fs.BoolVar(&f.resume, "resume", false, "run the interrupted statement again (it did not take effect) and the remaining ones")
+	fs.BoolVar(&f.skip, "skip", false, "record the interrupted statement as done (it took effect) and run the remaining ones")
+	fs.BoolVar(&f.force, "force", false, "with --resume, --skip or --restart: run although the file changed since the interruption")
 	fs.BoolVar(&f.restart, "restart", false, "run every statement again")
 	fs.BoolVar(&f.markDone, "mark-done", false, "record the migration as finished")
 	fs.BoolVar(&f.forget, "forget", false, "clear the marker as if the migration never started")
@@ -48,16 +61,16 @@ status" names it; drop it before --resume or --restart.`,
 
 func (f *repairFlags) runRepair(ctx context.Context, g *globals) error {
 	var chosen []migrate.RepairAction
-	for flag, action := range map[*bool]migrate.RepairAction{&f.resume: migrate.Resume, &f.restart: migrate.Restart, &f.markDone: migrate.MarkDone, &f.forget: migrate.Forget} {
+	for flag, action := range map[*bool]migrate.RepairAction{&f.resume: migrate.Resume, &f.skip: migrate.Skip, &f.restart: migrate.Restart, &f.markDone: migrate.MarkDone, &f.forget: migrate.Forget} {
 		if *flag {
 			chosen = append(chosen, action)
 		}
 	}
 	if len(chosen) != 1 {
-		return usagef("repair needs exactly one of --resume, --restart, --mark-done or --forget")
+		return usagef("repair needs exactly one of --resume, --skip, --restart, --mark-done or --forget")
 	}
 	return g.mutate(ctx, &f.run, f.output, func(m *migrate.Migrator) (*migrate.Result, error) {
-		res, err := m.Repair(ctx, chosen[0])
+		res, err := m.Repair(ctx, chosen[0], migrate.RepairOptions{Force: f.force})
 		if errors.Is(err, migrate.ErrNothingToRepair) {
 			fmt.Fprintln(g.streams.Out, "nothing to repair: no migration was interrupted")
 			return &migrate.Result{}, nil
