@@ -300,13 +300,14 @@ func concurrentIndex(stmt string) (table, name string, ok bool) {
 	if several {
 		return "", "", false
 	}
-	if words(toks, "CREATE", "UNIQUE") {
-		toks = toks[1:]
-	}
-	if !words(toks, "CREATE", "INDEX", "CONCURRENTLY") {
+	switch {
+	case words(toks, "CREATE", "UNIQUE", "INDEX", "CONCURRENTLY"):
+		toks = toks[4:]
+	case words(toks, "CREATE", "INDEX", "CONCURRENTLY"):
+		toks = toks[3:]
+	default:
 		return "", "", false
 	}
-	toks = toks[3:]
 	if words(toks, "IF", "NOT", "EXISTS") {
 		toks = toks[3:]
 	}
