@@ -234,6 +234,16 @@ type IndexChecker interface {
 	BackendBusy(ctx context.Context, q Querier, pid int64, since time.Time) (bool, error)
 }
 
+// Canceller is implemented by dialects that can cancel the statement a
+// session runs from another session, leaving the first one usable.
+type Canceller interface {
+	// BackendPID returns conn's server process id.
+	BackendPID(ctx context.Context, conn *sql.Conn) (int64, error)
+	// CancelBackend cancels what the server process pid runs now, if
+	// anything (pg_cancel_backend): the statement fails and ends.
+	CancelBackend(ctx context.Context, q Querier, pid int64) error
+}
+
 // QueryRecords runs query, which selects version_id, source, checksum,
 // state, statement, updated_at, in_flight, total, pid, started_at (NULL
 // allowed) and alive, and scans the records: the one reader of

@@ -290,9 +290,16 @@ func (m *Migrator) execute(ctx context.Context, q dialect.Querier, conn *sql.Con
 	switch mig.Kind {
 	case KindSQL:
 		r.Empty = len(stmts) == 0
+		var pid int64
 		if tracked {
 			if err := mark(ctx, first, false); err != nil {
 				return fail(0, "", err)
+			}
+			if c, ok := m.dialect.(dialect.Canceller); ok && m.opts.Stop != nil && first < len(stmts) {
+				var err error
+				if pid, err = c.BackendPID(ctx, conn); err != nil {
+					return fail(0, "", err)
+				}
 			}
 		}
 		for i := first; i < len(stmts); i++ {
@@ -308,7 +315,9 @@ func (m *Migrator) execute(ctx context.Context, q dialect.Querier, conn *sql.Con
 				}
 				// Outside a transaction, retry the statement itself: the
 				// ones before it are done.
+				endWatch := m.graceWatch(ctx, pid)
 				err = m.retry(ctx, mig.Source, exec)
+				endWatch()
 				if err == nil {
 					err = m.checkIndexBuilt(ctx, q, s.SQL)
 				}
@@ -323,6 +332,9 @@ func (m *Migrator) execute(ctx context.Context, q dialect.Querier, conn *sql.Con
 						m.log.Warn("the failed statement stays recorded as running", "file", mig.Source, "line", s.Line, "err", merr)
 					}
 					cancel()
+					if m.stopRequested() {
+						err = fmt.Errorf("%w (cancelled after the stop grace; recorded as not done): %w", ErrStopped, err)
+					}
 				}
 			} else {
 				err = exec()

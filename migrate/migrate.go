@@ -117,6 +117,11 @@ type Options struct {
 	// ErrStopped; the next run continues. A wait for the lock ends at
 	// once. nil never stops.
 	Stop <-chan struct{}
+	// StopGrace is how long a statement running outside a transaction may
+	// go on after Stop closes; then it is cancelled on the server (on
+	// PostgreSQL from a second session), so that the runner can still
+	// record that it did not complete. 0 waits for it.
+	StopGrace time.Duration
 }
 
 // Migrator runs migrations against one database. It is not safe for

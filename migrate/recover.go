@@ -144,6 +144,40 @@ func (m *Migrator) stopRequested() bool {
 	}
 }
 
+// graceWatch watches Options.Stop while a statement runs on the session
+// with server process pid: StopGrace after Stop closes, it cancels the
+// statement from another session. The returned function ends the watch
+// and returns once no cancel can be on its way.
+func (m *Migrator) graceWatch(ctx context.Context, pid int64) func() {
+	c, ok := m.dialect.(dialect.Canceller)
+	if m.opts.Stop == nil || m.opts.StopGrace <= 0 || !ok || pid == 0 {
+		return func() {}
+	}
+	done, finished := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(finished)
+		select {
+		case <-m.opts.Stop:
+		case <-done:
+			return
+		}
+		t := time.NewTimer(m.opts.StopGrace)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-done:
+			return
+		}
+		m.log.Warn("stop: the statement in flight outlasted its grace, cancelling it", "grace", m.opts.StopGrace, "pid", pid)
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := c.CancelBackend(cctx, m.db, pid); err != nil {
+			m.log.Warn("cancel the statement in flight", "err", err)
+		}
+	}()
+	return func() { close(done); <-finished }
+}
+
 // token is a lexical unit of a statement: an upper-cased keyword or plain
 // identifier, a quoted identifier as written, or one punctuation byte.
 // Strings, comments and dollar-quoted bodies are skipped.

@@ -367,6 +367,19 @@ func (Dialect) BackendBusy(ctx context.Context, q dialect.Querier, pid int64, si
 	return busy, err
 }
 
+var _ dialect.Canceller = Dialect{}
+
+func (Dialect) BackendPID(ctx context.Context, conn *sql.Conn) (int64, error) {
+	var pid int64
+	err := conn.QueryRowContext(ctx, "SELECT pg_backend_pid()").Scan(&pid)
+	return pid, err
+}
+
+func (Dialect) CancelBackend(ctx context.Context, q dialect.Querier, pid int64) error {
+	var ok bool
+	return q.QueryRowContext(ctx, "SELECT pg_cancel_backend($1)", pid).Scan(&ok)
+}
+
 // identName is the catalog name of an identifier as written in SQL.
 func identName(s string) string {
 	if len(s) >= 2 && s[0] == '"' && s[len(s)-1] == '"' {

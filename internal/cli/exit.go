@@ -66,6 +66,8 @@ func exitCode(err error) int {
 		return ExitUsage
 	case errors.As(err, &parse), errors.As(err, &file), errors.As(err, &unreg):
 		return ExitBadFile
+	case errors.Is(err, migrate.ErrStopped):
+		return ExitNotReady // told to stop (SIGTERM): retryable; what completed is recorded
 	case errors.As(err, &integrity):
 		return ExitIntegrity
 	case errors.Is(err, migrate.ErrLockTimeout):

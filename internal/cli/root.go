@@ -9,6 +9,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"sync/atomic"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -21,6 +23,11 @@ type Streams struct {
 	In        io.Reader
 	Out, Err  io.Writer
 	LookupEnv func(string) (string, bool)
+	// Stop closes when the process is asked to stop (the first SIGTERM or
+	// SIGINT). Commands that change the database stop between statements
+	// and cancel ctx only after their --stop-grace; the others cancel at
+	// once. nil never closes.
+	Stop <-chan struct{}
 }
 
 func (s Streams) getenv(key string) string {
@@ -39,6 +46,10 @@ type globals struct {
 	logFormat   string
 	logLevel    string
 	log         *slog.Logger
+	// stopGrace is set (in nanoseconds) by a command that handles Stop
+	// itself: a stop then cancels ctx only that long (plus time to record
+	// progress) after it came.
+	stopGrace atomic.Int64
 }
 
 // Main runs shiplock with args (without the program name) and returns the
@@ -50,6 +61,31 @@ func Main(ctx context.Context, args []string, streams Streams) int {
 	root.SetIn(streams.In)
 	root.SetOut(streams.Out)
 	root.SetErr(streams.Err)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if streams.Stop != nil {
+		go func() {
+			select {
+			case <-streams.Stop:
+			case <-ctx.Done():
+				return
+			}
+			grace := time.Duration(g.stopGrace.Load())
+			if grace <= 0 {
+				cancel()
+				return
+			}
+			// The engine stops between statements, and cancels a statement
+			// that outlasts the grace itself; this is the backstop.
+			t := time.NewTimer(grace + stopRecordTime)
+			defer t.Stop()
+			select {
+			case <-t.C:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+	}
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return ExitOK
@@ -59,6 +95,10 @@ func Main(ctx context.Context, args []string, streams Streams) int {
 	}
 	return exitCode(err)
 }
+
+// stopRecordTime is what a stopping run gets after its grace to cancel the
+// statement in flight, record it and release the lock.
+const stopRecordTime = 5 * time.Second
 
 const envHelp = `Environment:
   DATABASE_URL      database to migrate: postgres://..., sqlite://PATH or a file path

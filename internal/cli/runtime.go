@@ -42,6 +42,7 @@ type runFlags struct {
 	terminationLog  string
 	sidecarShutdown string
 	waitProxy       string
+	stopGrace       time.Duration
 }
 
 func (f *runFlags) register(fs *pflag.FlagSet) {
@@ -50,6 +51,7 @@ func (f *runFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.terminationLog, "termination-log", "", "write a one-line summary here (default /dev/termination-log when it exists and is writable; env SHIPLOCK_TERMINATION_LOG)")
 	fs.StringVar(&f.sidecarShutdown, "sidecar-shutdown", "none", "after the run, success or failure, ask the mesh proxy to exit so a Job can complete: auto, linkerd (POST :4191/shutdown; the pod needs config.linkerd.io/proxy-admin-shutdown: enabled), istio (POST :15020/quitquitquit) or none. Never in an initContainer")
 	fs.StringVar(&f.waitProxy, "wait-proxy", "none", "before connecting, wait for the mesh proxy to be ready: auto, linkerd, istio or none")
+	fs.DurationVar(&f.stopGrace, "stop-grace", 15*time.Second, "on SIGTERM or SIGINT, start no further statement and give the one running this long to finish before cancelling it; what completed is recorded and the exit code is retryable (keep it under the pod's terminationGracePeriodSeconds, 30 s by default)")
 }
 
 // mutate runs a command that changes the database: files first, then the
@@ -66,8 +68,13 @@ func (g *globals) mutate(ctx context.Context, f *runFlags, output string, fn fun
 	if err != nil {
 		return usagef("--wait-proxy: " + err.Error())
 	}
+	if f.stopGrace <= 0 {
+		return usagef("--stop-grace must be positive")
+	}
 	var res *migrate.Result
 	opts, err := f.engine.options(g)
+	opts.Stop, opts.StopGrace = g.streams.Stop, f.stopGrace
+	g.stopGrace.Store(int64(f.stopGrace))
 	if err == nil && waitProxy != mesh.None {
 		var what string
 		what, err = mesh.WaitReady(ctx, waitProxy, mesh.Config{Logger: g.log})
