@@ -17,8 +17,8 @@ import (
 func TestRunnersStartedDuringConcurrentIndex(t *testing.T) {
 	url := testdb.Postgres(t)
 	dir := writeMigrations(t, map[string]string{
-		"00001_t.sql":   "-- +goose Up\nCREATE TABLE t (id int);\nCREATE TABLE once (n int);\nINSERT INTO t SELECT generate_series(1, 1000);\n-- +goose Down\nDROP TABLE t, once;\n",
-		"00002_idx.sql": "-- +goose NO TRANSACTION\n-- +goose Up\nINSERT INTO once VALUES (2);\nCREATE INDEX CONCURRENTLY t_id ON t (id);\nINSERT INTO once VALUES (22);\n-- +goose Down\nDROP INDEX t_id;\n",
+		"00001_t.sql":    "-- +goose Up\nCREATE TABLE t (id int);\nCREATE TABLE once (n int);\nINSERT INTO t SELECT generate_series(1, 1000);\n-- +goose Down\nDROP TABLE t, once;\n",
+		"00002_idx.sql":  "-- +goose NO TRANSACTION\n-- +goose Up\nINSERT INTO once VALUES (2);\nCREATE INDEX CONCURRENTLY t_id ON t (id);\nINSERT INTO once VALUES (22);\n-- +goose Down\nDROP INDEX t_id;\n",
 		"00003_more.sql": "-- +goose Up\nINSERT INTO once VALUES (3);\n-- +goose Down\nSELECT 1;\n",
 	})
 	if out, code := shiplock(dir, url, "up", "--to", "1"); code != 0 {
