@@ -143,13 +143,21 @@ func testRecords(t *testing.T, open Opener) {
 			t.Fatalf("PutRecord: %v", err)
 		}
 	}
-	put(dialect.Record{Version: 1, Source: "00001_a.sql", Checksum: "aa", State: dialect.StateApplying, Statement: 2})
+	put(dialect.Record{Version: 1, Source: "00001_a.sql", Checksum: "aa", State: dialect.StateApplying, Statement: 2, InFlight: true, Total: 5})
+	recs, err := d.ListRecords(ctx, c)
+	if err != nil || len(recs) != 1 || !recs[0].InFlight || recs[0].Total != 5 || recs[0].Statement != 2 || recs[0].Alive {
+		t.Fatalf("marker read back = %+v, %v; want statement 2 of 5 in flight, not alive (the reader wrote it)", recs, err)
+	}
+	// The marker columns are added to a table that lacks them.
+	if err := d.EnsureRecordTable(ctx, c); err != nil {
+		t.Fatalf("EnsureRecordTable on a current table: %v", err)
+	}
 	put(dialect.Record{Version: 2, Source: "00002_b.sql", Checksum: "bb", State: dialect.StateApplied})
 	put(dialect.Record{Version: 1, Source: "00001_a.sql", Checksum: "cc", State: dialect.StateApplied}) // replaces
 	if err := d.DeleteRecord(ctx, c, 2); err != nil {
 		t.Fatalf("DeleteRecord: %v", err)
 	}
-	recs, err := d.ListRecords(ctx, c)
+	recs, err = d.ListRecords(ctx, c)
 	if err != nil {
 		t.Fatalf("ListRecords: %v", err)
 	}
