@@ -341,3 +341,32 @@ func TestStopLetsStatementFinish(t *testing.T) {
 		t.Fatalf("items = %q, %v; want 1,3", rows, err)
 	}
 }
+
+// TestStopWhileWaitingForLock: a run waiting for the lock that is told to
+// stop returns ErrStopped at once, without waiting for the holder.
+func TestStopWhileWaitingForLock(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := testdb.Postgres(t)
+	files := fstest.MapFS{"00001_t.sql": sqlFile("CREATE TABLE t (id int);", "DROP TABLE t;")}
+	holder := openPG(t, url)
+	defer holder.Close()
+	c, err := holder.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if ok, err := (postgres.Dialect{}).TryLock(ctx, c); err != nil || !ok {
+		t.Fatalf("TryLock = %v, %v", ok, err)
+	}
+	stop := make(chan struct{})
+	m := pgMigrator(t, url, files, migrate.Options{Stop: stop})
+	errc := make(chan error, 1)
+	go func() { _, err := m.Up(ctx, migrate.UpOptions{}); errc <- err }()
+	waitUntil(t, holder, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND state = 'idle' AND query LIKE 'SELECT pg_try_advisory_lock%'", 1)
+	close(stop)
+	if err := <-errc; !errors.Is(err, migrate.ErrStopped) {
+		t.Fatalf("Up = %v, want ErrStopped", err)
+	}
+	wantVersion(t, m, 0)
+}
