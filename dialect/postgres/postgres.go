@@ -293,13 +293,20 @@ func Open(connString string) (*sql.DB, error) {
 	if err != nil {
 		return nil, err
 	}
+	return OpenConfig(cfg), nil
+}
+
+// OpenConfig is Open for a configuration already parsed by pgx.ParseConfig
+// (which read the PG* environment, the service and password files). It
+// takes ownership of cfg.
+func OpenConfig(cfg *pgx.ConnConfig) *sql.DB {
 	if cfg.RuntimeParams["application_name"] == "" {
 		cfg.RuntimeParams["application_name"] = "shiplock"
 	}
 	// A run sends each of its own queries a few times at most: one round
 	// trip each (unnamed statements) beats preparing and caching them.
 	cfg.DefaultQueryExecMode = pgx.QueryExecModeExec
-	return stdlib.OpenDB(*cfg, stdlib.OptionShouldPing(shouldPing)), nil
+	return stdlib.OpenDB(*cfg, stdlib.OptionShouldPing(shouldPing))
 }
 
 // shouldPing keeps database/sql's liveness ping for connections idle more

@@ -2,55 +2,65 @@ package cli
 
 import (
 	"database/sql"
+	"errors"
 	"fmt"
+	"net"
 	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/shiplock/shiplock/dialect"
 	"github.com/shiplock/shiplock/dialect/postgres"
 	"github.com/shiplock/shiplock/internal/redact"
 )
 
-// pgEnv are the libpq variables shiplock reads, in the order they appear in
-// the connection string it builds.
-var pgEnv = []struct{ env, key string }{
-	{"PGHOST", "host"},
-	{"PGPORT", "port"},
-	{"PGUSER", "user"},
-	{"PGPASSWORD", "password"},
-	{"PGDATABASE", "dbname"},
-	{"PGSSLMODE", "sslmode"},
-}
+// pgGiven are the libpq variables any one of which says "the database is
+// configured by the environment". pgx itself reads these and every other
+// PG* variable (PGSSLMODE, PGREQUIREAUTH, PGSERVICEFILE, ...); shiplock
+// only looks at them to refuse to guess a database when none is given.
+var pgGiven = []string{"PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE", "PGDBNAME", "PGSERVICE", "PGPASSFILE"}
 
 // target is a resolved database: which dialect, and how to reach it.
 type target struct {
 	dialect string // "postgres" or "sqlite"
-	conn    string // connection string for the driver; may hold a password
+	conn    string // sqlite: the path or URL
+	pg      *pgx.ConnConfig
 }
 
 // resolveTarget finds the database from --database-url, DATABASE_URL or
-// the PG* variables. It never opens a connection.
+// the PG* variables, and parses it. It never opens a connection.
+//
+// For PostgreSQL, pgx's parser is the one reader of the settings: it reads
+// the connection string, then the PG* environment, the service file
+// (PGSERVICE) and the password file (PGPASSFILE, ~/.pgpass), as libpq does.
+// shiplock adds only PGDBNAME, read as PGDATABASE when that is unset.
 func (g *globals) resolveTarget() (target, error) {
 	raw := g.databaseURL
 	if raw == "" {
 		raw = g.streams.getenv("DATABASE_URL")
 	}
 	if raw != "" {
-		return parseTarget(raw)
-	}
-	var parts []string
-	for _, e := range pgEnv {
-		v := g.streams.getenv(e.env)
-		if v == "" && e.env == "PGDATABASE" {
-			v = g.streams.getenv("PGDBNAME")
+		t, err := parseTarget(raw)
+		if err != nil || t.dialect != "postgres" {
+			return t, err
 		}
-		if v != "" {
-			parts = append(parts, e.key+"="+quoteConnValue(v))
+		return g.parsePostgres(t.conn)
+	}
+	given := false
+	for _, env := range pgGiven {
+		given = given || g.streams.getenv(env) != ""
+	}
+	if !given {
+		return target{}, usagef("no database given: set --database-url or DATABASE_URL (postgres://USER@HOST/DB, sqlite://PATH or a file path), or PGHOST, PGUSER, PGPASSWORD and PGDATABASE (or PGSERVICE)")
+	}
+	conn := ""
+	if g.streams.getenv("PGDATABASE") == "" {
+		if db := g.streams.getenv("PGDBNAME"); db != "" {
+			conn = "dbname=" + quoteConnValue(db)
 		}
 	}
-	if len(parts) == 0 {
-		return target{}, usagef("no database given: set --database-url or DATABASE_URL (postgres://USER@HOST/DB, sqlite://PATH or a file path), or PGHOST, PGUSER, PGPASSWORD and PGDATABASE")
-	}
-	return target{dialect: "postgres", conn: strings.Join(parts, " ")}, nil
+	return g.parsePostgres(conn)
 }
 
 func parseTarget(raw string) (target, error) {
@@ -71,6 +81,66 @@ func parseTarget(raw string) (target, error) {
 		return target{dialect: "sqlite", conn: "sqlite://" + strings.SplitN(raw, "://", 2)[1]}, nil
 	}
 	return target{}, usagef(fmt.Sprintf("database URL scheme %q is not supported: use postgres://, sqlite:// or a file path", scheme))
+}
+
+// errEncodePassword says how to fix a URL whose password is not
+// percent-encoded, without repeating it.
+const errEncodePassword = "the password in the database URL must be percent-encoded: " +
+	"write @ as %40, / as %2F, # as %23, ? as %3F, : as %3A, % as %25 and a space as %20 " +
+	"(for example: printf %s \"$PASSWORD\" | jq -sRr @uri), or leave it out of the URL and set PGPASSWORD"
+
+// parsePostgres parses a PostgreSQL connection string (empty: the
+// environment alone), adds the password it resolves to the secrets, and
+// refuses settings that can only fail after minutes of retries.
+func (g *globals) parsePostgres(conn string) (target, error) {
+	if redact.URLPasswordNeedsEncoding(conn) {
+		return target{}, usagef(errEncodePassword)
+	}
+	cfg, err := pgx.ParseConfig(conn)
+	if err != nil {
+		var perr *pgconn.ParseConfigError
+		if errors.As(err, &perr) && strings.Contains(conn, "://") && strings.Contains(conn, "@") {
+			return target{}, usagef(fmt.Sprintf("parse database settings: %v; if the URL holds a password, %s", err, errEncodePassword))
+		}
+		return target{}, usagef(fmt.Sprintf("parse database settings: %v", err))
+	}
+	// Before anything can print an error that quotes it: a password may
+	// come from a service or password file.
+	g.sec.Add(cfg.Password)
+	if err := checkHosts(cfg); err != nil {
+		return target{}, err
+	}
+	return target{dialect: "postgres", pg: cfg}, nil
+}
+
+// checkHosts refuses hosts that can never resolve, so that the wait does
+// not retry them until it times out: a port glued to the host (PGHOST
+// "db:5432") and a variable that nothing substituted ("$DB_HOST",
+// "${DB_HOST}"). IPv6 addresses ("::1"), host lists ("h1,h2", which pgx
+// has already split) and socket directories ("/var/run/postgresql") pass.
+func checkHosts(cfg *pgx.ConnConfig) error {
+	hosts := []string{cfg.Host}
+	for _, f := range cfg.Fallbacks {
+		hosts = append(hosts, f.Host)
+	}
+	for _, h := range hosts {
+		if strings.HasPrefix(h, "/") || strings.HasPrefix(h, "@") {
+			continue // a Unix socket directory, or an abstract socket
+		}
+		if strings.ContainsAny(h, "${}`") {
+			return usagef(fmt.Sprintf("database host %q looks like a variable nothing substituted: the shell or manifest that sets PGHOST or DATABASE_URL must expand it", h))
+		}
+		if i := strings.LastIndexByte(h, ':'); i >= 0 {
+			ip, _, _ := strings.Cut(h, "%") // an IPv6 zone: fe80::1%eth0
+			if net.ParseIP(ip) == nil {
+				return usagef(fmt.Sprintf("database host %q includes a port: give the host alone and the port separately (PGPORT=%s, or postgres://USER@HOST:%s/DB)", h, h[i+1:], h[i+1:]))
+			}
+		}
+		if strings.ContainsAny(h, " \t\r\n") {
+			return usagef(fmt.Sprintf("database host %q contains white space", h))
+		}
+	}
+	return nil
 }
 
 // quoteConnValue quotes a value for a libpq key=value connection string.
@@ -97,19 +167,33 @@ func (t target) open() (*sql.DB, dialect.Dialect, error) {
 	case "sqlite":
 		return openSQLite(t.conn)
 	default:
-		db, err := postgres.Open(t.conn)
-		if err != nil {
-			return nil, nil, usagef(fmt.Sprintf("parse database settings: %v", err))
-		}
-		return db, postgres.Dialect{}, nil
+		return postgres.OpenConfig(t.pg), postgres.Dialect{}, nil
 	}
 }
 
-// secrets are the strings that must never be printed: the password of the
-// configured database, wherever it was given.
-func (g *globals) secrets() *redact.Secrets {
-	sec := redact.NewSecrets(g.streams.getenv("PGPASSWORD"))
+// newSecrets are the strings that must never be printed, as known before
+// any database setting is parsed: the passwords in PGPASSWORD,
+// PGSSLPASSWORD and the connection string. parsePostgres adds the
+// password pgx resolves (from a service or password file too), and the
+// ENVSUB lookup the values of secret-looking variables (see
+// redact.IsSecretEnvName).
+func (g *globals) newSecrets() *redact.Secrets {
+	sec := redact.NewSecrets(g.streams.getenv("PGPASSWORD"), g.streams.getenv("PGSSLPASSWORD"))
 	sec.AddDSN(g.databaseURL)
 	sec.AddDSN(g.streams.getenv("DATABASE_URL"))
 	return sec
+}
+
+// envLookup is the ENVSUB lookup for migration files: the environment,
+// with the value of every variable whose name looks secret added to the
+// secrets before any statement that holds it can be printed.
+func (g *globals) envLookup(key string) (string, bool) {
+	if g.streams.LookupEnv == nil {
+		return "", false
+	}
+	v, ok := g.streams.LookupEnv(key)
+	if ok && redact.IsSecretEnvName(key) {
+		g.sec.Add(v)
+	}
+	return v, ok
 }

@@ -65,7 +65,7 @@ func (g *globals) loadMigrations() ([]*migrate.Migration, error) {
 	if fi, err := os.Stat(g.dir); err != nil || !fi.IsDir() {
 		return nil, usagef(fmt.Sprintf("migrations directory %q not found: set --dir or SHIPLOCK_DIR", g.dir))
 	}
-	migs, err := migrate.Load(newDirFS(g.dir), ".", nil, g.streams.LookupEnv)
+	migs, err := migrate.Load(newDirFS(g.dir), ".", nil, g.envLookup)
 	// Name files as the user gave the directory, so editors can jump to them.
 	var (
 		perr *sqlfile.ParseError

@@ -46,6 +46,7 @@ type globals struct {
 	logFormat   string
 	logLevel    string
 	log         *slog.Logger
+	sec       *redact.Secrets // what must never be printed; grows as settings are read
 	// stopGrace is set (in nanoseconds) by a command that handles Stop
 	// itself: a stop then cancels ctx only that long (plus time to record
 	// progress) after it came.
@@ -144,6 +145,7 @@ retrying.`,
 }
 
 func (g *globals) setup() error {
+	g.sec = g.newSecrets()
 	if g.dir == "" {
 		g.dir = g.streams.getenv("SHIPLOCK_DIR")
 	}
@@ -170,7 +172,7 @@ func (g *globals) setup() error {
 	default:
 		return usagef(fmt.Sprintf("--log-format %q: want auto, text or json", g.logFormat))
 	}
-	g.log = slog.New(redact.Handler(h, g.secrets()))
+	g.log = slog.New(redact.Handler(h, g.sec))
 	return nil
 }
 
@@ -186,5 +188,8 @@ func isTerminal(w io.Writer) bool {
 // redact removes passwords from text shown to the user: the configured
 // database's, and any in a connection string.
 func (g *globals) redact(s string) string {
-	return g.secrets().String(s)
+	if g.sec == nil { // a flag error, before setup
+		g.sec = g.newSecrets()
+	}
+	return g.sec.String(s)
 }

@@ -145,7 +145,9 @@ func (f *planFlags) run(ctx context.Context, g *globals, toSet bool) error {
 				continue
 			}
 			for _, s := range mig.Statements(dir) {
-				fmt.Fprintf(out, "%s\n", s.SQL)
+				// The SQL may hold a password: a literal, or a
+				// secret ENVSUB expanded.
+				fmt.Fprintf(out, "%s\n", g.redact(s.SQL))
 			}
 			fmt.Fprintln(out)
 		}

@@ -32,7 +32,8 @@ const Mask = "xxxxx"
 //   - keyword/value pairs as in libpq DSNs and logfmt, password=secret,
 //     password='quoted secret' or password = "secret", for the same names;
 //   - JSON members, "password": "secret";
-//   - go-sql-driver/mysql DSNs, user:secret@tcp(host:3306)/db.
+//   - go-sql-driver/mysql DSNs, user:secret@tcp(host:3306)/db;
+//   - the PASSWORD 'secret' clause of SQL's CREATE/ALTER ROLE and USER.
 //
 // A name "looks like a password" when, lower-cased, it contains "password" or
 // ends in "passwd", "passphrase", "pwd" or "secret" (PGPASSWORD,
@@ -238,6 +239,7 @@ func findInText(s string, start, end int) []span {
 		// loc[1] is just past the opening quote of the value.
 		out = append(out, quotedValue(t, loc[1]-1, '"', kindDoubleQuote, start))
 	}
+	out = append(out, findSQLPasswords(t, start)...)
 	for _, loc := range mysqlRE.FindAllStringSubmatchIndex(t, -1) {
 		out = append(out, span{start + loc[2], start + loc[3], kindRaw})
 	}
@@ -333,4 +335,33 @@ func apply(s string, spans []span) string {
 	}
 	b.WriteString(s[prev:])
 	return b.String()
+}
+
+// sqlPasswordRE finds the PASSWORD clause of CREATE/ALTER ROLE or USER in
+// SQL text (a migration's statement in plan output or in an error), whose
+// literal is masked like any password: PASSWORD 'secret'.
+var sqlPasswordRE = regexp.MustCompile(`(?i)\bpassword\s+'`)
+
+// findSQLPasswords returns the 'literal's after PASSWORD in t, quotes
+// included. A doubled quote ('') is part of the literal, as in SQL; an
+// unterminated literal runs to the end of t.
+func findSQLPasswords(t string, base int) []span {
+	var out []span
+	for _, loc := range sqlPasswordRE.FindAllStringIndex(t, -1) {
+		i := loc[1] - 1 // the opening quote
+		j := i + 1
+		for j < len(t) {
+			if t[j] == '\'' {
+				if j+1 < len(t) && t[j+1] == '\'' {
+					j += 2
+					continue
+				}
+				break
+			}
+			j++
+		}
+		end := min(j+1, len(t))
+		out = append(out, span{base + i, base + end, kindLibpqQuote})
+	}
+	return out
 }

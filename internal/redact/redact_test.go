@@ -86,6 +86,14 @@ func TestURL(t *testing.T) {
 		{"mysql dsn default address", "u:pw@/db", "u:xxxxx@/db"},
 		{"mysql dsn in an error", `open "u:pw@tcp(h)/db": refused`, `open "u:xxxxx@tcp(h)/db": refused`},
 
+		// SQL.
+		{"create role password", "CREATE ROLE app LOGIN PASSWORD 'Sup3r';", "CREATE ROLE app LOGIN PASSWORD 'xxxxx';"},
+		{"alter user encrypted password, doubled quote",
+			"ALTER USER app WITH ENCRYPTED password\n  'it''s' VALID UNTIL 'infinity'",
+			"ALTER USER app WITH ENCRYPTED password\n  'xxxxx' VALID UNTIL 'infinity'"},
+		{"password null is not a literal", "ALTER ROLE app PASSWORD NULL", "ALTER ROLE app PASSWORD NULL"},
+		{"server message", `password authentication failed for user "app"`, `password authentication failed for user "app"`},
+
 		// Text with nothing to redact.
 		{"plain error", "dial tcp 127.0.0.1:5432: connect: connection refused", "dial tcp 127.0.0.1:5432: connect: connection refused"},
 		{"times and addresses", "at 10:30 user@example.com wrote 1:2", "at 10:30 user@example.com wrote 1:2"},
