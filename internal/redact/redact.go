@@ -343,7 +343,7 @@ func apply(s string, spans []span) string {
 var sqlPasswordRE = regexp.MustCompile(`(?i)\bpassword\s+'`)
 
 // findSQLPasswords returns the 'literal's after PASSWORD in t, quotes
-// included. A doubled quote (”) is part of the literal, as in SQL; an
+// included. A quote written twice is part of the literal, as in SQL; an
 // unterminated literal runs to the end of t.
 func findSQLPasswords(t string, base int) []span {
 	var out []span
