@@ -155,3 +155,37 @@ func TestCanaryPgxAuthFailure(t *testing.T) {
 		})
 	}
 }
+
+// TestCanaryEnvsubStatementError: a statement that holds a secret expanded
+// by ENVSUB fails, and the server echoes the secret in its error. Only the
+// secret known by its variable's name (as the CLI adds it) hides it, in the
+// error and in a plan-like print of the statement itself.
+func TestCanaryEnvsubStatementError(t *testing.T) {
+	url := testdb.Postgres(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	env := map[string]string{"APP_DB_PASSWORD": canaryPassword, "APP_SCHEMA": "public"}
+	secrets := redact.NewSecrets()
+	for name, v := range env {
+		if redact.IsSecretEnvName(name) {
+			secrets.Add(v)
+		}
+	}
+	stmt := `SELECT * FROM "missing_` + env["APP_DB_PASSWORD"] + `"`
+	_, err = conn.Exec(ctx, stmt)
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "42P01" {
+		t.Fatalf("want undefined_table, got %v", err)
+	}
+	wrapped := fmt.Errorf("00001_a.sql:3: apply version 1: statement %q: %w", stmt, err)
+	checkRedacted(t, secrets, wrapped)
+	assertNoCanary(t, "plan", secrets.String(stmt+";\nCREATE ROLE app PASSWORD '"+env["APP_DB_PASSWORD"]+"';"))
+	if got := secrets.String("SET search_path = " + env["APP_SCHEMA"]); !strings.Contains(got, "public") {
+		t.Errorf("a variable that is not secret was masked: %s", got)
+	}
+}

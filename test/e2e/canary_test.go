@@ -22,7 +22,9 @@ func TestPasswordNeverPrinted(t *testing.T) {
 	role := srv.CreateRole(t)
 	db := srv.CreateDatabase(t, role.Name)
 	canary := role.Password
-	spellings := []string{canary, url.QueryEscape(canary), url.PathEscape(canary)}
+	// A second secret that only ENVSUB brings in: its name looks secret.
+	appSecret := "AppCanary-" + canary[:8]
+	spellings := []string{canary, url.QueryEscape(canary), url.PathEscape(canary), appSecret}
 
 	dir := writeMigrations(t, map[string]string{
 		"00001_a.sql": "-- +goose Up\nCREATE TABLE a (id int);\n-- +goose Down\nDROP TABLE a;\n",
@@ -30,6 +32,17 @@ func TestPasswordNeverPrinted(t *testing.T) {
 	})
 	broken := writeMigrations(t, map[string]string{
 		"00001_a.sql": "-- +goose Up\nSELECT * FROM missing_table;\n",
+	})
+	// plan prints the SQL: the password as a literal, through ${PGPASSWORD}
+	// and through a secret-looking ENVSUB variable.
+	secretSQL := writeMigrations(t, map[string]string{
+		"00001_a.sql": "-- +goose Up\n-- +goose ENVSUB ON\nCREATE ROLE " + role.Name + "_app LOGIN PASSWORD '${APP_DB_PASSWORD}';\n" +
+			"SELECT '${PGPASSWORD}' AS pw, 'x${APP_DB_PASSWORD}x' AS glued;\nCOMMENT ON ROLE " + role.Name + " IS '" + canary + "';\n",
+	})
+	// A failing statement that holds the ENVSUB secret: the server echoes
+	// it in the error, which reaches stderr, logs and the termination log.
+	secretFails := writeMigrations(t, map[string]string{
+		"00001_a.sql": "-- +goose Up\n-- +goose ENVSUB ON\nSELECT * FROM \"missing_${APP_DB_PASSWORD}\";\n",
 	})
 	goodURL := srv.URL(db, role.Name, canary)
 	// The canary as a wrong password: the role's real one is different.
@@ -57,6 +70,10 @@ func TestPasswordNeverPrinted(t *testing.T) {
 			run{"wrong password env", []string{"PGHOST=" + srv.Host, "PGPORT=" + itoa(srv.Port), "PGUSER=" + other.Name, "PGPASSWORD=" + canary, "PGDBNAME=" + db}, []string{"up", "--dir", dir}, 5},
 			run{"unreachable", []string{"DATABASE_URL=" + deadURL}, []string{"up", "--dir", dir, "--wait-timeout", "200ms"}, 6},
 			run{"sql error", viaURL, []string{"up", "--dir", broken}, 1},
+			run{"plan with secrets in the SQL", append(viaEnv, "APP_DB_PASSWORD="+appSecret), []string{"plan", "--dir", secretSQL}, 0},
+			run{"plan with secrets in the SQL via URL", append(viaURL, "APP_DB_PASSWORD="+appSecret), []string{"plan", "--dir", secretSQL}, 0},
+			run{"failing ENVSUB statement", append(viaURL, "APP_DB_PASSWORD="+appSecret), []string{"up", "--dir", secretFails}, 1},
+			run{"failing ENVSUB statement, plan", append(viaURL, "APP_DB_PASSWORD="+appSecret), []string{"plan", "--dir", secretFails}, 0},
 			run{"flag url", nil, []string{"up", "--dir", dir, "--database-url", goodURL}, 0},
 			run{"bad flag value", nil, []string{"up", "--dir", dir, "--database-url", goodURL, "--tx-mode", canary}, 2},
 		)
@@ -87,6 +104,12 @@ func TestPasswordNeverPrinted(t *testing.T) {
 			if strings.Contains(string(termLog), s) {
 				t.Errorf("%s: the password appears in the termination log: %s", r.name, termLog)
 			}
+		}
+		if strings.HasPrefix(r.name, "plan with secrets") && !strings.Contains(out.String(), "PASSWORD 'xxxxx'") {
+			t.Errorf("%s: plan does not show the masked statement:\n%s", r.name, out.String())
+		}
+		if r.name == "failing ENVSUB statement" && !strings.Contains(out.String(), "does not exist") {
+			t.Errorf("%s: the error is not reported:\n%s", r.name, out.String())
 		}
 		if r.want == 5 && strings.Contains(out.String(), "waiting for the database") {
 			t.Errorf("%s: a wrong password was retried:\n%s", r.name, out.String())
