@@ -14,6 +14,9 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net"
+	"regexp"
+	"syscall"
 	"time"
 
 	"github.com/shiplock/shiplock/dialect"
@@ -92,8 +95,8 @@ func Wait(ctx context.Context, db *sql.DB, c dialect.Classifier, o Options) (Res
 	}
 	delay := o.InitialBackoff
 	var (
-		lastMsg string
-		res     Result
+		seen = map[string]bool{}
+		res  Result
 	)
 	for {
 		res.Attempts++
@@ -113,9 +116,11 @@ func Wait(ctx context.Context, db *sql.DB, c dialect.Classifier, o Options) (Res
 		if !retry {
 			return res, &Error{Class: class, Err: err, Attempts: res.Attempts, Waited: res.Waited}
 		}
-		if msg := err.Error(); msg != lastMsg {
-			log.Info("waiting for the database", "reason", msg, "class", class.String())
-			lastMsg = msg
+		if o := outcome(err, class); !seen[o] {
+			// Once per distinct outcome, not per attempt: a reset loop
+			// retries every 100 ms.
+			seen[o] = true
+			log.Info("waiting for the database", "reason", err.Error(), "class", class.String())
 		}
 		sleep := delay/2 + rand.N(delay/2+1)
 		if o.Timeout < 0 || (!deadline.IsZero() && time.Now().Add(sleep).After(deadline)) {
@@ -158,4 +163,38 @@ func (o Options) withDefaults() Options {
 		o.MaxBackoff = 100 * time.Millisecond
 	}
 	return o
+}
+
+// digits are the parts of an error message that change from one attempt to
+// the next without changing what happened: ephemeral ports, pids, counts.
+var digits = regexp.MustCompile(`[0-9]+`)
+
+// outcome names what an attempt ran into, so that Wait logs each distinct
+// outcome once. It is the error's class and what the error is (SQLSTATE,
+// errno, end of stream, DNS failure, timeout), never the text that differs
+// between attempts, such as the local port of
+// "read tcp 127.0.0.1:54012->127.0.0.1:5432: connection reset by peer".
+func outcome(err error, class dialect.ErrorClass) string {
+	var (
+		sqlState interface{ SQLState() string }
+		errno    syscall.Errno
+		dnsErr   *net.DNSError
+		netErr   net.Error
+	)
+	what := ""
+	switch {
+	case errors.As(err, &sqlState):
+		what = "sqlstate " + sqlState.SQLState()
+	case errors.As(err, &errno):
+		what = "errno " + errno.Error()
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		what = "eof"
+	case errors.As(err, &dnsErr):
+		what = "dns " + dnsErr.Name
+	case errors.As(err, &netErr) && netErr.Timeout():
+		what = "timeout"
+	default:
+		what = digits.ReplaceAllString(err.Error(), "#")
+	}
+	return class.String() + ": " + what
 }

@@ -1,10 +1,13 @@
 package dbwait_test
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
+	"log/slog"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -151,5 +154,48 @@ func TestSingleAttempt(t *testing.T) {
 	res, err := dbwait.Wait(context.Background(), db, postgres.Dialect{}, dbwait.Options{Timeout: -1})
 	if err == nil || res.Attempts != 1 {
 		t.Fatalf("Wait = %+v, %v; want one failed attempt", res, err)
+	}
+}
+
+// TestResetLoopLogsOnce: a peer that accepts and resets every connection
+// (a proxy whose backend is down) is retried many times, and each distinct
+// outcome is logged once, not once per attempt: the message of each
+// attempt differs (its local port), what happened does not.
+func TestResetLoopLogsOnce(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	const resets = 40
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		for n := 0; ; n++ {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.(*net.TCPConn).SetLinger(0) // close with RST
+			c.Close()
+			if n+1 == resets {
+				cancel() // enough attempts seen: end the wait
+			}
+		}
+	}()
+	var logs bytes.Buffer
+	db := open(t, "postgres://u@"+l.Addr().String()+"/db?sslmode=disable")
+	res, err := dbwait.Wait(ctx, db, postgres.Dialect{}, dbwait.Options{
+		Timeout: time.Hour, Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+	})
+	// database/sql may dial up to three times per attempt.
+	if !errors.Is(err, context.Canceled) || res.Attempts < resets/3 {
+		t.Fatalf("Wait = %+v, %v; want at least %d attempts, then the cancellation", res, err, resets/3)
+	}
+	lines := strings.Count(logs.String(), "waiting for the database")
+	// A reset reads as "connection reset by peer" or, when it comes while
+	// the startup message is written, "broken pipe"; or as an early EOF.
+	if lines < 1 || lines > 3 {
+		t.Errorf("%d log lines for %d attempts, want one per distinct outcome:\n%s", lines, res.Attempts, logs.String())
 	}
 }
