@@ -306,6 +306,9 @@ func (m *Migrator) lock(ctx context.Context, conn *sql.Conn, plan func(*state) (
 		// again this often, for a holder that died or never signals
 		// (goose).
 		signalled = time.Second
+		// Any role that may connect can NOTIFY the release channel: at
+		// most one re-check per recheckGap, however many signals arrive.
+		recheckGap = 200 * time.Millisecond
 	)
 	delay := first
 	// Name the holder once the wait is long enough to be worth a line.
@@ -335,8 +338,15 @@ func (m *Migrator) lock(ctx context.Context, conn *sql.Conn, plan func(*state) (
 			lastReport = time.Now()
 		}
 		if canWait {
+			lastCheck := time.Now()
 			if err := waiter.WaitForRelease(ctx, conn, signalled); err != nil && ctx.Err() == nil {
 				return nil, false, fmt.Errorf("wait for the lock: %w", err)
+			}
+			// Swallow the signals that come before the gap is over.
+			for gap := recheckGap - time.Since(lastCheck); gap > 0 && ctx.Err() == nil; gap = recheckGap - time.Since(lastCheck) {
+				if err := waiter.WaitForRelease(ctx, conn, gap); err != nil && ctx.Err() == nil {
+					return nil, false, fmt.Errorf("wait for the lock: %w", err)
+				}
 			}
 			if ctx.Err() != nil {
 				return nil, false, m.lockCtxErr(ctx)

@@ -445,6 +445,9 @@ func (Dialect) StopListening(ctx context.Context, conn *sql.Conn) error {
 }
 
 // WaitForRelease waits on the connection for the holder's notification.
+// The channel is open to any role that may connect, so it also drains the
+// notifications already received: a flood costs the waiter one wake-up,
+// not one per notification.
 func (Dialect) WaitForRelease(ctx context.Context, conn *sql.Conn, max time.Duration) error {
 	wctx, cancel := context.WithTimeout(ctx, max)
 	defer cancel()
@@ -453,8 +456,17 @@ func (Dialect) WaitForRelease(ctx context.Context, conn *sql.Conn, max time.Dura
 		if !ok {
 			return fmt.Errorf("postgres: unexpected driver connection %T", dc)
 		}
-		_, err := c.Conn().WaitForNotification(wctx)
-		return err
+		if _, err := c.Conn().WaitForNotification(wctx); err != nil {
+			return err
+		}
+		// A done context returns what pgx holds already, and reads nothing.
+		done, stop := context.WithCancel(ctx)
+		stop()
+		for {
+			if n, _ := c.Conn().WaitForNotification(done); n == nil {
+				return nil
+			}
+		}
 	})
 	if wctx.Err() != nil && ctx.Err() == nil {
 		return nil // max elapsed: time to look again
