@@ -34,9 +34,12 @@ func (f *engineFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.allowOutOfOrder, "allow-out-of-order", false, "apply pending files older than the newest applied version instead of refusing")
 	fs.BoolVar(&f.ignoreChecksums, "ignore-checksums", false, "run although applied migration files were edited")
 	fs.BoolVar(&f.strict, "strict", false, "fail when the database has versions that no file describes (database ahead of the files)")
-	fs.DurationVar(&f.ddlLockTimeout, "ddl-lock-timeout", 5*time.Second, "PostgreSQL lock_timeout for each migration's statements, so DDL never queues live queries behind it; 0 keeps the server's")
+	// Readers queue behind a DDL statement that waits for its lock: the
+	// lock timeout is how long live traffic may stall at a time, and the
+	// retries (spaced so the queue drains) give the DDL its chances.
+	fs.DurationVar(&f.ddlLockTimeout, "ddl-lock-timeout", time.Second, "PostgreSQL lock_timeout for each migration's statements: the longest live queries queue behind a DDL statement waiting for its lock; 0 keeps the server's")
 	fs.DurationVar(&f.statementTimeout, "statement-timeout", 0, "PostgreSQL statement_timeout for each migration's statements; 0 keeps the server's")
-	fs.IntVar(&f.lockRetries, "ddl-retries", 3, "retries of a migration that hit --ddl-lock-timeout or a deadlock, with doubling delays from 500ms")
+	fs.IntVar(&f.lockRetries, "ddl-retries", 6, "retries of a migration that hit --ddl-lock-timeout or a deadlock, with doubling delays from 500ms (6: about 40s in all)")
 }
 
 func (f *engineFlags) options(g *globals) (migrate.Options, error) {
