@@ -60,6 +60,7 @@ type kubeFlags struct {
 	dbPort        int32
 	dbName        string
 	dbSSLMode     string
+	dbRequireAuth string
 	secret        string
 	userKey       string
 	passwordKey   string
@@ -79,6 +80,7 @@ func (f *kubeFlags) register(fs *pflag.FlagSet, meshDefault, meshHelp string) {
 	fs.Int32Var(&f.dbPort, "db-port", 0, "database port (PGPORT; with a mesh, the port its proxy lets through; default 5432)")
 	fs.StringVar(&f.dbName, "db-name", "", "database name (PGDATABASE)")
 	fs.StringVar(&f.dbSSLMode, "db-sslmode", "", "libpq sslmode (PGSSLMODE): disable, allow, prefer, require, verify-ca or verify-full")
+	fs.StringVar(&f.dbRequireAuth, "db-require-auth", manifest.DefaultRequireAuth, "authentication methods the pod accepts from the server (PGREQUIREAUTH), checked before the password is sent: the default never sends it in the clear; md5 for an md5 server, '!password' to refuse only cleartext, any to render nothing")
 	fs.StringVar(&f.secret, "secret", "", "Secret holding the database user and password (PGUSER, PGPASSWORD)")
 	fs.StringVar(&f.userKey, "secret-user-key", manifest.DefaultUserKey, "key of the user name in the Secret")
 	fs.StringVar(&f.passwordKey, "secret-password-key", manifest.DefaultPasswordKey, "key of the password in the Secret")
@@ -102,11 +104,12 @@ func (f *kubeFlags) options(cmd *cobra.Command, g *globals, args []string) (mani
 		Args:            args,
 		MigrationsDir:   f.migrationsDir,
 		Database: manifest.Database{
-			Host:    f.dbHost,
-			Port:    f.dbPort,
-			Name:    f.dbName,
-			SSLMode: f.dbSSLMode,
-			URL:     g.databaseURL,
+			Host:        f.dbHost,
+			Port:        f.dbPort,
+			Name:        f.dbName,
+			SSLMode:     f.dbSSLMode,
+			RequireAuth: f.dbRequireAuth,
+			URL:         g.databaseURL,
 		},
 	}
 	o.Command = []string{}
@@ -216,6 +219,7 @@ var kubeFlagNames = map[string]string{
 	"Database.Port":           "--db-port",
 	"Database.Name":           "--db-name",
 	"Database.SSLMode":        "--db-sslmode",
+	"Database.RequireAuth":    "--db-require-auth",
 	"Database.URL":            "--database-url",
 	"Database.Secret":         "--secret",
 	"Database.UserKey":        "--secret-user-key",

@@ -106,6 +106,13 @@ func env(o *Options, creds Credentials) []corev1.EnvVar {
 	if d.SSLMode != "" {
 		vars = append(vars, corev1.EnvVar{Name: "PGSSLMODE", Value: d.SSLMode})
 	}
+	switch d.RequireAuth {
+	case RequireAuthAny:
+	case "":
+		vars = append(vars, corev1.EnvVar{Name: "PGREQUIREAUTH", Value: DefaultRequireAuth})
+	default:
+		vars = append(vars, corev1.EnvVar{Name: "PGREQUIREAUTH", Value: d.RequireAuth})
+	}
 	if creds.Secret != "" {
 		user, pass := creds.UserKey, creds.PasswordKey
 		if user == "" {

@@ -307,7 +307,7 @@ func TestInitContainer(t *testing.T) {
 		names = append(names, e.Name)
 	}
 	// The gate's URL holds the location: no PGHOST from Database.
-	if got := strings.Join(names, " "); got != "SHIPLOCK_DIR DATABASE_URL" {
+	if got := strings.Join(names, " "); got != "SHIPLOCK_DIR DATABASE_URL PGREQUIREAUTH" {
 		t.Errorf("env %s", got)
 	}
 	if ref := c.Env[1].ValueFrom.SecretKeyRef; ref.Name != "accounts-readonly" || ref.Key != "uri" {

@@ -268,7 +268,7 @@ func TestJobRefusesLiteralPasswords(t *testing.T) {
 		t.Fatal(err)
 	}
 	env := job.Spec.Template.Spec.Containers[0].Env
-	if env[1].Name != "DATABASE_URL" || env[1].Value != o.Database.URL || env[3].Name != "PGPASSWORD" || env[3].ValueFrom == nil {
+	if env[1].Name != "DATABASE_URL" || env[1].Value != o.Database.URL || env[4].Name != "PGPASSWORD" || env[4].ValueFrom == nil {
 		t.Errorf("env %+v", env)
 	}
 }

@@ -118,6 +118,15 @@ type Database struct {
 	// SSLMode is libpq's sslmode (PGSSLMODE): disable, allow, prefer,
 	// require, verify-ca or verify-full; empty leaves libpq's default.
 	SSLMode string
+	// RequireAuth is libpq's require_auth (PGREQUIREAUTH): the
+	// authentication methods the client accepts from the server, checked
+	// before it sends anything. Empty means [DefaultRequireAuth]: with the
+	// default sslmode (prefer), a server without TLS that asks for a
+	// cleartext password ("password" in pg_hba.conf) would otherwise be
+	// sent it in the clear. [RequireAuthAny] renders no PGREQUIREAUTH
+	// (libpq's default: any method); for an md5 server, "md5" or
+	// "md5,scram-sha-256"; "!password" refuses only cleartext.
+	RequireAuth string
 	// URL is a connection string without a password, rendered as a literal
 	// DATABASE_URL (the password may then come from Credentials.Secret as
 	// PGPASSWORD). A URL that holds a password is refused.
@@ -167,6 +176,12 @@ const (
 	DefaultUserKey       = "username"
 	DefaultPasswordKey   = "password"
 	DefaultPort          = 5432
+	// DefaultRequireAuth is the rendered PGREQUIREAUTH: the password never
+	// leaves the pod except in a SCRAM exchange, which proves it without
+	// sending it.
+	DefaultRequireAuth = "scram-sha-256"
+	// RequireAuthAny, as Database.RequireAuth, renders no PGREQUIREAUTH.
+	RequireAuthAny = "any"
 )
 
 // DefaultResources are small requests and limits: shiplock holds one
@@ -324,7 +339,36 @@ func (d *Database) validate(field string) error {
 	if d.SSLMode != "" && !sslModes[d.SSLMode] {
 		return fieldErr(field+".SSLMode", "%q: want disable, allow, prefer, require, verify-ca or verify-full", d.SSLMode)
 	}
+	if err := validRequireAuth(d.RequireAuth); err != nil {
+		return fieldErr(field+".RequireAuth", "%q: %v", d.RequireAuth, err)
+	}
 	return d.Credentials.validate(field)
+}
+
+// authMethods are the methods libpq's require_auth names.
+var authMethods = map[string]bool{"password": true, "md5": true, "gss": true, "sspi": true, "scram-sha-256": true, "oauth": true, "none": true}
+
+// validRequireAuth checks a require_auth value as libpq reads it: a list
+// of methods, each negated with '!' or none of them.
+func validRequireAuth(v string) error {
+	if v == "" || v == RequireAuthAny {
+		return nil
+	}
+	negated := 0
+	parts := strings.Split(v, ",")
+	for _, p := range parts {
+		m, neg := strings.CutPrefix(p, "!")
+		if !authMethods[m] {
+			return fmt.Errorf("want %s, a comma-separated list of password, md5, scram-sha-256, gss, sspi, oauth or none (each may be negated with '!'), or %s", DefaultRequireAuth, RequireAuthAny)
+		}
+		if neg {
+			negated++
+		}
+	}
+	if negated != 0 && negated != len(parts) {
+		return fmt.Errorf("negated and plain methods cannot be mixed")
+	}
+	return nil
 }
 
 func (c *Credentials) validate(field string) error {
