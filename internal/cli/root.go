@@ -103,8 +103,11 @@ const stopRecordTime = 5 * time.Second
 
 const envHelp = `Environment:
   DATABASE_URL      database to migrate: postgres://..., sqlite://PATH or a file path
-  PGHOST PGPORT PGUSER PGPASSWORD PGDATABASE PGSSLMODE
-                    libpq-style settings, used when DATABASE_URL is not set
+  PGHOST PGPORT PGUSER PGPASSWORD PGDATABASE PGSSLMODE PGSERVICE PGPASSFILE ...
+                    libpq's settings, read by pgx as libpq reads them
+                    (DATABASE_URL's values win)
+  PGREQUIREAUTH     accepted authentication methods, e.g. scram-sha-256: never
+                    send the password in the clear to a server without TLS
   PGDBNAME          alias of PGDATABASE (manifests written for nc + goose)
   SHIPLOCK_DIR      migrations directory (default ./migrations)
 `
