@@ -29,10 +29,12 @@ const dirPrefix = "shiplock-testdb-"
 const adminUser = "postgres"
 
 // pgHBA trusts the admin role and asks every other role for a SCRAM
-// password, so that password tests see real authentication failures.
+// password, so that password tests see real authentication failures;
+// members of cleartextGroup are asked for it in cleartext.
 const pgHBA = `# written by shiplock internal/testdb
 local all ` + adminUser + `              trust
 host  all ` + adminUser + ` 127.0.0.1/32 trust
+host  all +` + cleartextGroup + ` 127.0.0.1/32 password
 local all all                  scram-sha-256
 host  all all       127.0.0.1/32 scram-sha-256
 `
