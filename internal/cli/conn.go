@@ -85,7 +85,7 @@ func parseTarget(raw string) (target, error) {
 
 // errEncodePassword says how to fix a URL whose password is not
 // percent-encoded, without repeating it.
-const errEncodePassword = "the password in the database URL must be percent-encoded: " +
+const errEncodePassword = "the user name and password in the database URL must be percent-encoded: " +
 	"write @ as %40, / as %2F, # as %23, ? as %3F, : as %3A, % as %25 and a space as %20 " +
 	"(for example: printf %s \"$PASSWORD\" | jq -sRr @uri), or leave it out of the URL and set PGPASSWORD"
 
@@ -126,6 +126,10 @@ func checkHosts(cfg *pgx.ConnConfig) error {
 	for _, h := range hosts {
 		if strings.HasPrefix(h, "/") || strings.HasPrefix(h, "@") {
 			continue // a Unix socket directory, or an abstract socket
+		}
+		if strings.Contains(h, "@") {
+			// Part of a password, most likely: never print it.
+			return usagef(errEncodePassword)
 		}
 		if strings.ContainsAny(h, "${}`") {
 			return usagef(fmt.Sprintf("database host %q looks like a variable nothing substituted: the shell or manifest that sets PGHOST or DATABASE_URL must expand it", h))

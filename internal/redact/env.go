@@ -52,7 +52,7 @@ func IsSecretEnvName(name string) bool {
 // URLPasswordNeedsEncoding reports whether the connection URL u holds a
 // password that was not percent-encoded and so cannot be read back
 // reliably: an unencoded '@', '/', '?' or '#' (the URL then parses with a
-// different host, or not at all), a '%' that starts no valid escape, or
+// different host, which may be printed, or not at all), a '%' that starts no valid escape, or
 // white space. It never returns the password itself, so a caller can
 // explain what to do without printing it.
 func URLPasswordNeedsEncoding(u string) bool {
@@ -65,7 +65,9 @@ func URLPasswordNeedsEncoding(u string) bool {
 	if authEnd < 0 {
 		authEnd = len(body)
 	}
-	if ambiguousUserinfo(u, body, authEnd) {
+	// Two '@' in the authority: Go's URL parser refuses it, pgx's takes
+	// the part after the first as the host, and prints it.
+	if ambiguousUserinfo(u, body, authEnd) || strings.Count(body[:authEnd], "@") > 1 {
 		return true
 	}
 	at := strings.LastIndexByte(body[:authEnd], '@')

@@ -48,7 +48,7 @@ func TestURLPasswordNeedsEncoding(t *testing.T) {
 		want bool
 	}{
 		{"postgres://u:p@ss/w#rd@h/db", true},
-		{"postgres://u:p@ss@h/db", false}, // the last '@' ends it: parses as meant
+		{"postgres://u:p@ss@h/db", true}, // pgx would take "ss@h" for the host
 		{"postgres://u:ab/cd@h/db", true},
 		{"postgres://u:ab?cd@h/db", true},
 		{"postgres://u:ab#cd@h/db", true},

@@ -84,6 +84,8 @@ func TestConnectionSettings(t *testing.T) {
 			[]string{"wait", "--wait-timeout", "1m"}, 2, "looks like a variable nothing substituted", nil},
 		{"raw special characters in a URL password", []string{"DATABASE_URL=postgres://u:p@ss/w#rd@" + srv.Host + ":" + port + "/" + db},
 			[]string{"wait", "--wait-timeout", "1m"}, 2, "must be percent-encoded: write @ as %40, / as %2F, # as %23", []string{"p@ss", "w#rd", "ss/w"}},
+		{"unencoded at sign in a URL password", []string{"DATABASE_URL=postgres://u:p@ss@" + srv.Host + ":" + port + "/" + db},
+			[]string{"wait", "--wait-timeout", "1m"}, 2, "must be percent-encoded", []string{"ss@"}},
 		{"invalid escape in a URL password", []string{"DATABASE_URL=postgres://u:100%@" + srv.Host + ":" + port + "/" + db},
 			[]string{"wait", "--wait-timeout", "1m"}, 2, "% as %25", []string{"100%@"}},
 		// What must keep working.
