@@ -46,7 +46,7 @@ type globals struct {
 	logFormat   string
 	logLevel    string
 	log         *slog.Logger
-	sec       *redact.Secrets // what must never be printed; grows as settings are read
+	sec         *redact.Secrets // what must never be printed; grows as settings are read
 	// stopGrace is set (in nanoseconds) by a command that handles Stop
 	// itself: a stop then cancels ctx only that long (plus time to record
 	// progress) after it came.
