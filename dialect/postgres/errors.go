@@ -4,11 +4,14 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
+	"strings"
 	"syscall"
 	"time"
 
@@ -18,9 +21,18 @@ import (
 )
 
 // Classify sorts PostgreSQL and network errors by SQLSTATE and errno.
+// Losing the server is Retryable wherever it happens, in a migration's
+// statement too: shut down, restarted or crashed (57P01, 57P02, 57P03), a
+// connection exception (class 08), a session the server closed
+// (57P05 idle_session_timeout, 25P03 idle_in_transaction_session_timeout),
+// a reset or closed connection. A statement canceled by statement_timeout
+// (57014) is Permanent: it would time out again.
 func (Dialect) Classify(err error) dialect.ErrorClass {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
+		if strings.HasPrefix(pgErr.Code, "08") { // connection_exception
+			return dialect.Retryable
+		}
 		switch pgErr.Code {
 		case "28P01", "28000": // invalid_password, invalid_authorization_specification
 			return dialect.Auth
@@ -31,9 +43,10 @@ func (Dialect) Classify(err error) dialect.ErrorClass {
 		case "57P03", // cannot_connect_now: starting up, shutting down, recovering
 			"53300", // too_many_connections
 			"53400", // configuration_limit_exceeded
-			"57P01", // admin_shutdown
-			"57P02", // crash_shutdown
-			"08000", "08003", "08006", "08001", "08004":
+			"57P01", // admin_shutdown: fast shutdown, pg_terminate_backend
+			"57P02", // crash_shutdown: another backend crashed, or immediate shutdown
+			"57P05", // idle_session_timeout
+			"25P03": // idle_in_transaction_session_timeout
 			return dialect.Retryable
 		}
 		return dialect.Permanent
@@ -50,6 +63,9 @@ func (Dialect) Classify(err error) dialect.ErrorClass {
 	case errors.As(err, &certErr), errors.As(err, &unknownCA), errors.As(err, &hostErr),
 		errors.As(err, &invalidErr), errors.As(err, &recordErr):
 		return dialect.Permanent
+	case errors.Is(err, pgconn.ErrConnClosed), errors.Is(err, sql.ErrConnDone), errors.Is(err, driver.ErrBadConn):
+		// The connection died under an earlier statement.
+		return dialect.Retryable
 	case errors.As(err, &dnsErr):
 		// A name that does not resolve yet (a Service being created) heals.
 		return dialect.Retryable

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/shiplock/shiplock/exitcode"
 	"github.com/shiplock/shiplock/gate"
 )
 
@@ -52,7 +53,7 @@ func (f *checkFlags) run(ctx context.Context, g *globals) error {
 	}
 	if !st.Ready {
 		fmt.Fprintf(g.streams.Out, "not ready: %s\n", reason(st))
-		return &exitError{code: ExitPending}
+		return &exitError{code: exitcode.Pending}
 	}
 	fmt.Fprintf(g.streams.Out, "ready: %s\n", st.Reason)
 	return nil

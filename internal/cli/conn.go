@@ -162,7 +162,11 @@ func (g *globals) openDB() (*sql.DB, dialect.Dialect, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return t.open()
+	db, d, err := t.open()
+	if err == nil {
+		g.classifier = d // for the exit code
+	}
+	return db, d, err
 }
 
 // open opens the target. The handle is lazy: nothing is dialled yet.

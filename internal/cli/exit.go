@@ -4,27 +4,11 @@ import (
 	"context"
 	"errors"
 
-	"github.com/jackc/pgx/v5/pgconn"
-
 	"github.com/shiplock/shiplock/dbwait"
 	"github.com/shiplock/shiplock/dialect"
+	"github.com/shiplock/shiplock/exitcode"
 	"github.com/shiplock/shiplock/migrate"
 	"github.com/shiplock/shiplock/migrate/sqlfile"
-)
-
-// Exit codes are part of shiplock's interface (the README lists them). 1–5
-// are permanent: retrying the same command cannot help. 6 and 7 are
-// retryable. A Job's podFailurePolicy fails the Job at once on 1–5.
-const (
-	ExitOK        = 0
-	ExitFailed    = 1 // a migration's SQL failed, or another error
-	ExitUsage     = 2 // bad flags, arguments or configuration
-	ExitBadFile   = 3 // a migration file is malformed, misnamed or duplicated
-	ExitIntegrity = 4 // an applied file was edited, or files are out of order
-	ExitAuth      = 5 // bad credentials, or the database does not exist
-	ExitNotReady  = 6 // the database did not become ready in time (retryable)
-	ExitLocked    = 7 // the migration lock was not acquired in time (retryable)
-	ExitPending   = 8 // status --exit-code: migrations are pending
 )
 
 // usageError is bad input from the user: a flag, an argument, a missing
@@ -38,15 +22,38 @@ func usagef(msg string) error { return &usageError{msg: msg} }
 // exitError carries an exit code, and a message when msg is set (else the
 // command printed what it had to say).
 type exitError struct {
-	code int
+	code exitcode.Code
 	msg  string
 }
 
 func (e *exitError) Error() string { return e.msg }
 
-// exitCode maps an error to shiplock's exit code. It is the only place
-// that does.
-func exitCode(err error) int {
+// exitCode is the exit code of a command that returned err.
+func (g *globals) exitCode(err error) exitcode.Code {
+	return classify(err, g.classifier, g.stopped())
+}
+
+// stopped reports whether shiplock was told to stop: SIGTERM or Ctrl-C
+// closed Streams.Stop, or canceled Main's context.
+func (g *globals) stopped() bool {
+	select {
+	case <-g.streams.Stop: // a nil channel never is
+		return true
+	default:
+	}
+	return g.ctx != nil && errors.Is(g.ctx.Err(), context.Canceled)
+}
+
+// classify maps an error to shiplock's exit code; it is the only place that
+// does. c classifies the driver errors of the database the command opened
+// (nil when it opened none). stopped says that the command was told to stop
+// (SIGTERM or Ctrl-C).
+//
+// The order matters: what the command itself decided (usage, files,
+// integrity) first; then being told to stop, whatever error the stop
+// caused on its way out (a canceled query can come back as the server's
+// 57014 query_canceled); then what the database's driver error means.
+func classify(err error, c dialect.Classifier, stopped bool) exitcode.Code {
 	var (
 		usage     *usageError
 		exit      *exitError
@@ -54,40 +61,63 @@ func exitCode(err error) int {
 		file      *migrate.FileError
 		unreg     *migrate.UnregisteredError
 		integrity *migrate.IntegrityError
-		pgErr     *pgconn.PgError
 		waitErr   *dbwait.Error
 	)
 	switch {
 	case err == nil:
-		return ExitOK
+		return exitcode.OK
 	case errors.As(err, &exit):
 		return exit.code
 	case errors.As(err, &usage):
-		return ExitUsage
+		return exitcode.Usage
 	case errors.As(err, &parse), errors.As(err, &file), errors.As(err, &unreg):
-		return ExitBadFile
-	case errors.Is(err, migrate.ErrStopped):
-		return ExitNotReady // told to stop (SIGTERM): retryable; what completed is recorded
+		return exitcode.BadFile
 	case errors.As(err, &integrity):
-		return ExitIntegrity
+		return exitcode.Integrity
 	case errors.Is(err, migrate.ErrLockTimeout):
-		return ExitLocked
+		return exitcode.Locked
+	case stopped, errors.Is(err, migrate.ErrStopped), errors.Is(err, context.Canceled):
+		// Only a signal cancels a command's context: the run stopped
+		// between (or during) statements, and a rerun continues.
+		return exitcode.Stopped
 	case errors.Is(err, dbwait.ErrTimeout):
-		return ExitNotReady
-	case errors.As(err, &waitErr) && (waitErr.Class == dialect.Auth || waitErr.Class == dialect.MissingDatabase):
-		return ExitAuth
-	case errors.As(err, &pgErr) && isAuthCode(pgErr.Code):
-		return ExitAuth
-	case errors.Is(err, context.DeadlineExceeded):
-		return ExitNotReady
+		return exitcode.Unavailable
 	}
-	return ExitFailed
-}
 
-func isAuthCode(code string) bool {
-	switch code {
-	case "28000", "28P01", "3D000":
-		return true
+	// A driver error, classified once by the database's own classifier
+	// (SQLSTATE, errno, the driver's sentinels); the wait classified its
+	// last error already.
+	class := dialect.Permanent
+	switch {
+	case errors.As(err, &waitErr):
+		class = waitErr.Class
+	case c != nil:
+		class = c.Classify(err)
 	}
-	return false
+	switch class {
+	case dialect.Auth, dialect.MissingDatabase:
+		return exitcode.Auth
+	case dialect.LockConflict:
+		// The migration engine retries these (--ddl-retries) before
+		// giving up: the conflicting transaction outlived the retries,
+		// and may well be gone on the next run.
+		return exitcode.Locked
+	case dialect.Retryable:
+		// The server went away or could not be reached: shut down,
+		// restarted, crashed, a reset or closed connection, a timeout.
+		return exitcode.Unavailable
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		// --timeout of await and check, or a deadline of the command.
+		return exitcode.Unavailable
+	}
+	// Everything else is permanent, deliberately: a migration's own SQL
+	// error (a syntax error, a constraint) repeats on every rerun, and so
+	// does any error we cannot name (a Go migration's, a bug). Calling it
+	// retryable would run a failing migration backoffLimit more times,
+	// statements outside a transaction included, and hide the failure
+	// behind the retries; every way we know of losing the server or being
+	// stopped is named above, and an error missing there is a bug to fix
+	// in its classifier.
+	return exitcode.Failed
 }

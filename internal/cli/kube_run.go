@@ -15,6 +15,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/shiplock/shiplock/exitcode"
 	"github.com/shiplock/shiplock/kube/jobrun"
 	"github.com/shiplock/shiplock/kube/manifest"
 )
@@ -35,8 +36,10 @@ func newKubeRunCmd(g *globals) *cobra.Command {
 		Long: `Render the Job that "shiplock kube job" prints, create it in the current
 kubeconfig context, stream its pod's logs from the first line to the last
 (each retry's too), wait until it completes or fails, print its termination
-message and exit with the migration's own exit code. This is the out-of-band
-rollback in one command.
+message and exit with the migration's own exit code. A container killed
+before shiplock could exit (137: SIGKILL or out of memory, 143: SIGTERM)
+exits 9, retryable; any other code outside shiplock's exits 1. This is the
+out-of-band rollback in one command.
 
 The Job's name is derived from everything it runs: running the same release
 again follows (or reports) the existing Job instead of starting another. When
@@ -59,7 +62,7 @@ default the context's namespace).`,
 	f.config.AddFlags(cmd.Flags())
 	cmd.Flags().DurationVar(&f.timeout, "timeout", 0, "give up following after this long (exit 6); the Job itself is bounded by --active-deadline. 0: no limit")
 	cmd.Flags().BoolVar(&f.keep, "keep", false, "keep the Job and its pods after success")
-	cmd.Flags().BoolVar(&f.deleteOnInterrupt, "delete-on-interrupt", false, "on Ctrl-C or SIGTERM, delete the Job without asking")
+	cmd.Flags().BoolVar(&f.deleteOnInterrupt, "delete-on-interrupt", false, "on Ctrl-C or SIGTERM, delete the Job without asking (exit 9 either way)")
 	return cmd
 }
 
@@ -106,13 +109,13 @@ func (f *kubeRunFlags) run(cmd *cobra.Command, g *globals, args []string) error 
 		var running *jobrun.RunningError
 		switch {
 		case errors.As(err, &running):
-			return &exitError{code: ExitLocked, msg: err.Error()}
+			return &exitError{code: exitcode.Locked, msg: err.Error()}
 		case errors.Is(err, context.DeadlineExceeded) && cmd.Context().Err() == nil:
 			fmt.Fprintf(g.streams.Err, "shiplock: gave up after --timeout %s; job %s/%s goes on\n", f.timeout, ns, job.Name)
-			return &exitError{code: ExitNotReady}
+			return &exitError{code: exitcode.Unavailable}
 		case cmd.Context().Err() != nil:
 			f.interrupted(g, client, ns, job.Name)
-			return &exitError{code: ExitFailed}
+			return &exitError{code: exitcode.Stopped}
 		}
 		return err
 	}
@@ -144,11 +147,11 @@ func report(g *globals, ns string, res *jobrun.Result) error {
 		reason += ": " + res.Detail
 	}
 	fmt.Fprintf(w, "job %s/%s failed%s, exit code %d (%s): %s\n", ns, res.Job, attempts, res.ExitCode, reason, msg)
-	fmt.Fprintf(w, "inspect it with: kubectl -n %s describe job %s\n", ns, res.Job)
-	code := res.ExitCode
-	if code <= 0 {
-		code = ExitFailed
+	code, why := res.Exit()
+	if why != "" {
+		fmt.Fprintf(w, "%s: exit %d, %s\n", why, code, code.Info().Short)
 	}
+	fmt.Fprintf(w, "inspect it with: kubectl -n %s describe job %s\n", ns, res.Job)
 	return &exitError{code: code}
 }
 

@@ -14,6 +14,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/shiplock/shiplock/dialect"
+	"github.com/shiplock/shiplock/exitcode"
 	"github.com/shiplock/shiplock/internal/redact"
 )
 
@@ -51,12 +53,19 @@ type globals struct {
 	// itself: a stop then cancels ctx only that long (plus time to record
 	// progress) after it came.
 	stopGrace atomic.Int64
+
+	// ctx is Main's context: canceled when shiplock is told to stop (at
+	// once, or after the stop grace).
+	ctx context.Context
+	// classifier classifies the driver errors of the database the command
+	// opened; nil until it opens one.
+	classifier dialect.Classifier
 }
 
 // Main runs shiplock with args (without the program name) and returns the
 // process exit code.
 func Main(ctx context.Context, args []string, streams Streams) int {
-	g := &globals{streams: streams}
+	g := &globals{streams: streams, ctx: ctx}
 	root := newRoot(g)
 	root.SetArgs(args)
 	root.SetIn(streams.In)
@@ -64,6 +73,7 @@ func Main(ctx context.Context, args []string, streams Streams) int {
 	root.SetErr(streams.Err)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	g.ctx = ctx
 	if streams.Stop != nil {
 		go func() {
 			select {
@@ -89,12 +99,16 @@ func Main(ctx context.Context, args []string, streams Streams) int {
 	}
 	err := root.ExecuteContext(ctx)
 	if err == nil {
-		return ExitOK
+		return int(exitcode.OK)
 	}
+	code := g.exitCode(err)
 	if msg := err.Error(); msg != "" {
 		fmt.Fprintf(streams.Err, "shiplock: %s\n", g.redact(msg))
+		if code.Retryable() {
+			fmt.Fprintf(streams.Err, "shiplock: exit %d, %s: running the same command again can succeed\n", code, code.Info().Short)
+		}
 	}
-	return exitCode(err)
+	return int(code)
 }
 
 // stopRecordTime is what a stopping run gets after its grace to cancel the
@@ -118,11 +132,8 @@ func newRoot(g *globals) *cobra.Command {
 		Short: "Safe, goose-compatible database schema migrations for Kubernetes",
 		Long: `shiplock applies goose-format SQL migrations (same files, same goose_db_version
 table) under a lock shared by every runner, so N replicas can migrate at once.
-Exit codes: 0 ok, 1 migration failed, 2 usage, 3 bad migration file,
-4 integrity check failed, 5 bad credentials or missing database,
-6 database not ready in time, 7 lock not acquired in time, 8 pending or
-schema behind (status --exit-code, check). 1-5 are permanent, 6 and 7 worth
-retrying.`,
+
+` + exitcode.Summary(),
 		SilenceUsage:      true,
 		SilenceErrors:     true,
 		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},

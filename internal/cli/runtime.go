@@ -120,7 +120,7 @@ func (g *globals) writeTerminationLog(path string, res *migrate.Result, runErr e
 		}
 		path = def
 	}
-	msg := terminationMessage(res, runErr)
+	msg := g.terminationMessage(res, runErr)
 	msg = g.redact(msg)
 	if len(msg) > terminationLogMax {
 		msg = msg[:terminationLogMax-3]
@@ -134,13 +134,13 @@ func (g *globals) writeTerminationLog(path string, res *migrate.Result, runErr e
 	}
 }
 
-func terminationMessage(res *migrate.Result, err error) string {
+func (g *globals) terminationMessage(res *migrate.Result, err error) string {
 	if res == nil {
 		res = &migrate.Result{}
 		if err == nil {
 			return "ok"
 		}
-		return fmt.Sprintf("exit %d: %v", exitCode(err), err)
+		return fmt.Sprintf("exit %d: %v", int(g.exitCode(err)), err)
 	}
 	if err == nil {
 		return summary(res, nil)
@@ -149,5 +149,5 @@ func terminationMessage(res *migrate.Result, err error) string {
 	if errors.As(err, &exit) {
 		return summary(res, nil)
 	}
-	return fmt.Sprintf("%s; exit %d: %v", summary(res, err), exitCode(err), err)
+	return fmt.Sprintf("%s; exit %d: %v", summary(res, err), int(g.exitCode(err)), err)
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/shiplock/shiplock/exitcode"
 	"github.com/shiplock/shiplock/migrate"
 )
 
@@ -61,7 +62,7 @@ func (f *statusFlags) run(ctx context.Context, g *globals) error {
 			}
 		}
 		if f.exitCode && st.Pending > 0 {
-			return &exitError{code: ExitPending}
+			return &exitError{code: exitcode.Pending}
 		}
 		return nil
 	})
@@ -200,7 +201,7 @@ func (f *verifyFlags) run(ctx context.Context, g *globals) error {
 			}
 		}
 		if failing > 0 {
-			return &exitError{code: ExitIntegrity}
+			return &exitError{code: exitcode.Integrity}
 		}
 		return nil
 	})

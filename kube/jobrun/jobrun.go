@@ -23,6 +23,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	watchtools "k8s.io/client-go/tools/watch"
+
+	"github.com/shiplock/shiplock/exitcode"
 )
 
 // Options configure Run.
@@ -63,6 +65,9 @@ type Result struct {
 	ExitCode int
 	// Message is the container's termination message.
 	Message string
+	// ContainerReason is why the container terminated, as the kubelet
+	// says: "Completed", "Error", "OOMKilled", ...
+	ContainerReason string
 	// Reason and Detail come from the Job's Failed condition
 	// (BackoffLimitExceeded, DeadlineExceeded, PodFailurePolicy).
 	Reason, Detail string
@@ -71,6 +76,42 @@ type Result struct {
 	Existing bool
 	// Deleted is true when Run deleted the Job after success.
 	Deleted bool
+}
+
+// Exit codes of a container killed by a signal: 128 + the signal's number.
+const (
+	exitSIGKILL = 128 + 9
+	exitSIGTERM = 128 + 15
+)
+
+// Exit returns shiplock's exit code for how the Job ended, and why when
+// the code is not the container's own: 0 when it succeeded; the
+// container's exit code when it is one of shiplock's (package exitcode);
+// exitcode.Stopped, which is retryable, for a container that was killed
+// before shiplock could exit by itself (137: SIGKILL, out of memory or the
+// grace period ran out; 143: SIGTERM before shiplock handled it);
+// exitcode.Failed for anything else (another exit code, or no container
+// that exited: the deadline passed, the pod was deleted).
+func (r *Result) Exit() (exitcode.Code, string) {
+	if r.Succeeded {
+		return exitcode.OK, ""
+	}
+	code := exitcode.Code(r.ExitCode)
+	switch {
+	case r.ContainerReason == "OOMKilled":
+		return exitcode.Stopped, fmt.Sprintf("the container was killed: out of memory (OOMKilled, exit code %d); raise its memory limit", r.ExitCode)
+	case r.ExitCode == exitSIGKILL:
+		return exitcode.Stopped, "the container was killed (exit code 137, SIGKILL): its grace period ran out, or the node ran out of memory"
+	case r.ExitCode == exitSIGTERM:
+		return exitcode.Stopped, "the container was terminated (exit code 143, SIGTERM): the pod was deleted or evicted before shiplock could stop by itself"
+	case r.ExitCode > 0 && code.Info().Name != "":
+		return code, ""
+	case r.ExitCode < 0:
+		return exitcode.Failed, "the container never exited"
+	case r.ExitCode == 0:
+		return exitcode.Failed, "the container exited 0 but the Job failed"
+	}
+	return exitcode.Failed, fmt.Sprintf("exit code %d is not one of shiplock's", r.ExitCode)
 }
 
 // RunningError is another Job migrating the same database.
@@ -246,7 +287,7 @@ func fillFromPods(ctx context.Context, o Options, job *batchv1.Job, res *Result)
 	res.Pod = last.Name
 	if cs := containerStatus(&last, o.Container); cs != nil {
 		if t := cs.State.Terminated; t != nil {
-			res.ExitCode, res.Message = int(t.ExitCode), t.Message
+			res.ExitCode, res.Message, res.ContainerReason = int(t.ExitCode), t.Message, t.Reason
 		}
 	}
 	return nil

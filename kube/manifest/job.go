@@ -10,6 +10,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/shiplock/shiplock/exitcode"
 )
 
 // Labels on every Job (and its pods) that Job renders.
@@ -33,10 +35,17 @@ const (
 	DefaultTTLSecondsAfterFinished = 86400
 )
 
-// PermanentExitCodes are shiplock's exit codes that retrying cannot fix
-// (migration failed, usage, bad file, integrity, credentials). A rendered
-// Job fails at once on them; 6 and 7 (not ready, lock timeout) are retried.
-var PermanentExitCodes = []int32{1, 2, 3, 4, 5}
+// PermanentExitCodes returns shiplock's exit codes that retrying cannot fix
+// (package exitcode's Permanent kind): a rendered Job fails at once on
+// them, and retries the others (database not available, lock not
+// acquired, stopped) up to its backoffLimit.
+func PermanentExitCodes() []int32 {
+	var out []int32
+	for _, c := range exitcode.Of(exitcode.Permanent) {
+		out = append(out, int32(c))
+	}
+	return out
+}
 
 // JobOptions describe a Job that runs shiplock once.
 type JobOptions struct {
@@ -52,8 +61,8 @@ type JobOptions struct {
 	// (Linkerd's or Istio's annotation) and shiplock shuts nothing down.
 	// It needs Mesh linkerd or istio and Kubernetes 1.29 or later.
 	NativeSidecar bool
-	// BackoffLimit is how many retryable failures (exit 6 or 7, a lost
-	// node) the Job retries (default 2; set it with a pointer to 0 for none).
+	// BackoffLimit is how many retryable failures (exit codes other than
+	// PermanentExitCodes, a lost node) the Job retries (default 2; set it with a pointer to 0 for none).
 	BackoffLimit *int32
 	// ActiveDeadlineSeconds bounds the whole Job (default 3600).
 	ActiveDeadlineSeconds *int64
@@ -192,7 +201,7 @@ func Job(opts JobOptions) (*batchv1.Job, error) {
 				{Action: batchv1.PodFailurePolicyActionFailJob, OnExitCodes: &batchv1.PodFailurePolicyOnExitCodesRequirement{
 					ContainerName: &c.Name,
 					Operator:      batchv1.PodFailurePolicyOnExitCodesOpIn,
-					Values:        append([]int32(nil), PermanentExitCodes...),
+					Values:        PermanentExitCodes(),
 				}},
 			}},
 			Template: corev1.PodTemplateSpec{

@@ -10,6 +10,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 	sigsyaml "sigs.k8s.io/yaml"
+
+	"github.com/shiplock/shiplock/exitcode"
 )
 
 // accountsDB is the accounts service's database: host and name as
@@ -111,6 +113,17 @@ func checkJob(t *testing.T, job *batchv1.Job) {
 	if len(rules) != 2 || rules[0].Action != batchv1.PodFailurePolicyActionIgnore ||
 		rules[1].Action != batchv1.PodFailurePolicyActionFailJob || *rules[1].OnExitCodes.ContainerName != c.Name {
 		t.Errorf("podFailurePolicy %+v", rules)
+	}
+	// The Job fails at once on exactly the permanent codes, and retries
+	// every retryable one.
+	failJob := map[int32]bool{}
+	for _, v := range rules[len(rules)-1].OnExitCodes.Values {
+		failJob[v] = true
+	}
+	for _, i := range exitcode.All() {
+		if failJob[int32(i.Code)] != (i.Kind == exitcode.Permanent) {
+			t.Errorf("podFailurePolicy FailJob on %v: %v, want %v (%s)", i.Code, failJob[int32(i.Code)], !failJob[int32(i.Code)], i.Kind)
+		}
 	}
 	sc := c.SecurityContext
 	if !*sc.RunAsNonRoot || *sc.RunAsUser != 65532 || !*sc.ReadOnlyRootFilesystem || *sc.AllowPrivilegeEscalation ||
