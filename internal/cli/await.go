@@ -114,7 +114,7 @@ with the reason ("at 5, need 7"), also written to the termination log.`,
 		RunE: func(cmd *cobra.Command, _ []string) error { return f.run(cmd.Context(), g) },
 	}
 	f.gate.register(cmd.Flags(), 10*time.Minute, "give up after this long (exit 6); 0 waits without limit")
-	cmd.Flags().StringVar(&f.terminationLog, "termination-log", "", "write the outcome here (default /dev/termination-log when it exists; env SHIPLOCK_TERMINATION_LOG)")
+	cmd.Flags().StringVar(&f.terminationLog, "termination-log", "", "write the outcome here, never through a symbolic link (default /dev/termination-log when it exists; env SHIPLOCK_TERMINATION_LOG)")
 	return cmd
 }
 

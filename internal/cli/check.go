@@ -27,8 +27,9 @@ left interrupted half-way by a runner that is gone (a crash marker).
 
 The version is --version V, or "latest" (the default): the newest migration
 file in --dir. Credentials allowed to SELECT from goose_db_version and
-shiplock_versions suffice. A database that cannot be reached exits 1 (5 for
-bad credentials or a missing database, 6 when --timeout runs out).`,
+shiplock_versions suffice. A database that cannot be reached (refused, reset
+or closed connection, shutting down) or does not answer within --timeout
+exits 6; bad credentials or a missing database exit 5.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return f.run(cmd.Context(), g) },
 	}

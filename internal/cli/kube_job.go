@@ -35,7 +35,7 @@ func (f *kubeJobFlags) register(fs *pflag.FlagSet, withNamespace bool) {
 	}
 	fs.StringVar(&f.namePrefix, "name-prefix", manifest.DefaultNamePrefix, "start of the Job's name, which is PREFIX-COMMAND-HASH")
 	fs.BoolVar(&f.nativeSidecar, "native-sidecar", false, "the mesh runs its proxy as a native sidecar (Kubernetes 1.29+), which stops by itself: ask for one instead of shutting the proxy down")
-	fs.Int32Var(&f.backoffLimit, "backoff-limit", manifest.DefaultBackoffLimit, "retries of retryable failures (database not ready, lock timeout, a lost node); permanent exit codes 1-5 fail the Job at once")
+	fs.Int32Var(&f.backoffLimit, "backoff-limit", manifest.DefaultBackoffLimit, "retries of retryable failures (exit 6, 7 and 9: database not available, lock not acquired, stopped or killed; a lost node); permanent exit codes 1-5 fail the Job at once")
 	fs.DurationVar(&f.deadline, "active-deadline", manifest.DefaultActiveDeadlineSeconds*time.Second, "the Job's time limit, retries included (activeDeadlineSeconds)")
 	fs.DurationVar(&f.ttl, "ttl-after-finished", manifest.DefaultTTLSecondsAfterFinished*time.Second, "delete the finished Job and its pods after this long (ttlSecondsAfterFinished)")
 	fs.StringVar(&f.account, "service-account", "", "the pod's ServiceAccount (its token is never mounted)")

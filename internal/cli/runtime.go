@@ -48,7 +48,7 @@ type runFlags struct {
 func (f *runFlags) register(fs *pflag.FlagSet) {
 	f.engine.register(fs)
 	f.wait.register(fs, 2*time.Minute)
-	fs.StringVar(&f.terminationLog, "termination-log", "", "write a one-line summary here (default /dev/termination-log when it exists and is writable; env SHIPLOCK_TERMINATION_LOG)")
+	fs.StringVar(&f.terminationLog, "termination-log", "", "write a one-line summary here, never through a symbolic link (default /dev/termination-log when it exists and is writable; env SHIPLOCK_TERMINATION_LOG)")
 	fs.StringVar(&f.sidecarShutdown, "sidecar-shutdown", "none", "after the run, success or failure, ask the mesh proxy to exit so a Job can complete: auto, linkerd (POST :4191/shutdown; the pod needs config.linkerd.io/proxy-admin-shutdown: enabled), istio (POST :15020/quitquitquit) or none. Never in an initContainer")
 	fs.StringVar(&f.waitProxy, "wait-proxy", "none", "before connecting, wait for the mesh proxy to be ready: auto, linkerd, istio or none")
 	fs.DurationVar(&f.stopGrace, "stop-grace", 15*time.Second, "on SIGTERM or SIGINT, start no further statement and give the one running this long to finish before cancelling it; what completed is recorded and the exit code is retryable (keep it under the pod's terminationGracePeriodSeconds, 30 s by default)")
@@ -108,7 +108,8 @@ const terminationLogMax = 4096
 
 // writeTerminationLog writes the run's outcome where Kubernetes shows it in
 // "kubectl describe pod": the explicit path, SHIPLOCK_TERMINATION_LOG, or
-// /dev/termination-log when it exists. A failure to write is only logged.
+// /dev/termination-log when it exists. A symbolic link there is never
+// followed. A failure to write is only logged.
 func (g *globals) writeTerminationLog(path string, res *migrate.Result, runErr error) {
 	if path == "" {
 		path = g.streams.getenv("SHIPLOCK_TERMINATION_LOG")
@@ -129,7 +130,7 @@ func (g *globals) writeTerminationLog(path string, res *migrate.Result, runErr e
 		}
 		msg += "..."
 	}
-	if err := os.WriteFile(path, []byte(msg), 0o644); err != nil {
+	if err := writeNoFollow(path, []byte(msg)); err != nil {
 		g.log.Warn("write termination log", "path", path, "err", err)
 	}
 }
