@@ -80,7 +80,7 @@ var table = []Info{
 	{Failed, "failed", "migration failed", "a migration's SQL failed, or an error shiplock cannot classify", Permanent},
 	{Usage, "usage", "usage", "bad flags, arguments or configuration", Permanent},
 	{BadFile, "bad-file", "bad migration file", "a migration file is malformed, misnamed, duplicated, or an unregistered Go migration", Permanent},
-	{Integrity, "integrity", "integrity check failed", "integrity check failed: an applied file was edited, files out of order, an interrupted `NO TRANSACTION` migration", Permanent},
+	{Integrity, "integrity", "integrity check failed", "integrity check failed: an applied file was edited, files out of order, an interrupted `NO TRANSACTION` migration in the other direction or whose running statement only the operator can settle", Permanent},
 	{Auth, "auth", "bad credentials or missing database", "bad credentials, or the database does not exist", Permanent},
 	{Unavailable, "unavailable", "database not available (not ready in time, or lost)", "the database is not available: not ready in time, or lost during the run (server shut down, restarted or crashed; connection reset or closed)", Retryable},
 	{Locked, "locked", "lock not acquired in time", "a lock was not acquired in time: the migration lock (`--lock-timeout`), or a table lock (lock timeout or deadlock) after `--ddl-retries`", Retryable},

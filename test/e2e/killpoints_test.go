@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/shiplock/shiplock/dialect/postgres"
+	"github.com/shiplock/shiplock/exitcode"
 	"github.com/shiplock/shiplock/internal/testdb"
 )
 
@@ -293,8 +294,8 @@ func TestSigtermAtManyPoints(t *testing.T) {
 		if blocker != nil {
 			_ = blocker.Rollback()
 		}
-		if code != 6 {
-			t.Errorf("trial %d: SIGTERM exit %d, want 6 (stopped, retryable)", trial, code)
+		if code != int(exitcode.Stopped) {
+			t.Errorf("trial %d: SIGTERM exit %d, want %d (stopped, retryable)", trial, code, exitcode.Stopped)
 		}
 		var inFlight int
 		if err := db.QueryRow("SELECT count(*) FROM shiplock_versions WHERE state <> 'applied' AND in_flight").Scan(&inFlight); err != nil || inFlight != 0 {
