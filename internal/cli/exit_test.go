@@ -88,8 +88,13 @@ func TestClassify(t *testing.T) {
 // run runs shiplock in-process with args and an empty environment, and
 // returns its exit code and stderr.
 func run(ctx context.Context, args ...string) (exitcode.Code, string) {
+	return runStop(ctx, nil, args...)
+}
+
+// runStop is run with a stop channel, closed as the first SIGTERM does.
+func runStop(ctx context.Context, stop <-chan struct{}, args ...string) (exitcode.Code, string) {
 	var out, errOut bytes.Buffer
-	code := Main(ctx, args, Streams{Out: &out, Err: &errOut, LookupEnv: func(string) (string, bool) { return "", false }})
+	code := Main(ctx, args, Streams{Out: &out, Err: &errOut, Stop: stop, LookupEnv: func(string) (string, bool) { return "", false }})
 	return exitcode.Code(code), out.String() + errOut.String()
 }
 
@@ -109,7 +114,11 @@ const sleepMigration = "-- +goose Up\nCREATE TABLE t (id int);\nSELECT pg_sleep(
 // upWhileSleeping starts "up" on a migration that sleeps, calls during
 // once the sleep runs on the server (with the backend's pid), and returns
 // how up ended.
-func upWhileSleeping(t *testing.T, ctx context.Context, url string, during func(pid int)) (exitcode.Code, string) {
+func upWhileSleeping(t *testing.T, ctx context.Context, url string, during func(pid int), args ...string) (exitcode.Code, string) {
+	return upWhileSleepingStop(t, ctx, nil, url, during, args...)
+}
+
+func upWhileSleepingStop(t *testing.T, ctx context.Context, stop <-chan struct{}, url string, during func(pid int), args ...string) (exitcode.Code, string) {
 	t.Helper()
 	dir := writeDir(t, map[string]string{"00001_sleep.sql": sleepMigration})
 	type result struct {
@@ -118,7 +127,7 @@ func upWhileSleeping(t *testing.T, ctx context.Context, url string, during func(
 	}
 	done := make(chan result, 1)
 	go func() {
-		code, out := run(ctx, "up", "--dir", dir, "--database-url", url, "--log-format", "text")
+		code, out := runStop(ctx, stop, append([]string{"up", "--dir", dir, "--database-url", url, "--log-format", "text"}, args...)...)
 		done <- result{code, out}
 	}()
 	admin, err := postgres.Open(url)
@@ -197,17 +206,30 @@ func TestExitServerStopped(t *testing.T) {
 	}
 }
 
-// TestExitStopped: told to stop (the context Main gets is canceled, as
-// SIGTERM does) while a statement runs: retryable, exit 9.
+// TestExitStopped: told to stop while a statement runs, as SIGTERM does
+// (Streams.Stop closes; the statement outlasts --stop-grace), or with
+// Main's context canceled: retryable, exit 9.
 func TestExitStopped(t *testing.T) {
 	t.Parallel()
-	url := testdb.Postgres(t)
-	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
-	code, out := upWhileSleeping(t, ctx, url, func(int) { stop() })
-	if code != exitcode.Stopped {
-		t.Fatalf("up told to stop: exit %v, want %v\n%s", code, exitcode.Stopped, out)
-	}
+	t.Run("stop", func(t *testing.T) {
+		t.Parallel()
+		url := testdb.Postgres(t)
+		stop := make(chan struct{})
+		code, out := upWhileSleepingStop(t, context.Background(), stop, url, func(int) { close(stop) }, "--stop-grace", "100ms")
+		if code != exitcode.Stopped {
+			t.Fatalf("up told to stop: exit %v, want %v\n%s", code, exitcode.Stopped, out)
+		}
+	})
+	t.Run("cancel", func(t *testing.T) {
+		t.Parallel()
+		url := testdb.Postgres(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		code, out := upWhileSleeping(t, ctx, url, func(int) { cancel() })
+		if code != exitcode.Stopped {
+			t.Fatalf("up canceled: exit %v, want %v\n%s", code, exitcode.Stopped, out)
+		}
+	})
 }
 
 // TestExitLockConflict: a table lock held longer than --ddl-lock-timeout
