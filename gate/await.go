@@ -3,6 +3,7 @@ package gate
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -71,7 +72,10 @@ func (e *NotReadyError) Error() string {
 func (e *NotReadyError) Unwrap() []error { return []error{ErrNotReady, e.Cause} }
 
 // Await checks (see Check) until the schema is ready or ctx is done, with
-// jittered exponential backoff between checks. Failed checks are retried as
+// jittered exponential backoff between checks. The first check always gets
+// its AttemptTimeout, even past ctx's deadline (cancellation still stops it
+// at once), so that a short wait on a slow machine still says why the
+// schema is not ready. Failed checks are retried as
 // opts.Retryable says; each distinct error is logged once.
 //
 // It returns the ready Status and nil; or the last Status and a
@@ -111,10 +115,8 @@ func Await(ctx context.Context, db *sql.DB, d dialect.Dialect, need int64, opts 
 		seenErrs   = map[string]bool{}
 		timer      *time.Timer
 	)
-	for {
-		actx, cancel := context.WithTimeout(ctx, attempt)
-		st, err := Check(actx, db, d, need)
-		cancel()
+	for first := true; ; first = false {
+		st, err := check(ctx, db, d, need, attempt, first)
 		switch {
 		case err == nil:
 			last, lastErr = st, nil
@@ -158,4 +160,24 @@ func Await(ctx context.Context, db *sql.DB, d dialect.Dialect, need int64, opts 
 		}
 		interval = min(interval*2, maxInterval)
 	}
+}
+
+// check runs one Check bounded by attempt. The first one ignores ctx's
+// deadline but not its cancellation.
+func check(ctx context.Context, db *sql.DB, d dialect.Dialect, need int64, attempt time.Duration, first bool) (Status, error) {
+	parent := ctx
+	if first {
+		parent = context.WithoutCancel(ctx)
+	}
+	actx, cancel := context.WithTimeout(parent, attempt)
+	defer cancel()
+	if first {
+		stop := context.AfterFunc(ctx, func() {
+			if !errors.Is(context.Cause(ctx), context.DeadlineExceeded) {
+				cancel()
+			}
+		})
+		defer stop()
+	}
+	return Check(actx, db, d, need)
 }

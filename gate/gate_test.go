@@ -350,6 +350,25 @@ func TestAwaitTimesOut(t *testing.T) {
 	})
 }
 
+// A wait whose time is already over still completes its first check, so
+// the verdict says why the schema is not ready however slow the machine.
+func TestAwaitFirstCheckCompletes(t *testing.T) {
+	forEach(t, func(t *testing.T, open opener) {
+		db, d := open(t)
+		migrateTo(t, db, d, 3)
+		ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+		defer cancel()
+		_, err := gate.Await(ctx, db, d, 4, gate.AwaitOptions{})
+		var nr *gate.NotReadyError
+		if !errors.As(err, &nr) || !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Await: got %v, want a NotReadyError wrapping DeadlineExceeded", err)
+		}
+		if nr.Status.Reason != "at 3, need 4" || nr.Err != nil {
+			t.Errorf("Await with an expired deadline: status %+v, check error %v; want the first check's verdict", nr.Status, nr.Err)
+		}
+	})
+}
+
 // A database that does not answer yet: every check fails the same way, the
 // failure is logged once, and the wait ends with the last error.
 func TestAwaitUnreachable(t *testing.T) {
