@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"unicode/utf8"
 
 	"github.com/shiplock/shiplock/migrate/sqlfile"
 )
@@ -57,7 +58,8 @@ type Migration struct {
 	Version int64
 	Source  string // file name relative to the migrations directory
 	Kind    Kind
-	// Checksum is the hex SHA-256 of the file's bytes ("" for Go).
+	// Checksum is the hex SHA-256 of the file's bytes, with "\r\n" line
+	// endings read as "\n" ("" for Go).
 	Checksum string
 	// NoTx is true for a "-- +goose NO TRANSACTION" file or a NoTx Go
 	// migration.
@@ -65,6 +67,15 @@ type Migration struct {
 
 	sql *sqlfile.File
 	gom *GoMigration
+	// legacyChecksum is the checksum of the raw bytes when it differs from
+	// Checksum (the file has "\r\n" line endings).
+	legacyChecksum string
+	fsys           fs.FS // where the file was read, for MatchesChecksum
+	path           string
+	// badUTF8 is, per direction, the line of the first statement text that
+	// is not valid UTF-8 (0: none). A database whose client encoding is
+	// UTF8 rejects it; LATIN1 or SQL_ASCII take the bytes, as from goose.
+	badUTF8 [2]int
 }
 
 // Statements returns the SQL statements of one direction (nil for Go
@@ -110,7 +121,7 @@ func Load(fsys fs.FS, dir string, goms []GoMigration, lookup func(string) (strin
 	}
 	entries, err := fs.ReadDir(fsys, dir)
 	if err != nil {
-		return nil, fmt.Errorf("read migrations directory: %w", err)
+		return nil, &FileError{File: dir, Msg: "cannot read the migrations directory: " + cause(err)}
 	}
 	registered := make(map[int64]*GoMigration, len(goms))
 	for i := range goms {
@@ -137,26 +148,20 @@ func Load(fsys fs.FS, dir string, goms []GoMigration, lookup func(string) (strin
 	for _, e := range entries {
 		name := e.Name()
 		full := path.Join(dir, name)
-		if e.IsDir() || strings.HasPrefix(name, ".") {
+		if !isCandidate(name) {
 			continue
-		}
-		ext := path.Ext(name)
-		numbered := len(name) > 0 && name[0] >= '0' && name[0] <= '9'
-		switch {
-		case ext == ".sql":
-		case strings.HasSuffix(name, "_test.go"):
-			continue
-		case ext == ".go" && numbered:
-		case numbered:
-			return nil, &FileError{File: full, Msg: "numbered file is neither .sql nor .go; rename or move it"}
-		default:
-			continue // README.md, embed.go, ...
 		}
 		v, err := ParseVersion(name)
 		if err != nil {
+			if path.Ext(name) == ".go" {
+				continue // helpers.go, embed.go: goose skips them too
+			}
 			return nil, &FileError{File: full, Msg: err.Error()}
 		}
-		if ext == ".go" {
+		if err := checkRegular(fsys, full, e); err != nil {
+			return nil, err
+		}
+		if path.Ext(name) == ".go" {
 			m := &Migration{Version: v, Source: name, Kind: KindGoUnregistered}
 			if g := registered[v]; g != nil {
 				m.Kind, m.NoTx, m.gom = KindGo, g.NoTx, g
@@ -187,6 +192,59 @@ func Load(fsys fs.FS, dir string, goms []GoMigration, lookup func(string) (strin
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Version < out[j].Version })
 	return out, nil
+}
+
+// isCandidate reports whether goose would read a directory entry as a
+// migration: a name ending in ".sql", or in ".go" but not "_test.go"
+// (goose v3.30.0 globs "*.sql" and "*.go"). Everything else beside them
+// (README.md, 00001_notes.md, a .txt) is ignored, as goose ignores it.
+// Hidden names (".00001_a.sql", an editor's lock file) are skipped too:
+// their version does not parse, which the goose provider skips.
+//
+// A ".sql" name whose version does not parse is an error in Load, as in
+// goose's command line (its provider skips it): a misspelled migration is
+// never skipped silently.
+func isCandidate(name string) bool {
+	if strings.HasPrefix(name, ".") || strings.HasSuffix(name, "_test.go") {
+		return false
+	}
+	ext := path.Ext(name)
+	return ext == ".sql" || ext == ".go"
+}
+
+// checkRegular fails with a *FileError naming the path when a migration's
+// name does not lead to a regular file: a directory, a broken symbolic
+// link, a device or a pipe. goose would fail on it later, or hang reading a
+// pipe.
+func checkRegular(fsys fs.FS, full string, e fs.DirEntry) error {
+	mode := e.Type()
+	if mode&fs.ModeSymlink != 0 {
+		fi, err := fs.Stat(fsys, full)
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return &FileError{File: full, Msg: "broken symbolic link: its target does not exist"}
+			}
+			return &FileError{File: full, Msg: "cannot read: " + cause(err)}
+		}
+		mode = fi.Mode().Type()
+	}
+	switch {
+	case mode.IsDir():
+		return &FileError{File: full, Msg: "is a directory, named like a migration file; rename or move it"}
+	case !mode.IsRegular():
+		return &FileError{File: full, Msg: fmt.Sprintf("is not a regular file (%s)", mode)}
+	}
+	return nil
+}
+
+// cause is err without the *fs.PathError's operation and path, which the
+// message says already ("permission denied").
+func cause(err error) string {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
 }
 
 // readSQL reads, checksums and parses the SQL files. Reading a thousand
@@ -224,13 +282,71 @@ func readOne(fsys fs.FS, dir string, m *Migration, lookup func(string) (string, 
 	full := path.Join(dir, m.Source)
 	data, err := fs.ReadFile(fsys, full)
 	if err != nil {
-		return fmt.Errorf("read %s: %w", full, err)
+		return &FileError{File: full, Msg: "cannot read: " + cause(err)}
 	}
 	f, err := sqlfile.Parse(full, bytes.NewReader(data), lookup)
 	if err != nil {
 		return err
 	}
-	sum := sha256.Sum256(data)
-	m.Checksum, m.NoTx, m.sql = hex.EncodeToString(sum[:]), f.NoTransaction, f
+	m.Checksum, m.legacyChecksum = checksums(data)
+	m.fsys, m.path = fsys, full
+	m.NoTx, m.sql = f.NoTransaction, f
+	m.badUTF8[Up], m.badUTF8[Down] = invalidUTF8Line(f.Up), invalidUTF8Line(f.Down)
 	return nil
+}
+
+// checksums returns the checksum of a file's content, with "\r\n" line
+// endings read as "\n": goose sends the same statements either way, so
+// converting a file's line endings does not edit it. legacy is the
+// checksum of the raw bytes when they differ (shiplock recorded raw bytes
+// before), else "".
+func checksums(data []byte) (sum, legacy string) {
+	if !bytes.Contains(data, crlf) {
+		h := sha256.Sum256(data)
+		return hex.EncodeToString(h[:]), ""
+	}
+	raw := sha256.Sum256(data)
+	norm := sha256.Sum256(bytes.ReplaceAll(data, crlf, lf))
+	return hex.EncodeToString(norm[:]), hex.EncodeToString(raw[:])
+}
+
+var crlf, lf = []byte("\r\n"), []byte("\n")
+
+// MatchesChecksum reports whether a recorded checksum is this migration's
+// file: its checksum, or one shiplock recorded before line endings stopped
+// counting (the raw bytes of this file, or of this file with "\r\n"
+// endings when it now has "\n" ones). The last case re-reads the file, so
+// only a mismatch pays for it.
+func (m *Migration) MatchesChecksum(recorded string) bool {
+	if recorded == m.Checksum || (m.legacyChecksum != "" && recorded == m.legacyChecksum) {
+		return true
+	}
+	if m.fsys == nil || m.legacyChecksum != "" {
+		return false
+	}
+	data, err := fs.ReadFile(m.fsys, m.path)
+	if err != nil || bytes.IndexByte(data, '\r') >= 0 {
+		return false
+	}
+	h := sha256.Sum256(bytes.ReplaceAll(data, lf, crlf))
+	return recorded == hex.EncodeToString(h[:])
+}
+
+// invalidUTF8Line returns the line of the first statement text that is
+// not valid UTF-8, or 0. Only what is sent counts: a dropped comment may
+// hold any bytes.
+func invalidUTF8Line(stmts []sqlfile.Statement) int {
+	for _, s := range stmts {
+		if utf8.ValidString(s.SQL) {
+			continue
+		}
+		// The statement's lines are joined by "\n" from Line on.
+		for i, l := range strings.Split(s.SQL, "\n") {
+			if !utf8.ValidString(l) {
+				return s.Line + i
+			}
+		}
+		return s.Line
+	}
+	return 0
 }

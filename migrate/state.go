@@ -249,7 +249,7 @@ func (m *Migrator) problems(st *state) []Problem {
 		case mig.Checksum == "":
 		case !recorded:
 			out = append(out, Problem{Kind: Unrecorded, Version: v, File: mig.Source})
-		case r.Checksum != mig.Checksum:
+		case !mig.MatchesChecksum(r.Checksum):
 			out = append(out, Problem{Kind: Edited, Version: v, File: mig.Source, Recorded: r.Checksum, Actual: mig.Checksum})
 		}
 	}

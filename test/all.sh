@@ -59,5 +59,8 @@ say "go vet"
 go vet ./...
 say "go test"
 go test -count=1 -timeout 30m ./...
+say "fuzz: the SQL file parser against goose, ${SHIPLOCK_FUZZTIME:-20s}"
+# Bounded, on two workers: new inputs, beyond the seed corpus go test ran.
+go test -run '^$' -fuzz '^FuzzParse$' -fuzztime "${SHIPLOCK_FUZZTIME:-20s}" -parallel 2 ./migrate/sqlfile
 say "go test: the accounts example, release v2"
 go test -count=1 -tags v2 ./examples/accounts

@@ -1,7 +1,8 @@
 // Package sqlfile parses goose-format SQL migration files.
 //
 // The format is the one read by github.com/pressly/goose/v3 (v3.30.0), and
-// Parse accepts, rejects and splits files exactly as goose's provider does:
+// Parse accepts, rejects and splits files exactly as goose's provider does
+// (except that it rejects NUL bytes):
 // the same files are valid, and every statement is the same string goose
 // would send to the database.
 //
@@ -109,11 +110,13 @@ func (e *ParseError) Unwrap() error { return e.err }
 // Under ENVSUB ON, "$$" becomes "$" and "$1" is an error, as in goose.
 //
 // Lines may be up to 4 MiB long (goose's limit); "\r\n" line endings are
-// read as "\n".
+// read as "\n". A NUL byte anywhere is an error, where goose accepts it:
+// no PostgreSQL query can hold one, and a file with NUL bytes is usually
+// UTF-16.
 //
-// A file is valid for Parse exactly when goose's provider accepts it: both
-// directions are checked, so an error in the Down section fails the whole
-// file. (goose's older package-level functions parse one direction at a
+// NUL bytes aside, a file is valid for Parse exactly when goose's provider
+// accepts it: both directions are checked, so an error in the Down section
+// fails the whole file. (goose's older package-level functions parse one direction at a
 // time and would run the Up of such a file.) The error returned is the first
 // one in the file, always a *ParseError.
 //
@@ -208,6 +211,11 @@ func (p *parser) parse(r io.Reader) (*File, error) {
 }
 
 func (p *parser) parseLine(line []byte) error {
+	if i := bytes.IndexByte(line, 0); i >= 0 {
+		// goose would send it: PostgreSQL cannot take a NUL in a query
+		// and the run fails with no line. Such a file is usually UTF-16.
+		return p.errorf(p.line, "NUL byte at column %d: not a text file in UTF-8 or a single-byte encoding (UTF-16?)", i+1)
+	}
 	trimmed := bytes.TrimSpace(line)
 	if p.section == beforeUp && len(trimmed) == 0 {
 		return nil
