@@ -98,15 +98,15 @@ func (f *createFlags) run(g *globals, name, kind string, now time.Time) error {
 	if err := os.MkdirAll(g.dir, 0o755); err != nil {
 		return err
 	}
-	version := now.UTC().Format("20060102150405")
+	taken, err := takenVersions(g.dir)
+	if err != nil {
+		return err
+	}
+	version := nextTimestamp(now, taken)
 	if f.sequential {
-		migs, err := g.loadMigrations()
-		if err != nil {
-			return err
-		}
 		next := int64(1)
-		if n := len(migs); n > 0 {
-			next = migs[n-1].Version + 1
+		for v := range taken {
+			next = max(next, v+1) // the newest plus one, as goose create -s
 		}
 		version = fmt.Sprintf("%05d", next)
 	}
@@ -130,6 +130,42 @@ func (f *createFlags) run(g *globals, name, kind string, now time.Time) error {
 	fmt.Fprintf(g.streams.Out, "created %s\n", path)
 	return nil
 }
+
+// takenVersions returns the versions of the migration files in dir.
+func takenVersions(dir string) (map[int64]bool, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	taken := make(map[int64]bool, len(entries))
+	for _, e := range entries {
+		name := e.Name()
+		if ext := filepath.Ext(name); ext != ".sql" && ext != ".go" {
+			continue
+		}
+		if v, err := migrate.ParseVersion(name); err == nil {
+			taken[v] = true
+		}
+	}
+	return taken, nil
+}
+
+// nextTimestamp returns the timestamp version of a file created now: the
+// current UTC second, or the second after the newest timestamp version
+// already in the directory when that is not earlier. Two creates within a
+// second thus get distinct versions (the same one would make every later
+// command fail on a duplicate), and a new file always sorts last.
+func nextTimestamp(now time.Time, taken map[int64]bool) string {
+	t := now.UTC().Truncate(time.Second)
+	for v := range taken {
+		if vt, ok := timestampOf(v); ok && !vt.Before(t) {
+			t = vt.Add(time.Second)
+		}
+	}
+	return t.Format(timestampLayout)
+}
+
+const timestampLayout = "20060102150405"
 
 // snakeCase turns "AddUsers", "add users" or "add-users" into "add_users".
 func snakeCase(s string) string {
@@ -193,6 +229,11 @@ func newFixCmd(g *globals) *cobra.Command {
 
 // isTimestamp reports whether a version reads as goose's timestamp format.
 func isTimestamp(v int64) bool {
-	t, err := time.Parse("20060102150405", fmt.Sprint(v))
-	return err == nil && t.After(time.Unix(0, 0))
+	_, ok := timestampOf(v)
+	return ok
+}
+
+func timestampOf(v int64) (time.Time, bool) {
+	t, err := time.Parse(timestampLayout, fmt.Sprint(v))
+	return t, err == nil && t.After(time.Unix(0, 0))
 }

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -34,13 +33,13 @@ func (f *gateFlags) need(g *globals) (int64, error) {
 			return 0, err
 		}
 		if len(migs) == 0 {
-			return 0, usagef(fmt.Sprintf("--version latest: no migration files in %q; set --dir or give --version V", g.dir))
+			return 0, nil // --allow-empty: no files need no version
 		}
 		return migs[len(migs)-1].Version, nil
 	}
-	v, err := strconv.ParseInt(f.version, 10, 64)
-	if err != nil || v < 0 {
-		return 0, usagef(fmt.Sprintf("--version %q: want a version number or latest", f.version))
+	v, err := parseVersion(f.version)
+	if err != nil {
+		return 0, usagef(fmt.Sprintf("--version: %v, or latest", err))
 	}
 	return v, nil
 }

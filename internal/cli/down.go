@@ -31,7 +31,7 @@ should run ("shiplock down --to 20261101000000"); --to 0 reverts all.`,
 	}
 	fs := cmd.Flags()
 	f.run.register(fs)
-	fs.Int64Var(&f.to, "to", 0, "revert every migration newer than this version (0: all)")
+	fs.Var(newVersionValue(&f.to), "to", "revert every migration newer than this version (0: all)")
 	fs.StringVarP(&f.output, "output", "o", "text", "result format: text or json")
 	return cmd
 }

@@ -4,7 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
@@ -64,11 +64,19 @@ func (f *engineFlags) options(g *globals) (migrate.Options, error) {
 }
 
 // loadMigrations parses the migrations directory; it touches no database.
+//
+// A missing directory, or one with no migration files, is a bad file (exit
+// 3) naming the path: "nothing to do, at version 0" would let an
+// initContainer start the app on an empty schema because of a wrong --dir.
+// --allow-empty accepts an empty directory, never a missing one.
 func (g *globals) loadMigrations() ([]*migrate.Migration, error) {
-	if fi, err := os.Stat(g.dir); err != nil || !fi.IsDir() {
-		return nil, usagef(fmt.Sprintf("migrations directory %q not found: set --dir or SHIPLOCK_DIR", g.dir))
+	if err := checkDir(g.dir); err != nil {
+		return nil, err
 	}
 	migs, err := migrate.Load(newDirFS(g.dir), ".", nil, g.envLookup)
+	if err == nil && len(migs) == 0 && !g.allowEmpty {
+		return nil, &migrate.FileError{File: g.dir, Msg: "no migration files (NNN_name.sql or .go) in the migrations directory; check --dir or SHIPLOCK_DIR, or pass --allow-empty if none is intended"}
+	}
 	// Name files as the user gave the directory, so editors can jump to them.
 	var (
 		perr *sqlfile.ParseError
@@ -81,6 +89,21 @@ func (g *globals) loadMigrations() ([]*migrate.Migration, error) {
 		ferr.File = filepath.Join(g.dir, ferr.File)
 	}
 	return migs, err
+}
+
+// checkDir fails with a *migrate.FileError naming dir when it is not a
+// directory that can be read.
+func checkDir(dir string) error {
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return &migrate.FileError{File: dir, Msg: "migrations directory does not exist; set --dir or SHIPLOCK_DIR"}
+	case err != nil:
+		return &migrate.FileError{File: dir, Msg: "cannot read the migrations directory: " + errors.Unwrap(err).Error()}
+	case !fi.IsDir():
+		return &migrate.FileError{File: dir, Msg: "is not a directory; set --dir or SHIPLOCK_DIR to the migrations directory"}
+	}
+	return nil
 }
 
 // withMigrator loads the files first (bad files fail before any

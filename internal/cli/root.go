@@ -45,6 +45,7 @@ type globals struct {
 	streams     Streams
 	databaseURL string
 	dir         string
+	allowEmpty  bool
 	logFormat   string
 	logLevel    string
 	log         *slog.Logger
@@ -144,6 +145,7 @@ table) under a lock shared by every runner, so N replicas can migrate at once.
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.databaseURL, "database-url", "", "database URL (env DATABASE_URL); postgres://, sqlite:// or a file path")
 	pf.StringVar(&g.dir, "dir", "", "migrations directory (env SHIPLOCK_DIR, default ./migrations)")
+	pf.BoolVar(&g.allowEmpty, "allow-empty", false, "accept a migrations directory with no migration files (else exit 3, so a wrong --dir never passes as \"nothing to do\")")
 	pf.StringVar(&g.logFormat, "log-format", "auto", "log format on stderr: auto (text on a terminal, JSON otherwise), text or json")
 	pf.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 

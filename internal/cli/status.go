@@ -107,7 +107,7 @@ changes nothing.`,
 	f.engine.register(cmd.Flags())
 	f.wait.register(cmd.Flags(), 0)
 	cmd.Flags().BoolVar(&f.down, "down", false, "plan a down instead of an up")
-	cmd.Flags().Int64Var(&f.to, "to", 0, "target version, as for up --to or down --to")
+	cmd.Flags().Var(newVersionValue(&f.to), "to", "target version, as for up --to or down --to")
 	return cmd
 }
 

@@ -39,7 +39,7 @@ Kubernetes termination log.`,
 	}
 	fs := cmd.Flags()
 	f.run.register(fs)
-	fs.Int64Var(&f.to, "to", 0, "apply up to and including this version (default: all)")
+	fs.Var(newVersionValue(&f.to), "to", "apply up to and including this version (default: all)")
 	fs.BoolVar(&f.byOne, "by-one", false, "apply only the next pending migration")
 	fs.StringVarP(&f.output, "output", "o", "text", "result format: text or json")
 	return cmd
