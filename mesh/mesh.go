@@ -20,6 +20,7 @@
 package mesh
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -84,7 +85,15 @@ type Config struct {
 	// Logger receives one record per distinct outcome while WaitReady
 	// waits; nil discards.
 	Logger *slog.Logger
+	// ReadyTimeout bounds WaitReady: a pod whose proxy was never injected
+	// must not wait forever. 0 means DefaultReadyTimeout; a negative value
+	// leaves the bound to the caller's context.
+	ReadyTimeout time.Duration
 }
+
+// DefaultReadyTimeout is how long WaitReady waits by default. A proxy
+// injected into the pod is ready within seconds of starting.
+const DefaultReadyTimeout = time.Minute
 
 // ErrNoProxy is wrapped by the errors of Shutdown and WaitReady when nothing
 // listens where the proxy of an explicit Kind should be.
@@ -113,18 +122,23 @@ func (e *ProxyError) Error() string {
 	return msg
 }
 
-// NotReadyError is WaitReady's context ending before the proxy was ready.
-// It wraps the context's error and the last attempt's error (a *ProxyError,
-// or one wrapping ErrNoProxy).
+// NotReadyError is WaitReady's bound or context ending before the proxy
+// was ready. It wraps the context's error (context.DeadlineExceeded when
+// the bound ran out) and the last attempt's error (a *ProxyError, or one
+// wrapping ErrNoProxy when nothing listened: no proxy in the pod).
 type NotReadyError struct {
-	Kind  Kind
-	URL   string
-	Last  error
-	Cause error
+	Kind   Kind
+	URL    string
+	Waited time.Duration
+	Last   error
+	Cause  error
 }
 
 func (e *NotReadyError) Error() string {
-	return fmt.Sprintf("mesh: %s proxy not ready at %s: %v", e.Kind, e.URL, e.Last)
+	if errors.Is(e.Last, ErrNoProxy) {
+		return fmt.Sprintf("mesh: no %s proxy listening at %s after %s: the pod has no %s proxy (not injected?)", e.Kind, e.URL, e.Waited.Round(time.Millisecond), e.Kind)
+	}
+	return fmt.Sprintf("mesh: %s proxy not ready at %s after %s: %v", e.Kind, e.URL, e.Waited.Round(time.Millisecond), e.Last)
 }
 
 func (e *NotReadyError) Unwrap() []error { return []error{e.Cause, e.Last} }
@@ -291,8 +305,8 @@ const (
 // WaitReady waits until the proxy of kind reports ready (200 from Linkerd's
 // GET /ready or Envoy's GET /healthz/ready), polling with jittered backoff
 // from 25ms to 1s, and returns what it did in a few words ("linkerd proxy
-// ready"). Bound it with ctx: when ctx ends first it returns a
-// *NotReadyError.
+// ready"). It waits at most cfg.ReadyTimeout (DefaultReadyTimeout when 0)
+// and until ctx ends: when either comes first it returns a *NotReadyError.
 //
 // For Linkerd or Istio it waits for the proxy to listen, too. For Auto it
 // asks each port once: when nothing listens on either it returns at once
@@ -325,7 +339,16 @@ func WaitReady(ctx context.Context, kind Kind, cfg Config) (string, error) {
 		return "", fmt.Errorf("mesh: unknown kind %q", kind)
 	}
 
+	start := time.Now()
+	if cfg.ReadyTimeout >= 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, cmp.Or(cfg.ReadyTimeout, DefaultReadyTimeout))
+		defer cancel()
+	}
 	e := cfg.readyEndpoint(kind)
+	notReady := func(last error) error {
+		return &NotReadyError{Kind: kind, URL: e.url(), Waited: time.Since(start), Last: last, Cause: ctx.Err()}
+	}
 	interval := readyInterval
 	seen := map[string]bool{}
 	var timer *time.Timer
@@ -335,7 +358,7 @@ func WaitReady(ctx context.Context, kind Kind, cfg Config) (string, error) {
 			return string(kind) + " proxy ready", nil
 		}
 		if ctx.Err() != nil {
-			return "", &NotReadyError{Kind: kind, URL: e.url(), Last: err, Cause: ctx.Err()}
+			return "", notReady(err)
 		}
 		if msg := err.Error(); !seen[msg] {
 			seen[msg] = true
@@ -350,7 +373,7 @@ func WaitReady(ctx context.Context, kind Kind, cfg Config) (string, error) {
 		}
 		select {
 		case <-ctx.Done():
-			return "", &NotReadyError{Kind: kind, URL: e.url(), Last: err, Cause: ctx.Err()}
+			return "", notReady(err)
 		case <-timer.C:
 		}
 		interval = min(interval*2, readyMaxInterval)

@@ -322,3 +322,17 @@ func TestWaitReadyTimesOut(t *testing.T) {
 		})
 	}
 }
+
+// A pod told to wait for a proxy that was never injected: the wait ends by
+// itself, without a deadline from the caller, and says what is missing.
+func TestWaitReadyBoundedWithoutProxy(t *testing.T) {
+	t.Parallel()
+	_, err := mesh.WaitReady(context.Background(), mesh.Linkerd, mesh.Config{LinkerdAdmin: closedURL(t), ReadyTimeout: 300 * time.Millisecond})
+	var nr *mesh.NotReadyError
+	if !errors.As(err, &nr) || !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, mesh.ErrNoProxy) {
+		t.Fatalf("WaitReady with no proxy = %v; want a *NotReadyError wrapping ErrNoProxy and DeadlineExceeded", err)
+	}
+	if !strings.Contains(err.Error(), "no linkerd proxy listening") || !strings.Contains(err.Error(), "not injected") {
+		t.Fatalf("message does not say what is missing: %v", err)
+	}
+}

@@ -3,11 +3,18 @@ package cli
 import (
 	"bytes"
 	"context"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/shiplock/shiplock/mesh"
 )
 
 // run runs shiplock in-process with env and returns its exit code, stdout
@@ -156,4 +163,34 @@ func dirNames(t *testing.T, dir string) []string {
 		names = append(names, e.Name())
 	}
 	return names
+}
+
+// TestWaitProxyWithoutProxy: --wait-proxy linkerd in a pod with no proxy
+// ends within --wait-proxy-timeout, exit 2, saying what is missing.
+func TestWaitProxyWithoutProxy(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := "http://" + l.Addr().String()
+	l.Close()
+	_, err = mesh.WaitReady(context.Background(), mesh.Linkerd, mesh.Config{LinkerdAdmin: closed, ReadyTimeout: 200 * time.Millisecond})
+	err = proxyWaitError(err)
+	if code := exitCode(err); code != ExitUsage || !strings.Contains(err.Error(), "no linkerd proxy listening") || !strings.Contains(err.Error(), "--wait-proxy") {
+		t.Fatalf("exit %d, %v; want exit 2 saying no proxy listens", code, err)
+	}
+	// A proxy that listens but never gets ready is worth retrying.
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { http.Error(w, "not ready", 503) }))
+	defer srv.Close()
+	_, err = mesh.WaitReady(context.Background(), mesh.Linkerd, mesh.Config{LinkerdAdmin: srv.URL, ReadyTimeout: 200 * time.Millisecond})
+	if code := exitCode(proxyWaitError(err)); code != ExitNotReady {
+		t.Fatalf("proxy never ready: exit %d (%v), want 6", code, err)
+	}
+	// The flag exists on the commands a Job runs, with a bound by default.
+	for _, cmd := range []*cobra.Command{newUpCmd(&globals{}), newDownCmd(&globals{}), newRepairCmd(&globals{})} {
+		fl := cmd.Flags().Lookup("wait-proxy-timeout")
+		if fl == nil || fl.DefValue != mesh.DefaultReadyTimeout.String() {
+			t.Errorf("%s: --wait-proxy-timeout = %+v", cmd.Name(), fl)
+		}
+	}
 }

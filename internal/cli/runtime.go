@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -43,6 +44,7 @@ type runFlags struct {
 	sidecarShutdown string
 	waitProxy       string
 	stopGrace       time.Duration
+	proxyTimeout    time.Duration
 }
 
 func (f *runFlags) register(fs *pflag.FlagSet) {
@@ -52,6 +54,7 @@ func (f *runFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.sidecarShutdown, "sidecar-shutdown", "none", "after the run, success or failure, ask the mesh proxy to exit so a Job can complete: auto, linkerd (POST :4191/shutdown; the pod needs config.linkerd.io/proxy-admin-shutdown: enabled), istio (POST :15020/quitquitquit) or none. Never in an initContainer")
 	fs.StringVar(&f.waitProxy, "wait-proxy", "none", "before connecting, wait for the mesh proxy to be ready: auto, linkerd, istio or none")
 	fs.DurationVar(&f.stopGrace, "stop-grace", 15*time.Second, "on SIGTERM or SIGINT, start no further statement and give the one running this long to finish before cancelling it; what completed is recorded and the exit code is retryable (keep it under the pod's terminationGracePeriodSeconds, 30 s by default)")
+	fs.DurationVar(&f.proxyTimeout, "wait-proxy-timeout", mesh.DefaultReadyTimeout, "give up waiting for the mesh proxy after this long: exit 2 when none listens (the pod has no proxy), 6 when it never became ready; 0 waits without limit")
 }
 
 // mutate runs a command that changes the database: files first, then the
@@ -77,8 +80,11 @@ func (g *globals) mutate(ctx context.Context, f *runFlags, output string, fn fun
 	g.stopGrace.Store(int64(f.stopGrace))
 	if err == nil && waitProxy != mesh.None {
 		var what string
-		what, err = mesh.WaitReady(ctx, waitProxy, mesh.Config{Logger: g.log})
-		g.log.Info(what)
+		what, err = mesh.WaitReady(ctx, waitProxy, mesh.Config{Logger: g.log, ReadyTimeout: cmp.Or(f.proxyTimeout, -1)})
+		err = proxyWaitError(err)
+		if err == nil {
+			g.log.Info(what)
+		}
 	}
 	if err == nil {
 		err = g.withMigrator(ctx, opts, &f.wait, func(m *migrate.Migrator) error {
@@ -151,4 +157,17 @@ func (g *globals) terminationMessage(res *migrate.Result, err error) string {
 		return summary(res, nil)
 	}
 	return fmt.Sprintf("%s; exit %d: %v", summary(res, err), int(g.exitCode(err)), err)
+}
+
+// proxyWaitError classifies a failed wait for the mesh proxy. Nothing
+// listening for the whole wait means the pod has no proxy (not injected,
+// or the wrong mesh named): a rerun cannot help, so it is a configuration
+// error (exit 2). A proxy that answers but is not ready in time is
+// retryable (exit 6, through the deadline the error wraps).
+func proxyWaitError(err error) error {
+	var nr *mesh.NotReadyError
+	if errors.As(err, &nr) && errors.Is(err, mesh.ErrNoProxy) && errors.Is(err, context.DeadlineExceeded) {
+		return usagef(err.Error() + "; where the pod has no mesh, run without --wait-proxy")
+	}
+	return err
 }
