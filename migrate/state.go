@@ -159,7 +159,7 @@ type Problem struct {
 func (p Problem) String() string {
 	switch p.Kind {
 	case Edited:
-		return fmt.Sprintf("%s: version %d was edited after it was applied (checksum %.12s, applied %.12s)", p.File, p.Version, p.Actual, p.Recorded)
+		return fmt.Sprintf("%s: version %d was edited after it was applied (checksum %.12s, applied %.12s); if on purpose, \"shiplock repair --accept-checksum %d\" records the file as it is", p.File, p.Version, p.Actual, p.Recorded, p.Version)
 	case MissingFile:
 		src := p.File
 		if src == "" {

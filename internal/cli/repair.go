@@ -15,12 +15,13 @@ type repairFlags struct {
 	resume, skip, restart, markDone, forget bool
 	force                                   bool
 	output                                  string
+	acceptChecksum                          string
 }
 
 func newRepairCmd(g *globals) *cobra.Command {
 	f := &repairFlags{}
 	cmd := &cobra.Command{
-		Use:   "repair --resume|--skip|--restart|--mark-done|--forget",
+		Use:   "repair --resume|--skip|--restart|--mark-done|--forget|--accept-checksum V",
 		Short: "Settle a NO TRANSACTION migration that was interrupted half-way",
 		Long: `A migration that runs statement by statement (-- +goose NO TRANSACTION,
 --tx-mode none) records each statement as started before sending it and as
@@ -43,7 +44,13 @@ database, then settle it:
   --forget      clear the marker as if it never ran (you undid it by hand)
 
 --resume, --skip and --restart refuse a file changed since the migration
-was interrupted, unless --force.`,
+was interrupted, unless --force.
+
+  --accept-checksum V  record the checksum of applied version V's file as
+                it is now (it was reformatted or edited on purpose), so up
+                and verify stop reporting it as edited (exit 4); logs the
+                old and new checksums. Line endings never count: a file
+                converted between CRLF and LF is not edited.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return f.runRepair(cmd.Context(), g) },
 	}
@@ -55,6 +62,7 @@ was interrupted, unless --force.`,
 	fs.BoolVar(&f.restart, "restart", false, "run every statement again")
 	fs.BoolVar(&f.markDone, "mark-done", false, "record the migration as finished")
 	fs.BoolVar(&f.forget, "forget", false, "clear the marker as if the migration never started")
+	fs.StringVar(&f.acceptChecksum, "accept-checksum", "", "record the current checksum of applied version `VERSION`'s file (reformatted or edited on purpose)")
 	fs.StringVarP(&f.output, "output", "o", "text", "result format: text or json")
 	return cmd
 }
@@ -66,8 +74,11 @@ func (f *repairFlags) runRepair(ctx context.Context, g *globals) error {
 			chosen = append(chosen, action)
 		}
 	}
-	if len(chosen) != 1 {
-		return usagef("repair needs exactly one of --resume, --skip, --restart, --mark-done or --forget")
+	if f.acceptChecksum != "" && len(chosen) == 0 {
+		return f.runAccept(ctx, g)
+	}
+	if len(chosen) != 1 || f.acceptChecksum != "" {
+		return usagef("repair needs exactly one of --resume, --skip, --restart, --mark-done, --forget or --accept-checksum")
 	}
 	return g.mutate(ctx, &f.run, f.output, func(m *migrate.Migrator) (*migrate.Result, error) {
 		res, err := m.Repair(ctx, chosen[0], migrate.RepairOptions{Force: f.force})
