@@ -236,6 +236,9 @@ func (m *Migrator) run(ctx context.Context, plan func(*state) ([]*Migration, err
 		res.Duration = time.Since(start)
 		return res, err
 	}
+	if err := m.checkEncoding(ctx, conn, todo, dir); err != nil {
+		return res, err
+	}
 
 	lockStart := time.Now()
 	lctx, stopWait := m.stoppable(ctx)
@@ -269,6 +272,9 @@ func (m *Migrator) run(ctx context.Context, plan func(*state) ([]*Migration, err
 	}
 	res.From, res.Ahead = st.current, m.ahead(st)
 	if todo, err = plan(st); err != nil {
+		return res, err
+	}
+	if err := m.checkEncoding(ctx, conn, todo, dir); err != nil {
 		return res, err
 	}
 	// Under the lock every marker's runner is gone.

@@ -27,6 +27,11 @@ func newValidateCmd(g *globals) *cobra.Command {
 				if m.Kind == migrate.KindGoUnregistered {
 					fmt.Fprintf(g.streams.Out, "note: %s is a Go migration; it runs only through the library in your application\n", m.Source)
 				}
+				for _, d := range []migrate.Direction{migrate.Up, migrate.Down} {
+					if line := m.InvalidUTF8Line(d); line > 0 {
+						fmt.Fprintf(g.streams.Out, "note: %s:%d: %s statement text is not valid UTF-8: a database whose client_encoding is UTF8 refuses it before anything runs; LATIN1 or SQL_ASCII take it\n", filepath.Join(g.dir, m.Source), line, d)
+					}
+				}
 			}
 			fmt.Fprintf(g.streams.Out, "ok: %s in %s\n", plural(len(migs), "migration"), g.dir)
 			return nil
