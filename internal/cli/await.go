@@ -39,7 +39,7 @@ func (f *gateFlags) need(g *globals) (int64, error) {
 	}
 	v, err := parseVersion(f.version)
 	if err != nil {
-		return 0, usagef(fmt.Sprintf("--version: %v, or latest", err))
+		return 0, usagef(fmt.Sprintf("--version %q: want a version number or latest", f.version))
 	}
 	return v, nil
 }

@@ -55,7 +55,7 @@ func TestVersionsAreDecimal(t *testing.T) {
 		{"up", "--to"}, {"down", "--to"}, {"plan", "--to"}, {"await", "--version"}, {"check", "--version"},
 	} {
 		code, _, stderr := run(t, nil, append(args, "0x12", "--database-url", "sqlite://"+filepath.Join(t.TempDir(), "x.db"))...)
-		if code != ExitUsage || !strings.Contains(stderr, "not a version") {
+		if code != ExitUsage || !strings.Contains(stderr, "0x12") {
 			t.Errorf("%v 0x12: exit %d, %q; want exit 2 naming the version", args, code, stderr)
 		}
 	}
