@@ -1,7 +1,9 @@
 package migrate_test
 
 import (
+	"context"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/hex"
 	"errors"
 	"io/fs"
@@ -78,6 +80,26 @@ func TestLoadIgnoresWhatGooseIgnores(t *testing.T) {
 	}
 	if len(got) != 3 {
 		t.Fatalf("want 3 migrations, got %q", got)
+	}
+	// goose's provider (the library API) reads the same files; it needs
+	// the Go migration registered, and no connection to list them.
+	db, err := sql.Open("pgx", "postgres://127.0.0.1:1/none")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	p, err := goose.NewProvider(goose.DialectPostgres, db, os.DirFS(dir),
+		goose.WithDisableGlobalRegistry(true),
+		goose.WithGoMigrations(goose.NewGoMigration(3, &goose.GoFunc{RunTx: func(context.Context, *sql.Tx) error { return nil }}, nil)))
+	if err != nil {
+		t.Fatalf("goose provider: %v", err)
+	}
+	var fromProvider []string
+	for _, s := range p.ListSources() {
+		fromProvider = append(fromProvider, filepath.Base(s.Path))
+	}
+	if !slices.Equal(got, fromProvider) {
+		t.Fatalf("Load read %q, goose's provider reads %q", got, fromProvider)
 	}
 }
 
