@@ -1,9 +1,12 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -103,27 +106,50 @@ func (f *createFlags) run(g *globals, name, kind string, now time.Time) error {
 	if err := os.MkdirAll(g.dir, 0o755); err != nil {
 		return err
 	}
-	taken, err := takenVersions(g.dir)
-	if err != nil {
-		return err
-	}
-	version := nextTimestamp(now, taken)
-	if f.sequential {
-		next := int64(1)
-		for v := range taken {
-			next = max(next, v+1) // the newest plus one, as goose create -s
+	var (
+		version, file, path string
+		fh                  *os.File
+	)
+	for attempt := 0; ; attempt++ {
+		taken, err := takenVersions(g.dir)
+		if err != nil {
+			return err
 		}
-		version = fmt.Sprintf("%05d", next)
+		if fh != nil {
+			// Another create took this version at the same moment, under
+			// another name: the smaller name keeps it, the other moves on.
+			if !slices.ContainsFunc(taken[mustVersion(file)], func(n string) bool { return n < file }) {
+				break
+			}
+			fh.Close()
+			os.Remove(path)
+			fh = nil
+			if attempt > 100 {
+				return fmt.Errorf("create: no free version after %d attempts", attempt)
+			}
+			continue
+		}
+		version = nextTimestamp(now, taken)
+		if f.sequential {
+			next := int64(1)
+			for v := range taken {
+				next = max(next, v+1) // the newest plus one, as goose create -s
+			}
+			version = fmt.Sprintf("%05d", next)
+		}
+		file = fmt.Sprintf("%s_%s.%s", version, name, kind)
+		path = filepath.Join(g.dir, file)
+		fh, err = os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		if errors.Is(err, fs.ErrExist) && attempt < 100 {
+			continue // the same name, created by another create meanwhile
+		}
+		if err != nil {
+			return err
+		}
 	}
-	file := fmt.Sprintf("%s_%s.%s", version, name, kind)
 	body := sqlTemplate
 	if kind == "go" {
 		body = strings.NewReplacer("{{VERSION}}", strings.TrimLeft(version, "0"), "{{FILE}}", file).Replace(goTemplate)
-	}
-	path := filepath.Join(g.dir, file)
-	fh, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return err
 	}
 	if _, err := fh.WriteString(body); err != nil {
 		fh.Close()
@@ -136,23 +162,29 @@ func (f *createFlags) run(g *globals, name, kind string, now time.Time) error {
 	return nil
 }
 
-// takenVersions returns the versions of the migration files in dir.
-func takenVersions(dir string) (map[int64]bool, error) {
+// takenVersions returns the versions of the migration files in dir, with
+// their names.
+func takenVersions(dir string) (map[int64][]string, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, err
 	}
-	taken := make(map[int64]bool, len(entries))
+	taken := make(map[int64][]string, len(entries))
 	for _, e := range entries {
 		name := e.Name()
 		if ext := filepath.Ext(name); ext != ".sql" && ext != ".go" {
 			continue
 		}
 		if v, err := migrate.ParseVersion(name); err == nil {
-			taken[v] = true
+			taken[v] = append(taken[v], name)
 		}
 	}
 	return taken, nil
+}
+
+func mustVersion(name string) int64 {
+	v, _ := migrate.ParseVersion(name)
+	return v
 }
 
 // nextTimestamp returns the timestamp version of a file created now: the
@@ -160,7 +192,7 @@ func takenVersions(dir string) (map[int64]bool, error) {
 // already in the directory when that is not earlier. Two creates within a
 // second thus get distinct versions (the same one would make every later
 // command fail on a duplicate), and a new file always sorts last.
-func nextTimestamp(now time.Time, taken map[int64]bool) string {
+func nextTimestamp(now time.Time, taken map[int64][]string) string {
 	t := now.UTC().Truncate(time.Second)
 	for v := range taken {
 		if vt, ok := timestampOf(v); ok && !vt.Before(t) {

@@ -3,12 +3,14 @@ package cli
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -149,6 +151,41 @@ func TestCreateTwiceInOneSecond(t *testing.T) {
 	}
 	if code, out, stderr := run(t, nil, "validate", "--dir", dir2); code != ExitOK || !strings.Contains(out, "2 migrations") {
 		t.Fatalf("validate after two creates: exit %d\n%s%s", code, out, stderr)
+	}
+}
+
+// TestCreateConcurrently: creates racing in one second (several
+// developers' scripts, a generator) still end with distinct versions.
+func TestCreateConcurrently(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "m")
+	now := time.Date(2026, 11, 28, 23, 0, 0, 0, time.UTC)
+	var wg sync.WaitGroup
+	errs := make([]error, 8)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			g := &globals{dir: dir, streams: Streams{Out: &bytes.Buffer{}}}
+			errs[i] = (&createFlags{}).run(g, fmt.Sprintf("m%d", i), "sql", now)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	names := dirNames(t, dir)
+	seen := map[string]string{}
+	for _, n := range names {
+		v, _, _ := strings.Cut(n, "_")
+		if prev, dup := seen[v]; dup {
+			t.Fatalf("%s and %s share a version: %v", prev, n, names)
+		}
+		seen[v] = n
+	}
+	if len(names) != len(errs) {
+		t.Fatalf("%d files, want %d: %v", len(names), len(errs), names)
 	}
 }
 
