@@ -46,7 +46,7 @@ func (m *Migrator) settle(ctx context.Context, q dialect.Querier, mig *Migration
 	dir := markerDirection(rec)
 	stmts := mig.Statements(dir)
 	p := m.markerProblem(rec)
-	if rec.Checksum != mig.Checksum && !force {
+	if !mig.MatchesChecksum(rec.Checksum) && !force {
 		p.Changed = true
 		return 0, &IntegrityError{Problems: []Problem{p}}
 	}

@@ -119,7 +119,7 @@ func (m *Migrator) Repair(ctx context.Context, action RepairAction, opts RepairO
 				mr, err = m.runNoTx(ctx, conn, mig, dir, first)
 			}
 		case Restart:
-			if r.Checksum != mig.Checksum && !opts.Force {
+			if !mig.MatchesChecksum(r.Checksum) && !opts.Force {
 				p := m.markerProblem(r)
 				err = &IntegrityError{Problems: []Problem{p}}
 				break

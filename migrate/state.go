@@ -215,14 +215,14 @@ func (m *Migrator) markerProblem(r dialect.Record) Problem {
 	}
 	if mig := m.byVersion[r.Version]; mig != nil {
 		stmts := mig.Statements(p.Direction)
-		if r.Checksum == mig.Checksum || p.Total == 0 {
+		if mig.MatchesChecksum(r.Checksum) || p.Total == 0 {
 			p.Total = len(stmts)
 		}
 		if r.Statement < len(stmts) {
 			p.Line = stmts[r.Statement].Line
 			p.Statement = shorten(stmts[r.Statement].SQL)
 		}
-		p.Changed = r.Checksum != mig.Checksum
+		p.Changed = !mig.MatchesChecksum(r.Checksum)
 	}
 	return p
 }
