@@ -351,15 +351,25 @@ func WaitReady(ctx context.Context, kind Kind, cfg Config) (string, error) {
 	}
 	interval := readyInterval
 	seen := map[string]bool{}
-	var timer *time.Timer
+	var (
+		timer *time.Timer
+		prev  error
+	)
 	for {
 		err := cfg.call(ctx, e)
 		if err == nil {
 			return string(kind) + " proxy ready", nil
 		}
 		if ctx.Err() != nil {
+			// An attempt cut short by the deadline says nothing about
+			// the proxy: report the one before (no proxy, not ready).
+			var perr *ProxyError
+			if prev != nil && !errors.As(err, &perr) && !errors.Is(err, ErrNoProxy) {
+				err = prev
+			}
 			return "", notReady(err)
 		}
+		prev = err
 		if msg := err.Error(); !seen[msg] {
 			seen[msg] = true
 			cfg.Logger.Info("waiting for the mesh proxy", "mesh", string(kind), "err", msg)
