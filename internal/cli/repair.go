@@ -22,7 +22,7 @@ func newRepairCmd(g *globals) *cobra.Command {
 	f := &repairFlags{}
 	cmd := &cobra.Command{
 		Use:   "repair --resume|--skip|--restart|--mark-done|--forget|--accept-checksum V",
-		Short: "Settle a NO TRANSACTION migration that was interrupted half-way",
+		Short: "Settle a NO TRANSACTION migration that was interrupted half-way, or accept an edited file's checksum",
 		Long: `A migration that runs statement by statement (-- +goose NO TRANSACTION,
 --tx-mode none) records each statement as started before sending it and as
 done after, with its runner's server process. While that runner holds the
