@@ -16,12 +16,13 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/shiplock/shiplock/exitcode"
 	"github.com/shiplock/shiplock/mesh"
 )
 
-// run runs shiplock in-process with env and returns its exit code, stdout
+// runCLI runs shiplock in-process with env and returns its exit code, stdout
 // and stderr.
-func run(t *testing.T, env map[string]string, args ...string) (int, string, string) {
+func runCLI(t *testing.T, env map[string]string, args ...string) (int, string, string) {
 	t.Helper()
 	var out, errb bytes.Buffer
 	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
@@ -56,8 +57,8 @@ func TestVersionsAreDecimal(t *testing.T) {
 	for _, args := range [][]string{
 		{"up", "--to"}, {"down", "--to"}, {"plan", "--to"}, {"await", "--version"}, {"check", "--version"},
 	} {
-		code, _, stderr := run(t, nil, append(args, "0x12", "--database-url", "sqlite://"+filepath.Join(t.TempDir(), "x.db"))...)
-		if code != ExitUsage || !strings.Contains(stderr, "0x12") {
+		code, _, stderr := runCLI(t, nil, append(args, "0x12", "--database-url", "sqlite://"+filepath.Join(t.TempDir(), "x.db"))...)
+		if code != int(exitcode.Usage) || !strings.Contains(stderr, "0x12") {
 			t.Errorf("%v 0x12: exit %d, %q; want exit 2 naming the version", args, code, stderr)
 		}
 	}
@@ -91,25 +92,25 @@ func TestMissingOrEmptyDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, cmd := range [][]string{{"up"}, {"down"}, {"redo"}, {"status"}, {"validate"}, {"plan"}, {"verify"}, {"check"}, {"await", "--timeout", "1s"}} {
-		code, _, stderr := run(t, nil, append(cmd, "--dir", missing, "--database-url", db)...)
-		if code != ExitBadFile || !strings.Contains(stderr, missing+": migrations directory does not exist") {
+		code, _, stderr := runCLI(t, nil, append(cmd, "--dir", missing, "--database-url", db)...)
+		if code != int(exitcode.BadFile) || !strings.Contains(stderr, missing+": migrations directory does not exist") {
 			t.Errorf("%v --dir missing: exit %d, %q; want 3 naming the directory", cmd, code, stderr)
 		}
-		code, _, stderr = run(t, nil, append(cmd, "--dir", empty, "--database-url", db)...)
-		if code != ExitBadFile || !strings.Contains(stderr, empty+": no migration files") {
+		code, _, stderr = runCLI(t, nil, append(cmd, "--dir", empty, "--database-url", db)...)
+		if code != int(exitcode.BadFile) || !strings.Contains(stderr, empty+": no migration files") {
 			t.Errorf("%v --dir empty: exit %d, %q; want 3 naming the directory", cmd, code, stderr)
 		}
 	}
-	code, _, stderr := run(t, map[string]string{"SHIPLOCK_DIR": empty}, "up", "--database-url", db)
-	if code != ExitBadFile || !strings.Contains(stderr, "--allow-empty") {
+	code, _, stderr := runCLI(t, map[string]string{"SHIPLOCK_DIR": empty}, "up", "--database-url", db)
+	if code != int(exitcode.BadFile) || !strings.Contains(stderr, "--allow-empty") {
 		t.Errorf("up with SHIPLOCK_DIR empty: exit %d, %q; want 3 suggesting --allow-empty", code, stderr)
 	}
 	for _, cmd := range [][]string{{"up"}, {"validate"}, {"status"}, {"check"}} {
-		if code, out, stderr := run(t, nil, append(cmd, "--allow-empty", "--dir", empty, "--database-url", db)...); code != ExitOK {
+		if code, out, stderr := runCLI(t, nil, append(cmd, "--allow-empty", "--dir", empty, "--database-url", db)...); code != int(exitcode.OK) {
 			t.Errorf("%v --allow-empty: exit %d\n%s%s", cmd, code, out, stderr)
 		}
 	}
-	if code, _, stderr := run(t, nil, "up", "--allow-empty", "--dir", missing, "--database-url", db); code != ExitBadFile {
+	if code, _, stderr := runCLI(t, nil, "up", "--allow-empty", "--dir", missing, "--database-url", db); code != int(exitcode.BadFile) {
 		t.Errorf("up --allow-empty with a missing directory: exit %d, %q; want 3", code, stderr)
 	}
 }
@@ -139,17 +140,17 @@ func TestCreateTwiceInOneSecond(t *testing.T) {
 	if names := dirNames(t, dir); names[len(names)-1] != "20261128230003_d.sql" {
 		t.Fatalf("files %v, want 20261128230003_d.sql last", names)
 	}
-	if code, out, stderr := run(t, nil, "validate", "--dir", dir); code != ExitOK {
+	if code, out, stderr := runCLI(t, nil, "validate", "--dir", dir); code != int(exitcode.OK) {
 		t.Fatalf("validate: exit %d\n%s%s", code, out, stderr)
 	}
 	// Through the command, with the real clock.
 	dir2 := filepath.Join(t.TempDir(), "m")
 	for _, name := range []string{"x", "y"} {
-		if code, _, stderr := run(t, nil, "create", name, "--dir", dir2); code != ExitOK {
+		if code, _, stderr := runCLI(t, nil, "create", name, "--dir", dir2); code != int(exitcode.OK) {
 			t.Fatalf("create %s: exit %d, %s", name, code, stderr)
 		}
 	}
-	if code, out, stderr := run(t, nil, "validate", "--dir", dir2); code != ExitOK || !strings.Contains(out, "2 migrations") {
+	if code, out, stderr := runCLI(t, nil, "validate", "--dir", dir2); code != int(exitcode.OK) || !strings.Contains(out, "2 migrations") {
 		t.Fatalf("validate after two creates: exit %d\n%s%s", code, out, stderr)
 	}
 }
@@ -213,14 +214,14 @@ func TestWaitProxyWithoutProxy(t *testing.T) {
 	l.Close()
 	_, err = mesh.WaitReady(context.Background(), mesh.Linkerd, mesh.Config{LinkerdAdmin: closed, ReadyTimeout: 200 * time.Millisecond})
 	err = proxyWaitError(err)
-	if code := exitCode(err); code != ExitUsage || !strings.Contains(err.Error(), "no linkerd proxy listening") || !strings.Contains(err.Error(), "--wait-proxy") {
+	if code := classify(err, nil, false); code != exitcode.Usage || !strings.Contains(err.Error(), "no linkerd proxy listening") || !strings.Contains(err.Error(), "--wait-proxy") {
 		t.Fatalf("exit %d, %v; want exit 2 saying no proxy listens", code, err)
 	}
 	// A proxy that listens but never gets ready is worth retrying.
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { http.Error(w, "not ready", 503) }))
 	defer srv.Close()
 	_, err = mesh.WaitReady(context.Background(), mesh.Linkerd, mesh.Config{LinkerdAdmin: srv.URL, ReadyTimeout: 200 * time.Millisecond})
-	if code := exitCode(proxyWaitError(err)); code != ExitNotReady {
+	if code := classify(proxyWaitError(err), nil, false); code != exitcode.Unavailable {
 		t.Fatalf("proxy never ready: exit %d (%v), want 6", code, err)
 	}
 	// The flag exists on the commands a Job runs, with a bound by default.
