@@ -89,6 +89,11 @@ func TestMeshJobCompletes(t *testing.T) {
 	if !strings.Contains(logs.String(), "linkerd proxy asked to shut down") {
 		t.Errorf("shiplock did not say it shut the proxy down:\n%s", logs.String())
 	}
+	for _, p := range env.Pods(t, "") {
+		if port, ok := kubetest.PodPort(&p, linkerdAdminEnv); !ok || port == 4191 {
+			t.Errorf("pod %s: %s port %d, %v; want one the node agent gave it, not 4191", p.Name, linkerdAdminEnv, port, ok)
+		}
+	}
 
 	// Native sidecar: an initContainer with restartPolicy Always.
 	if _, err := db.srvExec(t, "DELETE FROM goose_db_version WHERE version_id > 0; DROP TABLE t; DELETE FROM shiplock_versions"); err != nil {
