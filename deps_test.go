@@ -23,8 +23,10 @@ func TestLibraryDependencies(t *testing.T) {
 		"github.com/shiplock/shiplock/kube/jobrun",
 	}
 	for _, lib := range libraries {
+		// A library moved or renamed must move here too: a guard that skips
+		// what it cannot find guards nothing.
 		if _, err := os.Stat(strings.TrimSuffix(lib, "/...")); err != nil {
-			continue // not in this tree
+			t.Fatalf("library %s: %v (update the list in this test)", lib, err)
 		}
 		out, err := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}}", lib).CombinedOutput()
 		if err != nil {

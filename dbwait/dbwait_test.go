@@ -152,8 +152,9 @@ func TestSilentPeer(t *testing.T) {
 func TestSingleAttempt(t *testing.T) {
 	db := open(t, "postgres://u@127.0.0.1:1/db?sslmode=disable")
 	res, err := dbwait.Wait(context.Background(), db, postgres.Dialect{}, dbwait.Options{Timeout: -1})
-	if err == nil || res.Attempts != 1 {
-		t.Fatalf("Wait = %+v, %v; want one failed attempt", res, err)
+	var werr *dbwait.Error
+	if !errors.As(err, &werr) || !errors.Is(err, dbwait.ErrTimeout) || werr.Class != dialect.Retryable || werr.Attempts != 1 || res.Attempts != 1 {
+		t.Fatalf("Wait = %+v, %v; want one refused (retryable) attempt, then ErrTimeout", res, err)
 	}
 }
 

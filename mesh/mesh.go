@@ -66,6 +66,18 @@ const (
 	DefaultIstioHealth  = "http://localhost:15021"
 )
 
+// Default admin ports: Linkerd's admin server (pod annotation
+// config.linkerd.io/admin-port changes it) and Istio's pilot-agent status
+// server (pod annotation status.sidecar.istio.io/port changes it).
+const (
+	DefaultLinkerdAdminPort = 4191
+	DefaultIstioAgentPort   = 15020
+)
+
+// LocalURL is the base URL of a proxy port on localhost, for Config's
+// fields when a pod moved a proxy's port.
+func LocalURL(port int) string { return fmt.Sprintf("http://localhost:%d", port) }
+
 // Config says where the proxies listen and how to reach them. The zero value
 // is a valid configuration: the default ports on localhost and a client
 // with short timeouts.

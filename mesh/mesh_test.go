@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -202,21 +203,39 @@ func TestShutdownErrors(t *testing.T) {
 	}
 }
 
-// The zero Config aims at the real ports on localhost. Nothing listens
-// there on a test machine without a mesh (when something does, skip).
+// The zero Config aims at the real ports on localhost. The test dials
+// nothing: its client records where each request goes and answers as a
+// closed port does, so a proxy on this machine can neither fail nor skip it.
 func TestShutdownDefaults(t *testing.T) {
-	for _, addr := range []string{"127.0.0.1:4191", "127.0.0.1:15020"} {
-		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-			c.Close()
-			t.Skipf("something listens on %s", addr)
-		}
-	}
-	got, err := mesh.Shutdown(ctx(t), mesh.Auto, mesh.Config{})
+	var mu sync.Mutex
+	var dialed []string
+	refuse := &http.Client{Transport: &http.Transport{
+		Proxy: nil,
+		DialContext: func(_ context.Context, network, addr string) (net.Conn, error) {
+			mu.Lock()
+			dialed = append(dialed, addr)
+			mu.Unlock()
+			return nil, &net.OpError{Op: "dial", Net: network, Err: syscall.ECONNREFUSED}
+		},
+	}}
+	got, err := mesh.Shutdown(ctx(t), mesh.Auto, mesh.Config{Client: refuse})
 	if err != nil || got != "no mesh proxy answered; nothing to shut down" {
 		t.Errorf("Shutdown(auto) with the defaults = %q, %v", got, err)
 	}
-	if _, err := mesh.Shutdown(ctx(t), mesh.Linkerd, mesh.Config{}); !errors.Is(err, mesh.ErrNoProxy) || !strings.Contains(err.Error(), "http://localhost:4191/shutdown") {
+	if want := []string{"localhost:4191", "localhost:15020"}; !slices.Equal(dialed, want) {
+		t.Errorf("Shutdown(auto) with the defaults dialed %q, want %q", dialed, want)
+	}
+	if _, err := mesh.Shutdown(ctx(t), mesh.Linkerd, mesh.Config{Client: refuse}); !errors.Is(err, mesh.ErrNoProxy) || !strings.Contains(err.Error(), "http://localhost:4191/shutdown") {
 		t.Errorf("Shutdown(linkerd) with the defaults: %v", err)
+	}
+	if _, err := mesh.Shutdown(ctx(t), mesh.Istio, mesh.Config{Client: refuse}); !errors.Is(err, mesh.ErrNoProxy) || !strings.Contains(err.Error(), "http://localhost:15020/quitquitquit") {
+		t.Errorf("Shutdown(istio) with the defaults: %v", err)
+	}
+	if got := mesh.LocalURL(mesh.DefaultLinkerdAdminPort); got != mesh.DefaultLinkerdAdmin {
+		t.Errorf("LocalURL(DefaultLinkerdAdminPort) = %q, want %q", got, mesh.DefaultLinkerdAdmin)
+	}
+	if got := mesh.LocalURL(mesh.DefaultIstioAgentPort); got != mesh.DefaultIstioAgent {
+		t.Errorf("LocalURL(DefaultIstioAgentPort) = %q, want %q", got, mesh.DefaultIstioAgent)
 	}
 }
 

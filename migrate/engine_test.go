@@ -16,6 +16,7 @@ import (
 	"github.com/shiplock/shiplock/dialect/sqlite"
 	"github.com/shiplock/shiplock/internal/testdb"
 	"github.com/shiplock/shiplock/migrate"
+	"github.com/shiplock/shiplock/migrate/sqlfile"
 )
 
 func TestMain(m *testing.M) { testdb.Main(m) }
@@ -194,8 +195,10 @@ func TestFailureAllModeChangesNothing(t *testing.T) {
 		files := threeTables()
 		files["00003_c.sql"] = sqlFile("CREATE TABLE c (id int);\nINSERT INTO nope VALUES (1);", "DROP TABLE c;")
 		m, db := newMigrator(t, open, files, migrate.Options{TxMode: migrate.TxAll})
-		if _, err := m.Up(context.Background(), migrate.UpOptions{}); err == nil {
-			t.Fatal("Up succeeded")
+		_, err := m.Up(context.Background(), migrate.UpOptions{})
+		var merr *migrate.MigrationError
+		if !errors.As(err, &merr) || merr.Version != 3 || merr.Line != 3 {
+			t.Fatalf("Up = %v, want a MigrationError for version 3 at line 3", err)
 		}
 		wantVersion(t, m, 0)
 		if tableExists(t, db, "a") {
@@ -350,16 +353,31 @@ func TestGoMigrations(t *testing.T) {
 }
 
 func TestLoadRejectsBadFiles(t *testing.T) {
-	for name, files := range map[string]fstest.MapFS{
-		"duplicate":    {"001_a.sql": sqlFile("", ""), "1_b.sql": sqlFile("", "")},
-		"no-separator": {"001.sql": sqlFile("", "")},
-		"zero":         {"0_a.sql": sqlFile("", "")},
-		"not-a-number": {"v1_a.sql": sqlFile("", "")},
-		"parse":        {"001_a.sql": {Data: []byte("CREATE TABLE a (id int);\n")}},
+	for name, tc := range map[string]struct {
+		files fstest.MapFS
+		file  string // the file the error names
+	}{
+		"duplicate":    {fstest.MapFS{"001_a.sql": sqlFile("", ""), "1_b.sql": sqlFile("", "")}, "1_b.sql"},
+		"no-separator": {fstest.MapFS{"001.sql": sqlFile("", "")}, "001.sql"},
+		"zero":         {fstest.MapFS{"0_a.sql": sqlFile("", "")}, "0_a.sql"},
+		"not-a-number": {fstest.MapFS{"v1_a.sql": sqlFile("", "")}, "v1_a.sql"},
+		"parse":        {fstest.MapFS{"001_a.sql": {Data: []byte("CREATE TABLE a (id int);\n")}}, "001_a.sql"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			if _, err := migrate.Load(files, ".", nil, nil); err == nil {
-				t.Fatal("Load accepted a bad directory")
+			_, err := migrate.Load(tc.files, ".", nil, nil)
+			var ferr *migrate.FileError
+			var perr *sqlfile.ParseError
+			switch {
+			case errors.As(err, &ferr):
+				if ferr.File != tc.file {
+					t.Fatalf("Load: FileError names %q, want %q: %v", ferr.File, tc.file, err)
+				}
+			case errors.As(err, &perr):
+				if perr.File != tc.file {
+					t.Fatalf("Load: ParseError names %q, want %q: %v", perr.File, tc.file, err)
+				}
+			default:
+				t.Fatalf("Load = %v (%T), want a FileError or ParseError naming %s", err, err, tc.file)
 			}
 		})
 	}

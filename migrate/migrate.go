@@ -421,7 +421,16 @@ func (m *Migrator) prepare(ctx context.Context, conn *sql.Conn, st *state) (bool
 	changed := false
 	if !st.tableExists {
 		if err := m.inTx(ctx, conn, func(tx *sql.Tx) error { return m.dialect.CreateVersionTable(ctx, tx) }); err != nil {
-			return false, fmt.Errorf("create goose_db_version: %w", err)
+			// A goose program that takes no lock (goose's CLI, goose.Up)
+			// may create it at the same moment: PostgreSQL then fails ours
+			// with 42P07, or 23505 on pg_type. Whatever the error, a table
+			// that exists now is the one we wanted; as goose does, re-read.
+			again, rerr := m.readState(ctx, conn)
+			if rerr != nil || !again.tableExists {
+				return false, fmt.Errorf("create goose_db_version: %w", err)
+			}
+			m.log.Info("goose_db_version was created by another program meanwhile", "err", err)
+			st = again
 		}
 		changed = true
 	}

@@ -2,7 +2,10 @@ package migrate_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
+	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -64,7 +67,8 @@ func TestDDLLockTimeout(t *testing.T) {
 		_, err := pgMigrator(t, url, files, migrate.Options{DDLLockTimeout: 100 * time.Millisecond, LockRetries: 20, RetryDelay: 50 * time.Millisecond}).Up(ctx, migrate.UpOptions{})
 		done <- err
 	}()
-	time.Sleep(300 * time.Millisecond)
+	// Commit once the runner's ALTER is seen queued behind the blocker.
+	waitForQuery(t, blocker, "ALTER TABLE accounts ADD COLUMN email", "wait_event_type = 'Lock'")
 	if err := tx.Commit(); err != nil {
 		t.Fatal(err)
 	}
@@ -236,17 +240,50 @@ func TestLockWaitOutlastsSilentHolder(t *testing.T) {
 	if _, err := c.ExecContext(ctx, "SELECT pg_advisory_lock(4097083626)"); err != nil {
 		t.Fatal(err)
 	}
-	go func() {
-		time.Sleep(2500 * time.Millisecond)
-		c.ExecContext(ctx, "SELECT pg_advisory_unlock(4097083626)") // no NOTIFY, as goose
-	}()
-	m := pgMigrator(t, url, threeTables(), migrate.Options{LockTimeout: time.Minute})
-	res, err := m.Up(ctx, migrate.UpOptions{})
-	if err != nil || len(res.Applied) != 3 {
-		t.Fatalf("Up behind a silent holder = %+v, %v", res, err)
+	var holderPID int
+	if err := c.QueryRowContext(ctx, "SELECT pg_backend_pid()").Scan(&holderPID); err != nil {
+		t.Fatal(err)
 	}
-	if res.LockWait < 2*time.Second {
-		t.Fatalf("lock wait %s: the lock was not held", res.LockWait)
+	logs := &recordLog{ch: make(chan slog.Record, 64)}
+	m := pgMigrator(t, url, threeTables(), migrate.Options{LockTimeout: time.Minute, Logger: slog.New(logs)})
+	type result struct {
+		res *migrate.Result
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		res, err := m.Up(ctx, migrate.UpOptions{})
+		done <- result{res, err}
+	}()
+	// The runner says it waits, naming our session as the holder, while
+	// the lock is still ours.
+	wantHolder := fmt.Sprintf("pid %d ", holderPID)
+	for waiting := false; !waiting; {
+		select {
+		case r := <-logs.ch:
+			if r.Message != "waiting for the migration lock" {
+				continue
+			}
+			r.Attrs(func(a slog.Attr) bool {
+				waiting = waiting || a.Key == "holder" && strings.HasPrefix(a.Value.String(), wantHolder)
+				return true
+			})
+			if !waiting {
+				t.Fatalf("waiting for the lock, the runner named another holder: %v (want %s...)", r, wantHolder)
+			}
+		case r := <-done:
+			t.Fatalf("Up returned while the lock was held: %+v, %v", r.res, r.err)
+		}
+	}
+	if _, err := c.ExecContext(ctx, "SELECT pg_advisory_unlock(4097083626)"); err != nil { // no NOTIFY, as goose
+		t.Fatal(err)
+	}
+	r := <-done
+	if r.err != nil || len(r.res.Applied) != 3 {
+		t.Fatalf("Up behind a silent holder = %+v, %v", r.res, r.err)
+	}
+	if r.res.LockWait <= 0 {
+		t.Fatalf("lock wait %s after waiting for the holder, want > 0", r.res.LockWait)
 	}
 
 	// And a lock timeout gives the typed error.
@@ -288,5 +325,45 @@ func TestErrorLines(t *testing.T) {
 			m := pgMigrator(t, url, files, migrate.Options{})
 			wantVersion(t, m, 0)
 		})
+	}
+}
+
+// recordLog is a slog.Handler that hands every record to ch (dropping
+// records when nobody reads).
+type recordLog struct{ ch chan slog.Record }
+
+func (h *recordLog) Enabled(context.Context, slog.Level) bool { return true }
+func (h *recordLog) Handle(_ context.Context, r slog.Record) error {
+	select {
+	case h.ch <- r.Clone():
+	default:
+	}
+	return nil
+}
+func (h *recordLog) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *recordLog) WithGroup(string) slog.Handler      { return h }
+
+// waitForQuery waits, for at most a minute, until another session of db's
+// database runs a query containing prefix and matching cond (SQL on
+// pg_stat_activity).
+func waitForQuery(t testing.TB, db *sql.DB, prefix, cond string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	q := `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()
+		AND state = 'active' AND strpos(query, $1) > 0 AND ` + cond
+	for {
+		var n int
+		if err := db.QueryRowContext(ctx, q, prefix).Scan(&n); err != nil {
+			t.Fatalf("waiting for a session running %q (%s): %v", prefix, cond, err)
+		}
+		if n > 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("no session ran %q (%s) within a minute", prefix, cond)
+		case <-time.After(5 * time.Millisecond):
+		}
 	}
 }

@@ -31,7 +31,7 @@ func TestDirFSReadFile(t *testing.T) {
 	if _, err := fs.ReadFile(fsys, "missing.sql"); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("ReadFile(missing) = %v, want fs.ErrNotExist", err)
 	}
-	if _, err := fs.ReadFile(fsys, "../etc/passwd"); err == nil {
-		t.Error("ReadFile outside the directory succeeded")
+	if _, err := fs.ReadFile(fsys, "../etc/passwd"); !errors.Is(err, fs.ErrInvalid) {
+		t.Errorf("ReadFile outside the directory = %v, want fs.ErrInvalid", err)
 	}
 }

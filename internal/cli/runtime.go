@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"time"
 	"unicode/utf8"
 
@@ -45,16 +46,49 @@ type runFlags struct {
 	waitProxy       string
 	stopGrace       time.Duration
 	proxyTimeout    time.Duration
+	// Proxy admin ports, "" for SHIPLOCK_LINKERD_ADMIN_PORT /
+	// SHIPLOCK_ISTIO_STATUS_PORT or the proxies' defaults.
+	linkerdAdminPort string
+	istioStatusPort  string
 }
 
 func (f *runFlags) register(fs *pflag.FlagSet) {
 	f.engine.register(fs)
 	f.wait.register(fs, 2*time.Minute)
 	fs.StringVar(&f.terminationLog, "termination-log", "", "write a one-line summary here, never through a symbolic link (default /dev/termination-log when it exists and is writable; env SHIPLOCK_TERMINATION_LOG)")
-	fs.StringVar(&f.sidecarShutdown, "sidecar-shutdown", "none", "after the run, success or failure, ask the mesh proxy to exit so a Job can complete: auto, linkerd (POST :4191/shutdown; the pod needs config.linkerd.io/proxy-admin-shutdown: enabled), istio (POST :15020/quitquitquit) or none. Never in an initContainer")
+	fs.StringVar(&f.sidecarShutdown, "sidecar-shutdown", "none", "after the run, success or failure, ask the mesh proxy to exit so a Job can complete: auto, linkerd (POST :4191/shutdown, see --linkerd-admin-port; the pod needs config.linkerd.io/proxy-admin-shutdown: enabled), istio (POST :15020/quitquitquit, see --istio-status-port) or none. Never in an initContainer")
 	fs.StringVar(&f.waitProxy, "wait-proxy", "none", "before connecting, wait for the mesh proxy to be ready: auto, linkerd, istio or none")
 	fs.DurationVar(&f.stopGrace, "stop-grace", 15*time.Second, "on SIGTERM or SIGINT, start no further statement and give the one running this long to finish before cancelling it; what completed is recorded and the exit code is retryable (keep it under the pod's terminationGracePeriodSeconds, 30 s by default)")
 	fs.DurationVar(&f.proxyTimeout, "wait-proxy-timeout", mesh.DefaultReadyTimeout, "give up waiting for the mesh proxy after this long: exit 2 when none listens (the pod has no proxy), 6 when it never became ready; 0 waits without limit")
+	fs.StringVar(&f.linkerdAdminPort, "linkerd-admin-port", "", "port of the Linkerd proxy's admin server, when the pod sets config.linkerd.io/admin-port (env SHIPLOCK_LINKERD_ADMIN_PORT, default 4191)")
+	fs.StringVar(&f.istioStatusPort, "istio-status-port", "", "port of Istio's pilot-agent status server, when the pod sets status.sidecar.istio.io/port (env SHIPLOCK_ISTIO_STATUS_PORT, default 15020)")
+}
+
+// meshConfig says where the mesh proxies listen: the flags, else the env
+// vars, else the proxies' default ports.
+func (f *runFlags) meshConfig(g *globals) (mesh.Config, error) {
+	cfg := mesh.Config{Logger: g.log}
+	for _, p := range []struct {
+		flag, env, val string
+		dst            *string
+	}{
+		{"linkerd-admin-port", "SHIPLOCK_LINKERD_ADMIN_PORT", f.linkerdAdminPort, &cfg.LinkerdAdmin},
+		{"istio-status-port", "SHIPLOCK_ISTIO_STATUS_PORT", f.istioStatusPort, &cfg.IstioAgent},
+	} {
+		v, from := p.val, "--"+p.flag
+		if v == "" {
+			v, from = g.streams.getenv(p.env), p.env
+		}
+		if v == "" {
+			continue // the package's default
+		}
+		port, err := strconv.Atoi(v)
+		if err != nil || port < 1 || port > 65535 {
+			return cfg, usagef(fmt.Sprintf("%s: %q is not a port number (1-65535)", from, v))
+		}
+		*p.dst = mesh.LocalURL(port)
+	}
+	return cfg, nil
 }
 
 // mutate runs a command that changes the database: files first, then the
@@ -74,13 +108,19 @@ func (g *globals) mutate(ctx context.Context, f *runFlags, output string, fn fun
 	if f.stopGrace <= 0 {
 		return usagef("--stop-grace must be positive")
 	}
+	meshCfg, err := f.meshConfig(g)
+	if err != nil {
+		return err
+	}
 	var res *migrate.Result
 	opts, err := f.engine.options(g)
 	opts.Stop, opts.StopGrace = g.streams.Stop, f.stopGrace
 	g.stopGrace.Store(int64(f.stopGrace))
 	if err == nil && waitProxy != mesh.None {
 		var what string
-		what, err = mesh.WaitReady(ctx, waitProxy, mesh.Config{Logger: g.log, ReadyTimeout: cmp.Or(f.proxyTimeout, -1)})
+		cfg := meshCfg
+		cfg.ReadyTimeout = cmp.Or(f.proxyTimeout, -1)
+		what, err = mesh.WaitReady(ctx, waitProxy, cfg)
 		err = proxyWaitError(err)
 		if err == nil {
 			g.log.Info(what)
@@ -98,7 +138,7 @@ func (g *globals) mutate(ctx context.Context, f *runFlags, output string, fn fun
 	if shutdown != mesh.None {
 		// After success or failure alike, or the Job never completes.
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		what, serr := mesh.Shutdown(sctx, shutdown, mesh.Config{Logger: g.log})
+		what, serr := mesh.Shutdown(sctx, shutdown, meshCfg)
 		cancel()
 		if serr != nil {
 			g.log.Error("sidecar shutdown", "err", serr)

@@ -14,8 +14,8 @@
 //   - [SQLite] names a new database file in the test's temporary directory.
 //
 // When no server can be had, the helpers skip the test with a message that
-// names the environment variable to set; with SHIPLOCK_TEST_REQUIRE_DB=1 they
-// fail it instead, so that CI can never pass by skipping. A server that is
+// names the environment variable to set; with SHIPLOCK_TEST_REQUIRE_DB set (1, true,
+// yes; see [Required]) they fail it instead, so that CI can never pass by skipping. A server that is
 // configured but unreachable always fails the test.
 //
 // Every database is dropped, and every role removed, in t.Cleanup. All
@@ -27,7 +27,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -43,8 +42,9 @@ const (
 	// create databases, e.g. mysql://root:pw@127.0.0.1:3306/. When it is
 	// unset, mysql://root@127.0.0.1:3306/ is tried.
 	EnvMySQLURL = "SHIPLOCK_TEST_MYSQL_URL"
-	// EnvRequireDB, set to 1 (or any true value of strconv.ParseBool), makes
-	// a test fail instead of skipping when a server cannot be had.
+	// EnvRequireDB, set to any value but empty, 0, false, no or off (see
+	// [Required]), makes a test fail instead of skipping when a server cannot
+	// be had.
 	EnvRequireDB = "SHIPLOCK_TEST_REQUIRE_DB"
 )
 
@@ -77,15 +77,18 @@ type unavailableError struct{ msg string }
 func (e *unavailableError) Error() string { return e.msg }
 
 // required reports whether EnvRequireDB asks for failures instead of skips.
-// A value that does not parse counts as set: a typo must not turn failures
-// into skips.
-func required(getenv func(string) string) bool {
-	v := getenv(EnvRequireDB)
-	if v == "" {
+func required(getenv func(string) string) bool { return Required(getenv(EnvRequireDB)) }
+
+// Required reports whether v, the value of a SHIPLOCK_TEST_REQUIRE_*
+// variable, asks for failures instead of skips: empty, 0, false, no and off
+// (any case) do not; any other value does, so that a typo never turns
+// failures into skips.
+func Required(v string) bool {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "", "0", "false", "f", "no", "n", "off":
 		return false
 	}
-	b, err := strconv.ParseBool(v)
-	return err != nil || b
+	return true
 }
 
 // report ends the test for err: a skip when err is an unavailableError and

@@ -258,8 +258,9 @@ func TestGooseQuirks(t *testing.T) {
 			compareWithGoose(t, []byte(tc.src))
 			f, err := Parse("q.sql", strings.NewReader(tc.src), testLookup)
 			if tc.up == nil {
-				if err == nil {
-					t.Fatalf("Parse succeeded, want an error")
+				var pe *ParseError
+				if !errors.As(err, &pe) || pe.File != "q.sql" || pe.Line < 1 {
+					t.Fatalf("Parse = %v, want a *ParseError with q.sql and a line", err)
 				}
 				return
 			}

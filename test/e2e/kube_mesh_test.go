@@ -34,11 +34,33 @@ func renderJob(t *testing.T, flags []string, args ...string) *batchv1.Job {
 	return &j
 }
 
+// linkerdAdminEnv is the env var that gives shiplock the Linkerd admin port.
+const linkerdAdminEnv = "SHIPLOCK_LINKERD_ADMIN_PORT"
+
 // linkerdProxy stands in for the proxy Linkerd's webhook would add: it
 // serves the admin port and exits 0 on POST /shutdown, as linkerd2-proxy
 // does with config.linkerd.io/proxy-admin-shutdown: enabled.
 func linkerdProxy() corev1.Container {
-	return corev1.Container{Name: "linkerd-proxy", Image: kubetest.ToolboxImage, Args: []string{"serve", "4191"}}
+	return corev1.Container{Name: "linkerd-proxy", Image: kubetest.ToolboxImage,
+		Env:  []corev1.EnvVar{{Name: linkerdAdminEnv, Value: "4191"}},
+		Args: []string{"serve", "$(" + linkerdAdminEnv + ")"}}
+}
+
+// withLinkerdPort moves the pod's Linkerd admin port off the fixed 4191:
+// pods share the test machine's loopback, so the node agent gives the pod
+// a free port for linkerdAdminEnv, which both the proxy and shiplock read
+// (as a pod with config.linkerd.io/admin-port would set it).
+func withLinkerdPort(job *batchv1.Job) {
+	tpl := &job.Spec.Template
+	if tpl.Annotations == nil {
+		tpl.Annotations = map[string]string{}
+	}
+	tpl.Annotations[kubetest.PortEnvAnnotation] = linkerdAdminEnv
+	for i := range tpl.Spec.Containers {
+		if tpl.Spec.Containers[i].Name == "migrate" {
+			tpl.Spec.Containers[i].Env = append(tpl.Spec.Containers[i].Env, corev1.EnvVar{Name: linkerdAdminEnv, Value: "4191"})
+		}
+	}
 }
 
 // TestMeshJobCompletes: a Job whose pod carries a mesh proxy completes,
@@ -57,6 +79,7 @@ func TestMeshJobCompletes(t *testing.T) {
 	if job.Spec.Template.Annotations["config.linkerd.io/proxy-admin-shutdown"] != "enabled" {
 		t.Fatalf("rendered Job lacks the admin-shutdown annotation: %v", job.Spec.Template.Annotations)
 	}
+	withLinkerdPort(job)
 	job.Spec.Template.Spec.Containers = append(job.Spec.Template.Spec.Containers, linkerdProxy())
 	var logs bytes.Buffer
 	res, err := jobrun.Run(ctx, jobrun.Options{Client: env.Client, Namespace: env.Namespace, Job: job, Container: "migrate", Logs: &logs, Keep: true})
@@ -66,12 +89,18 @@ func TestMeshJobCompletes(t *testing.T) {
 	if !strings.Contains(logs.String(), "linkerd proxy asked to shut down") {
 		t.Errorf("shiplock did not say it shut the proxy down:\n%s", logs.String())
 	}
+	for _, p := range env.Pods(t, "") {
+		if port, ok := kubetest.PodPort(&p, linkerdAdminEnv); !ok || port == 4191 {
+			t.Errorf("pod %s: %s port %d, %v; want one the node agent gave it, not 4191", p.Name, linkerdAdminEnv, port, ok)
+		}
+	}
 
 	// Native sidecar: an initContainer with restartPolicy Always.
 	if _, err := db.srvExec(t, "DELETE FROM goose_db_version WHERE version_id > 0; DROP TABLE t; DELETE FROM shiplock_versions"); err != nil {
 		t.Fatal(err)
 	}
 	job = renderJob(t, append(flags, "--mesh", "linkerd", "--native-sidecar"), "up")
+	withLinkerdPort(job)
 	always := corev1.ContainerRestartPolicyAlways
 	proxy := linkerdProxy()
 	proxy.RestartPolicy = &always

@@ -1,8 +1,10 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os/exec"
 	"strings"
@@ -14,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/shiplock/shiplock/kube/manifest"
 	"github.com/shiplock/shiplock/test/kube/kubetest"
 )
 
@@ -151,11 +154,20 @@ func TestGatePattern(t *testing.T) {
 	gate := inject(t, appDeployment(2), append(db.injectFlags(dir), "--pattern", "gate", "--gate-secret", db.secret)...)
 	apply(t, env, gate)
 
-	// The pods wait in Init: give them time to prove it.
-	time.Sleep(3 * time.Second)
+	// The pods wait in Init, and say why: each gate initContainer runs and
+	// has logged that the schema is not there yet.
+	env.WaitForDeployment(t, "app", 2*time.Minute, func(d *appsv1.Deployment) bool {
+		return d.Status.ObservedGeneration == d.Generation && d.Status.Replicas == 2
+	})
 	for _, p := range env.Pods(t, "app=app") {
-		if kubetest.PodReady(&p) || p.Status.Phase != corev1.PodPending {
-			t.Fatalf("pod %s is %s before the migration ran", p.Name, p.Status.Phase)
+		env.WaitForPod(t, p.Name, 2*time.Minute, func(p *corev1.Pod) bool {
+			s := initStatus(p, manifest.InitContainerName)
+			return s != nil && s.State.Running != nil
+		})
+		followUntil(t, env, p.Name, manifest.InitContainerName, "waiting for the schema", 2*time.Minute)
+		cur := env.WaitForPod(t, p.Name, time.Minute, func(*corev1.Pod) bool { return true })
+		if s := initStatus(cur, manifest.InitContainerName); kubetest.PodReady(cur) || cur.Status.Phase != corev1.PodPending || s == nil || s.State.Running == nil {
+			t.Fatalf("pod %s is %s (ready %v) while its gate waits for the migration: %s", cur.Name, cur.Status.Phase, kubetest.PodReady(cur), kubetest.DescribePod(cur))
 		}
 	}
 
@@ -179,4 +191,36 @@ func TestGatePattern(t *testing.T) {
 	if rows, _ := db.rows(t); rows != 4 {
 		t.Fatalf("rows = %d, want 4", rows)
 	}
+}
+
+// initStatus is the status of the pod's init container name, or nil.
+func initStatus(p *corev1.Pod, name string) *corev1.ContainerStatus {
+	for i := range p.Status.InitContainerStatuses {
+		if p.Status.InitContainerStatuses[i].Name == name {
+			return &p.Status.InitContainerStatuses[i]
+		}
+	}
+	return nil
+}
+
+// followUntil follows a running container's log until a line contains
+// want, and fails the test when the log ends or timeout passes first.
+func followUntil(t *testing.T, env *kubetest.Env, pod, container, want string, timeout time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), timeout)
+	defer cancel()
+	stream, err := env.Client.CoreV1().Pods(env.Namespace).GetLogs(pod, &corev1.PodLogOptions{Container: container, Follow: true}).Stream(ctx)
+	if err != nil {
+		t.Fatalf("follow logs of %s/%s: %v", pod, container, err)
+	}
+	defer stream.Close()
+	sc := bufio.NewScanner(stream)
+	var seen []string
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), want) {
+			return
+		}
+		seen = append(seen, sc.Text())
+	}
+	t.Fatalf("log of %s/%s ended (%v) without %q:\n%s", pod, container, errors.Join(sc.Err(), ctx.Err()), want, strings.Join(seen, "\n"))
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os/exec"
@@ -87,7 +88,10 @@ func TestManyProcessesAtOnce(t *testing.T) {
 
 // TestKillAndRerun kills `shiplock up` with SIGKILL at a random point of a
 // 500-migration run, then reruns it: the rerun reaches the latest version
-// with no manual step and nothing is applied twice.
+// with no manual step and nothing is applied twice. The last migration
+// waits for a row the test writes only after the kill, so the run cannot
+// finish first: each trial asserts that the process died of the signal
+// with the database part-way.
 func TestKillAndRerun(t *testing.T) {
 	files := map[string]string{}
 	for i := 1; i <= 500; i++ {
@@ -95,9 +99,16 @@ func TestKillAndRerun(t *testing.T) {
 			"-- +goose Up\nCREATE TABLE t%d (id int PRIMARY KEY, v text);\nCREATE INDEX t%d_v ON t%d (v);\nINSERT INTO t%d VALUES (1, 'x');\n-- +goose Down\nDROP TABLE t%d;\n",
 			i, i, i, i, i)
 	}
+	files["00500_t500.sql"] = strings.Replace(files["00500_t500.sql"], "-- +goose Down", `-- +goose StatementBegin
+DO $$ BEGIN
+  WHILE NOT EXISTS (SELECT FROM kill_gate) LOOP PERFORM pg_sleep(0.01); END LOOP;
+END $$;
+-- +goose StatementEnd
+-- +goose Down`, 1)
 	dir := writeMigrations(t, files)
 	for trial := range 3 {
 		url := testdb.Postgres(t)
+		execSQL(t, url, "CREATE TABLE kill_gate (open bool)")
 		killAt := int64(20 + rand.IntN(400))
 		cmd := exec.Command(shiplockBin, "up", "--dir", dir, "--database-url", url)
 		if err := cmd.Start(); err != nil {
@@ -114,12 +125,19 @@ func TestKillAndRerun(t *testing.T) {
 			time.Sleep(2 * time.Millisecond)
 		}
 		cancel()
-		_ = cmd.Process.Signal(syscall.SIGKILL)
-		err := <-done
-		killedAt, _ := currentVersion(url)
-		if err == nil {
-			t.Logf("trial %d: run finished before the kill", trial)
+		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatalf("trial %d: kill: %v (the run ended first)", trial, err)
 		}
+		err := <-done
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || !exit.Sys().(syscall.WaitStatus).Signaled() || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+			t.Fatalf("trial %d: the run ended with %v, not killed by SIGKILL", trial, err)
+		}
+		killedAt, _ := currentVersion(url)
+		if killedAt < killAt || killedAt >= 500 {
+			t.Fatalf("trial %d: killed at version %d, want %d..499: the kill was not mid-run", trial, killedAt, killAt)
+		}
+		execSQL(t, url, "INSERT INTO kill_gate VALUES (true)")
 
 		out, err := exec.Command(shiplockBin, "up", "--dir", dir, "--database-url", url, "--log-format", "json").CombinedOutput()
 		if err != nil {
@@ -136,6 +154,18 @@ func TestKillAndRerun(t *testing.T) {
 			t.Fatalf("trial %d: %d tables, want 500", trial, tables)
 		}
 		t.Logf("trial %d: killed at version %d (aimed at %d), rerun completed: %s", trial, killedAt, killAt, strings.TrimSpace(lastLine(out)))
+	}
+}
+
+func execSQL(t testing.TB, url, q string) {
+	t.Helper()
+	db, err := postgres.Open(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(q); err != nil {
+		t.Fatalf("%s: %v", q, err)
 	}
 }
 

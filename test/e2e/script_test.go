@@ -31,6 +31,10 @@ func TestScripts(t *testing.T) {
 			env.Setenv("PGUSER", "postgres")
 			env.Setenv("PGDBNAME", db)
 			env.Setenv("PG_URL", srv.URL(db, "", ""))
+			// Mesh proxies on closed loopback ports, never the fixed 4191 and
+			// 15020, where something may listen on a test machine.
+			env.Setenv("SHIPLOCK_LINKERD_ADMIN_PORT", closedPort(t))
+			env.Setenv("SHIPLOCK_ISTIO_STATUS_PORT", closedPort(t))
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){

@@ -4,7 +4,7 @@
 // client, and helpers that wait for objects with list+watch.
 //
 // The cluster is found through $KUBECONFIG. When it is unset, New skips the
-// test, naming the variable; when SHIPLOCK_TEST_REQUIRE_KUBE=1 (set by
+// test, naming the variable; when SHIPLOCK_TEST_REQUIRE_KUBE is true (set by
 // .ci/run) it fails instead, so CI cannot pass by skipping.
 //
 // Pods run as processes on the test machine and share 127.0.0.1: see
@@ -37,13 +37,16 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 	watchtools "k8s.io/client-go/tools/watch"
+
+	"github.com/shiplock/shiplock/internal/testdb"
 )
 
 // Environment variables read by New.
 const (
 	// EnvKubeconfig locates the cluster, as for kubectl.
 	EnvKubeconfig = "KUBECONFIG"
-	// EnvRequire, set to 1, turns a missing cluster into a test failure.
+	// EnvRequire, set to a true value (1, true, yes; see testdb.Required),
+	// turns a missing cluster into a test failure.
 	EnvRequire = "SHIPLOCK_TEST_REQUIRE_KUBE"
 	// EnvKeepNamespace, set to 1, keeps each test's namespace for inspection.
 	EnvKeepNamespace = "SHIPLOCK_TEST_KEEP_NAMESPACE"
@@ -87,15 +90,15 @@ var (
 )
 
 // New returns an Env with a fresh namespace, or skips (fails, under
-// SHIPLOCK_TEST_REQUIRE_KUBE=1) when $KUBECONFIG is unset. It fails the test
+// SHIPLOCK_TEST_REQUIRE_KUBE) when $KUBECONFIG is unset. It fails the test
 // when the cluster is unreachable or has no Ready node. When the test fails,
 // the namespace's pods (states and last log lines) and events are logged.
 func New(t testing.TB) *Env {
 	t.Helper()
 	kc := os.Getenv(EnvKubeconfig)
 	if kc == "" {
-		if os.Getenv(EnvRequire) == "1" {
-			t.Fatalf("%s is not set but %s=1: start the test cluster (test/kube/start.sh) and export %s", EnvKubeconfig, EnvRequire, EnvKubeconfig)
+		if v := os.Getenv(EnvRequire); testdb.Required(v) {
+			t.Fatalf("%s is not set but %s=%s: start the test cluster (test/kube/start.sh) and export %s", EnvKubeconfig, EnvRequire, v, EnvKubeconfig)
 		}
 		t.Skipf("%s not set: skipping Kubernetes test (start one with test/kube/start.sh, see test/kube/README.md)", EnvKubeconfig)
 	}
