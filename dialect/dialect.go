@@ -140,23 +140,38 @@ type Dialect interface {
 	// Flush makes every transaction committed so far on conn durable.
 	Flush(ctx context.Context, conn *sql.Conn) error
 
-	// BeginSQL, CommitAppliedSQL and CommitRevertedSQL let the engine run
-	// a migration's transaction by hand in two round trips of its own:
-	// BeginSQL opens it and applies settings (statements from
-	// TimeoutStatements and AsyncCommit); the Commit statements record the
-	// version (as MarkApplied or MarkReverted, with literal values) and
-	// commit. Each is one string for the simple query protocol.
-	BeginSQL(settings []string) string
-	CommitAppliedSQL(r Record) string
-	CommitRevertedSQL(version int64) string
-	// ExecScript runs prelude, then each of stmts, then epilogue, stopping
-	// at the first error, in one round trip where the database allows.
-	// On error, failed says which part failed: the index in stmts, -1 for
-	// the prelude, len(stmts) for the epilogue.
-	ExecScript(ctx context.Context, conn *sql.Conn, prelude string, stmts []string, epilogue string) (failed int, err error)
+	// MarkAppliedSQL and MarkRevertedSQL are the one text of what
+	// MarkApplied and MarkReverted run, with literal values: one string
+	// for the simple query protocol, so that it can travel in RunTx with
+	// a migration's statements.
+	MarkAppliedSQL(rs ...Record) string
+	MarkRevertedSQL(versions ...int64) string
+	// RunTx runs one transaction on conn: it opens it, sends each of
+	// settings (statements from TimeoutStatements and AsyncCommit), then
+	// each of stmts, then commits. Every statement is its own query, sent
+	// as a driver sends a query without arguments (goose's statement
+	// semantics); the database may pipeline them, since a failure inside
+	// the transaction block aborts the rest. It stops at the first error
+	// and returns a *TxError saying which part failed. On return no
+	// transaction is left open on conn (or conn is closed).
+	RunTx(ctx context.Context, conn *sql.Conn, settings, stmts []string) error
 
 	Classifier
 }
+
+// TxError is a failure of RunTx.
+type TxError struct {
+	// Index is the failing part: -1 for the opening (BEGIN and the
+	// settings), i for stmts[i], len(stmts) for the commit.
+	Index int
+	// Position is the 1-based character position of the error in the
+	// failing statement when the database reports one, else 0.
+	Position int
+	Err      error
+}
+
+func (e *TxError) Error() string { return e.Err.Error() }
+func (e *TxError) Unwrap() error { return e.Err }
 
 // ErrorClass says what an error from the driver means for the caller: wait
 // and retry, or stop.

@@ -9,10 +9,11 @@ import (
 	"time"
 
 	"github.com/shiplock/shiplock/dialect"
+	"github.com/shiplock/shiplock/migrate/sqlfile"
 )
 
 // apply runs todo in the configured transaction mode. It returns what was
-// committed, in order, and the first error.
+// committed and made durable, in order, and the first error.
 func (m *Migrator) apply(ctx context.Context, conn *sql.Conn, todo []*Migration, dir Direction) ([]MigrationResult, error) {
 	if m.stopRequested() {
 		return nil, ErrStopped
@@ -20,36 +21,9 @@ func (m *Migrator) apply(ctx context.Context, conn *sql.Conn, todo []*Migration,
 	if m.opts.TxMode == TxAll {
 		var results []MigrationResult
 		err := m.retry(ctx, "the run", func() error {
-			results = results[:0]
-			return m.inTx(ctx, conn, func(tx *sql.Tx) error {
-				if err := applySettings(ctx, tx, m.settings(true, false)); err != nil {
-					return err
-				}
-				// The version rows of the whole run go in with one query.
-				var (
-					applied  []dialect.Record
-					reverted []int64
-				)
-				for _, mig := range todo {
-					r, err := m.execute(ctx, tx, nil, mig, dir, 0)
-					if err != nil {
-						return err
-					}
-					results = append(results, r)
-					applied = append(applied, m.record(mig, dialect.StateApplied, 0))
-					reverted = append(reverted, mig.Version)
-				}
-				var err error
-				if dir == Up {
-					err = m.dialect.MarkApplied(ctx, tx, applied...)
-				} else {
-					err = m.dialect.MarkReverted(ctx, tx, reverted...)
-				}
-				if err != nil {
-					return fmt.Errorf("record versions: %w", err)
-				}
-				return nil
-			})
+			var err error
+			results, err = m.runAll(ctx, conn, todo, dir)
+			return err
 		})
 		if err != nil {
 			return nil, err
@@ -58,21 +32,31 @@ func (m *Migrator) apply(ctx context.Context, conn *sql.Conn, todo []*Migration,
 		return results, nil
 	}
 
-	// Every migration's transaction but the last commits asynchronously:
-	// each is still atomic (its version row commits with it), and the last
-	// commit, synchronous, makes all of them durable at once; a run that
-	// fails half-way flushes what it committed. A thousand fsyncs become one.
+	// A migration's transaction commits asynchronously unless it is the
+	// last one or the last durable point is durableEvery old: each is
+	// still atomic (its version row commits with it), and a synchronous
+	// commit makes every earlier one durable. What is reported (the
+	// "applied" lines, the results) is only what is durable: a server
+	// crash cannot take back a version shiplock said it applied.
 	results := make([]MigrationResult, 0, len(todo))
-	async := false
+	durable := 0 // results[:durable] are known durable
+	lastDurable := time.Now()
+	report := func() {
+		m.logResults(results[durable:])
+		durable = len(results)
+		lastDurable = time.Now()
+	}
 	for i, mig := range todo {
 		var (
 			r   MigrationResult
 			err error
 		)
-		if m.stopRequested() {
-			return results, ErrStopped
-		}
-		if rec, ok := m.resumable[mig.Version]; ok && markerDirection(rec) == dir {
+		async := i < len(todo)-1 && time.Since(lastDurable) < durableEvery
+		rec, resume := m.resumable[mig.Version]
+		switch {
+		case m.stopRequested():
+			err = ErrStopped
+		case resume && markerDirection(rec) == dir:
 			// Interrupted half-way by a runner that is gone: go on from
 			// where the marker and the catalog say.
 			var first int
@@ -80,76 +64,196 @@ func (m *Migrator) apply(ctx context.Context, conn *sql.Conn, todo []*Migration,
 				m.log.Info("resuming an interrupted migration", "version", mig.Version, "file", mig.Source, "statement", first+1, "of", len(mig.Statements(dir)))
 				r, err = m.runNoTx(ctx, conn, mig, dir, first)
 			}
-		} else if mig.NoTx || (m.opts.TxMode == TxNone && mig.Kind == KindSQL) {
+			async = false // its bookkeeping commits synchronously
+		case mig.NoTx || (m.opts.TxMode == TxNone && mig.Kind == KindSQL):
 			r, err = m.runNoTx(ctx, conn, mig, dir, 0)
-		} else {
-			last := i == len(todo)-1
+			async = false // its bookkeeping commits synchronously
+		case mig.Kind == KindSQL && hasTxControl(mig.Statements(dir)):
+			r, err = m.runOwnTx(ctx, conn, mig, dir)
+			async = false
+		default:
 			err = m.retry(ctx, mig.Source, func() error {
 				if mig.Kind == KindSQL {
-					r, err = m.runSQLTx(ctx, conn, mig, dir, !last)
+					r, err = m.runSQLTx(ctx, conn, mig, dir, async)
 					return err
 				}
 				return m.inTx(ctx, conn, func(tx *sql.Tx) error {
-					if err := applySettings(ctx, tx, m.settings(true, !last)); err != nil {
+					if err := applySettings(ctx, tx, m.settings(true, async)); err != nil {
 						return err
 					}
 					r, err = m.runOne(ctx, tx, nil, mig, dir)
 					return err
 				})
 			})
-			async = async || (!last && err == nil)
 		}
 		if err != nil {
-			if async {
+			if durable < len(results) {
 				if ferr := m.dialect.Flush(context.WithoutCancel(ctx), conn); ferr != nil {
-					m.log.Warn("flush committed migrations", "err", ferr)
+					// Committed, but a crash may still take them back:
+					// report only what is known durable.
+					m.log.Warn("committed migrations not confirmed durable; the next run shows what stayed", "count", len(results)-durable, "err", ferr)
+					return results[:durable], err
 				}
+				report()
 			}
 			return results, err
 		}
-		m.logResults([]MigrationResult{r})
 		results = append(results, r)
+		if !async {
+			report()
+		}
 	}
 	return results, nil
 }
 
-// runSQLTx runs a SQL migration in its own transaction as one script:
-// open with shiplock's settings, the migration's statements, record the
-// version and commit, in one round trip where the dialect can (the
-// statements still run one by one on the server, and a failure still names
-// its statement's line).
+// durableEvery bounds how long applied migrations go unreported: after
+// that, the next commit is synchronous (one WAL flush covers every
+// asynchronous commit before it; PostgreSQL's WAL writer flushes them
+// about as often anyway).
+const durableEvery = 200 * time.Millisecond
+
+// runAll runs every migration of todo in one transaction. SQL-only runs
+// go to the dialect's statement runner in one piece (every statement its
+// own query, pipelined); a run with Go migrations steps through a
+// database/sql transaction.
+func (m *Migrator) runAll(ctx context.Context, conn *sql.Conn, todo []*Migration, dir Direction) ([]MigrationResult, error) {
+	start := time.Now()
+	results := make([]MigrationResult, 0, len(todo))
+	var (
+		applied  []dialect.Record
+		reverted []int64
+	)
+	for _, mig := range todo {
+		applied = append(applied, m.record(mig, dialect.StateApplied, 0))
+		reverted = append(reverted, mig.Version)
+	}
+	allSQL := true
+	for _, mig := range todo {
+		allSQL = allSQL && mig.Kind == KindSQL
+	}
+	if !allSQL {
+		err := m.inTx(ctx, conn, func(tx *sql.Tx) error {
+			if err := applySettings(ctx, tx, m.settings(true, false)); err != nil {
+				return err
+			}
+			for _, mig := range todo {
+				r, err := m.execute(ctx, tx, nil, mig, dir, 0)
+				if err != nil {
+					return err
+				}
+				results = append(results, r)
+			}
+			var err error
+			if dir == Up {
+				err = m.dialect.MarkApplied(ctx, tx, applied...)
+			} else {
+				err = m.dialect.MarkReverted(ctx, tx, reverted...)
+			}
+			if err != nil {
+				return fmt.Errorf("record versions: %w", err)
+			}
+			return nil
+		})
+		return results, err
+	}
+	var (
+		sqls  []string
+		owner []*Migration // owner[i] ran sqls[i]
+		index []int        // its index in owner's statements
+	)
+	for _, mig := range todo {
+		stmts := mig.Statements(dir)
+		for i, s := range stmts {
+			sqls = append(sqls, s.SQL)
+			owner = append(owner, mig)
+			index = append(index, i)
+		}
+		results = append(results, MigrationResult{Version: mig.Version, Source: mig.Source, Direction: dir, Empty: len(stmts) == 0})
+	}
+	if dir == Up {
+		sqls = append(sqls, m.dialect.MarkAppliedSQL(applied...))
+	} else {
+		sqls = append(sqls, m.dialect.MarkRevertedSQL(reverted...))
+	}
+	err := m.dialect.RunTx(ctx, conn, m.settings(true, false), sqls)
+	if err == nil {
+		// One transaction: each migration's share of it is not measured.
+		for i := range results {
+			results[i].Duration = time.Since(start) / time.Duration(len(results))
+		}
+		return results, nil
+	}
+	var terr *dialect.TxError
+	if !errors.As(err, &terr) || terr.Index < 0 || terr.Index >= len(owner) {
+		what := "begin"
+		if terr != nil && terr.Index >= 0 {
+			what = "record versions and commit"
+		}
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	mig := owner[terr.Index]
+	return nil, m.statementError(mig, dir, mig.Statements(dir)[index[terr.Index]], terr)
+}
+
+// runSQLTx runs a SQL migration in its own transaction through the
+// dialect's statement runner: open with shiplock's settings, the
+// migration's statements (each its own query), the version's record, and
+// commit, pipelined where the dialect can (a failure still names its
+// statement's line).
 func (m *Migrator) runSQLTx(ctx context.Context, conn *sql.Conn, mig *Migration, dir Direction, async bool) (MigrationResult, error) {
 	start := time.Now()
 	r := MigrationResult{Version: mig.Version, Source: mig.Source, Direction: dir}
 	stmts := mig.Statements(dir)
 	r.Empty = len(stmts) == 0
-	settings := m.settings(true, async)
-	sqls := make([]string, len(stmts))
+	sqls := make([]string, len(stmts), len(stmts)+1)
 	for i, s := range stmts {
 		sqls[i] = s.SQL
 	}
-	end := m.dialect.CommitRevertedSQL(mig.Version)
 	if dir == Up {
-		end = m.dialect.CommitAppliedSQL(m.record(mig, dialect.StateApplied, 0))
+		sqls = append(sqls, m.dialect.MarkAppliedSQL(m.record(mig, dialect.StateApplied, 0)))
+	} else {
+		sqls = append(sqls, m.dialect.MarkRevertedSQL(mig.Version))
 	}
-	failed, err := m.dialect.ExecScript(ctx, conn, m.dialect.BeginSQL(settings), sqls, end)
+	err := m.dialect.RunTx(ctx, conn, m.settings(true, async), sqls)
 	if err == nil {
 		r.Duration = time.Since(start)
 		return r, nil
 	}
-	// End the transaction whatever state it is in (a warning only when the
-	// COMMIT itself failed and ended it).
-	_, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
 	merr := &MigrationError{Version: mig.Version, File: mig.Source, Direction: dir, Err: err}
+	var terr *dialect.TxError
 	switch {
-	case failed < 0:
+	case !errors.As(err, &terr) || terr.Index < 0:
 		merr.Err = fmt.Errorf("begin: %w", err)
-	case failed >= len(stmts):
-		merr.Err = fmt.Errorf("record version and commit: %w", err)
+	case terr.Index == len(stmts):
+		merr.Err = fmt.Errorf("record version: %w", err)
+	case terr.Index > len(stmts):
+		merr.Err = fmt.Errorf("commit: %w", err)
 	default:
-		merr.Line, merr.Statement = stmts[failed].Line, shorten(stmts[failed].SQL)
+		return r, m.statementError(mig, dir, stmts[terr.Index], terr)
 	}
 	return r, merr
+}
+
+// statementError names the failing statement of mig, its first line,
+// and where in it the database saw the error.
+func (m *Migrator) statementError(mig *Migration, dir Direction, s sqlfile.Statement, terr *dialect.TxError) *MigrationError {
+	merr := &MigrationError{Version: mig.Version, File: mig.Source, Direction: dir, Line: s.Line, Statement: shorten(s.SQL), Err: terr.Err}
+	if terr.Position > 0 {
+		// Position counts characters from 1.
+		line, col := s.Line, 1
+		for i, c := range []rune(s.SQL) {
+			if i+1 >= terr.Position {
+				break
+			}
+			if c == '\n' {
+				line, col = line+1, 1
+			} else {
+				col++
+			}
+		}
+		merr.Err = fmt.Errorf("%w (at line %d, column %d)", terr.Err, line, col)
+	}
+	return merr
 }
 
 // runNoTx runs a migration outside a transaction from statement first,

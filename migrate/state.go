@@ -336,6 +336,9 @@ func (m *Migrator) checkRunnable(todo []*Migration) error {
 		if mig.NoTx && m.opts.TxMode == TxAll {
 			return &FileError{File: mig.Source, Msg: "is NO TRANSACTION and cannot run in transaction mode \"all\"; use --tx-mode file"}
 		}
+		if m.opts.TxMode == TxAll && mig.Kind == KindSQL && (hasTxControl(mig.Statements(Up)) || hasTxControl(mig.Statements(Down))) {
+			return &FileError{File: mig.Source, Msg: "holds transaction-control statements (BEGIN, COMMIT, ...) and cannot run in transaction mode \"all\"; use --tx-mode file"}
+		}
 	}
 	return nil
 }

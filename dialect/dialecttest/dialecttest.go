@@ -5,7 +5,9 @@ package dialecttest
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"testing"
+	"time"
 
 	"github.com/shiplock/shiplock/dialect"
 )
@@ -29,9 +31,9 @@ func Run(t *testing.T, newDatabase func(t testing.TB) Opener) {
 		t.Parallel()
 		testListAll(t, newDatabase(t))
 	})
-	t.Run("ExecScript", func(t *testing.T) {
+	t.Run("RunTx", func(t *testing.T) {
 		t.Parallel()
-		testExecScript(t, newDatabase(t))
+		testRunTx(t, newDatabase(t))
 	})
 	t.Run("Lock", func(t *testing.T) {
 		t.Parallel()
@@ -246,41 +248,54 @@ func testListAll(t *testing.T, open Opener) {
 	}
 }
 
-func testExecScript(t *testing.T, open Opener) {
+func testRunTx(t *testing.T, open Opener) {
 	ctx := context.Background()
 	c, d := conn(t, open)
+	settings := d.TimeoutStatements(5*time.Second, time.Minute, true)
 	stmts := []string{
 		"CREATE TABLE s (n int);",
 		"INSERT INTO s VALUES (1);\n-- a comment, no newline after",
 		"INSERT INTO s VALUES (2)", // no semicolon
+		d.MarkAppliedSQL(dialect.Record{Version: 7}),
 	}
-	if _, err := d.ExecScript(ctx, c, d.BeginSQL(nil), stmts, "COMMIT"); err != nil {
-		t.Fatalf("ExecScript: %v", err)
+	if err := d.CreateVersionTable(ctx, c); err != nil {
+		t.Fatal(err)
 	}
-	var n int
-	if err := c.QueryRowContext(ctx, "SELECT count(*) FROM s").Scan(&n); err != nil || n != 2 {
-		t.Fatalf("rows = %d, %v; want 2", n, err)
+	if err := d.RunTx(ctx, c, settings, stmts); err != nil {
+		t.Fatalf("RunTx: %v", err)
+	}
+	count := func() int {
+		t.Helper()
+		var n int
+		if err := c.QueryRowContext(ctx, "SELECT count(*) FROM s").Scan(&n); err != nil {
+			t.Fatalf("count (is a transaction left open?): %v", err)
+		}
+		return n
+	}
+	if n := count(); n != 2 {
+		t.Fatalf("rows = %d; want 2", n)
+	}
+	if rows, err := d.ListVersions(ctx, c); err != nil || len(rows) != 2 || rows[0].Version != 7 {
+		t.Fatalf("versions after RunTx = %+v, %v; want 7 recorded", rows, err)
 	}
 	for _, tc := range []struct {
-		name              string
-		prelude, epilogue string
-		stmts             []string
-		want              int
+		name     string
+		settings []string
+		stmts    []string
+		want     int
 	}{
-		{"statement", d.BeginSQL(nil), "COMMIT", []string{"INSERT INTO s VALUES (3);", "INSERT INTO missing VALUES (1);", "INSERT INTO s VALUES (4);"}, 1},
-		{"first statement", d.BeginSQL(nil), "COMMIT", []string{"SELEC 1;"}, 0},
-		{"prelude", "BEGIN; SELEC 1", "COMMIT", []string{"INSERT INTO s VALUES (5);"}, -1},
-		{"epilogue", d.BeginSQL(nil), "INSERT INTO missing VALUES (1); COMMIT", []string{"INSERT INTO s VALUES (6);"}, 1},
+		{"statement", settings, []string{"INSERT INTO s VALUES (3);", "INSERT INTO missing VALUES (1);", "INSERT INTO s VALUES (4);"}, 1},
+		{"first statement", nil, []string{"SELEC 1;", "INSERT INTO s VALUES (5);"}, 0},
+		{"settings", []string{"SELEC 1"}, []string{"INSERT INTO s VALUES (5);"}, -1},
+		{"last", nil, []string{"INSERT INTO s VALUES (6);", "INSERT INTO missing VALUES (1)"}, 1},
 	} {
-		failed, err := d.ExecScript(ctx, c, tc.prelude, tc.stmts, tc.epilogue)
-		if err == nil || failed != tc.want {
-			t.Errorf("%s: ExecScript = %d, %v; want part %d to fail", tc.name, failed, err, tc.want)
+		err := d.RunTx(ctx, c, tc.settings, tc.stmts)
+		var terr *dialect.TxError
+		if !errors.As(err, &terr) || terr.Index != tc.want {
+			t.Errorf("%s: RunTx = %v; want a *dialect.TxError at part %d", tc.name, err, tc.want)
 		}
-		if _, err := c.ExecContext(ctx, "ROLLBACK"); err != nil {
-			t.Logf("%s: rollback: %v", tc.name, err)
+		if n := count(); n != 2 {
+			t.Fatalf("%s: rows after a failed RunTx = %d; want 2: it left changes", tc.name, n)
 		}
-	}
-	if err := c.QueryRowContext(ctx, "SELECT count(*) FROM s").Scan(&n); err != nil || n != 2 {
-		t.Fatalf("rows after failed scripts = %d, %v; want 2: a failed script left changes", n, err)
 	}
 }

@@ -5,15 +5,12 @@ package postgres
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/shiplock/shiplock/dialect"
@@ -43,18 +40,7 @@ const (
 		tstamp timestamp NOT NULL DEFAULT now()
 	)`
 	qInsertVersion = `INSERT INTO goose_db_version (version_id, is_applied) VALUES ($1, $2)`
-	qDeleteVersion = `DELETE FROM goose_db_version WHERE version_id=$1`
-	// One round trip for both tables.
-	// One round trip for both tables and any number of versions.
-	qMarkApplied = `WITH v AS (INSERT INTO goose_db_version (version_id, is_applied)
-			SELECT v, true FROM unnest($1::bigint[]) WITH ORDINALITY AS u(v, n) ORDER BY n)
-		INSERT INTO shiplock_versions (version_id, source, checksum, state, statement)
-		SELECT v, s, c, 'applied', 0 FROM unnest($2::bigint[], $3::text[], $4::text[]) AS r(v, s, c)
-		ON CONFLICT (version_id) DO UPDATE SET source = EXCLUDED.source, checksum = EXCLUDED.checksum,
-			state = EXCLUDED.state, statement = 0, updated_at = now()`
-	qMarkReverted = `WITH v AS (DELETE FROM goose_db_version WHERE version_id = ANY($1::bigint[]))
-		DELETE FROM shiplock_versions WHERE version_id = ANY($1::bigint[])`
-	qListVersions = `SELECT id, version_id, is_applied, tstamp FROM goose_db_version ORDER BY id DESC`
+	qListVersions  = `SELECT id, version_id, is_applied, tstamp FROM goose_db_version ORDER BY id DESC`
 
 	qVersionTableSchema = `SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass('goose_db_version')`
 	qCreateRecordTable  = `CREATE TABLE IF NOT EXISTS %s (
@@ -146,27 +132,56 @@ func (Dialect) ListVersions(ctx context.Context, q dialect.Querier) ([]dialect.V
 	return out, rows.Err()
 }
 
-func (Dialect) MarkApplied(ctx context.Context, q dialect.Querier, rs ...dialect.Record) error {
-	versions := make([]int64, 0, len(rs))
-	var (
-		recorded           []int64
-		sources, checksums []string
-	)
-	for _, r := range rs {
-		versions = append(versions, r.Version)
-		if r.Checksum != "" {
-			recorded = append(recorded, r.Version)
-			sources = append(sources, r.Source)
-			checksums = append(checksums, r.Checksum)
-		}
+func (d Dialect) MarkApplied(ctx context.Context, q dialect.Querier, rs ...dialect.Record) error {
+	if len(rs) == 0 {
+		return nil
 	}
-	_, err := q.ExecContext(ctx, qMarkApplied, versions, recorded, sources, checksums)
+	_, err := q.ExecContext(ctx, d.MarkAppliedSQL(rs...))
 	return err
 }
 
-func (Dialect) MarkReverted(ctx context.Context, q dialect.Querier, versions ...int64) error {
-	_, err := q.ExecContext(ctx, qMarkReverted, versions)
+func (d Dialect) MarkReverted(ctx context.Context, q dialect.Querier, versions ...int64) error {
+	if len(versions) == 0 {
+		return nil
+	}
+	_, err := q.ExecContext(ctx, d.MarkRevertedSQL(versions...))
 	return err
+}
+
+// MarkAppliedSQL inserts goose_db_version rows in the order of rs (ids
+// ascending, as goose inserts them one by one) and the records of those
+// with a checksum, replacing any progress marker; one statement.
+func (Dialect) MarkAppliedSQL(rs ...dialect.Record) string {
+	var versions, records []string
+	for _, r := range rs {
+		versions = append(versions, fmt.Sprintf("(%d, true)", r.Version))
+		if r.Checksum != "" {
+			records = append(records, fmt.Sprintf("(%d, %s, %s, 'applied', 0)", r.Version, quote(r.Source), quote(r.Checksum)))
+		}
+	}
+	insert := "INSERT INTO goose_db_version (version_id, is_applied) VALUES " + strings.Join(versions, ", ")
+	if len(records) == 0 {
+		return insert
+	}
+	return "WITH v AS (" + insert + ")\n" +
+		"INSERT INTO shiplock_versions (version_id, source, checksum, state, statement) VALUES " + strings.Join(records, ", ") + `
+		ON CONFLICT (version_id) DO UPDATE SET source = EXCLUDED.source, checksum = EXCLUDED.checksum,
+			state = EXCLUDED.state, statement = 0, updated_at = now()`
+}
+
+func (Dialect) MarkRevertedSQL(versions ...int64) string {
+	list := make([]string, len(versions))
+	for i, v := range versions {
+		list[i] = strconv.FormatInt(v, 10)
+	}
+	in := strings.Join(list, ", ")
+	return "WITH v AS (DELETE FROM goose_db_version WHERE version_id IN (" + in + ")) DELETE FROM shiplock_versions WHERE version_id IN (" + in + ")"
+}
+
+// quote makes a string literal that reads the same whatever
+// standard_conforming_strings says.
+func quote(s string) string {
+	return "E'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
 }
 
 // EnsureRecordTable creates shiplock_versions in the schema of
@@ -474,31 +489,6 @@ func (Dialect) WaitForRelease(ctx context.Context, conn *sql.Conn, max time.Dura
 	return err
 }
 
-func (Dialect) BeginSQL(settings []string) string {
-	return strings.Join(append([]string{"BEGIN"}, settings...), "; ")
-}
-
-func (Dialect) CommitAppliedSQL(r dialect.Record) string {
-	if r.Checksum == "" {
-		return fmt.Sprintf("INSERT INTO goose_db_version (version_id, is_applied) VALUES (%d, true); COMMIT", r.Version)
-	}
-	return fmt.Sprintf(`WITH v AS (INSERT INTO goose_db_version (version_id, is_applied) VALUES (%d, true))
-		INSERT INTO shiplock_versions (version_id, source, checksum, state, statement) VALUES (%d, %s, %s, 'applied', 0)
-		ON CONFLICT (version_id) DO UPDATE SET source = EXCLUDED.source, checksum = EXCLUDED.checksum,
-			state = EXCLUDED.state, statement = 0, updated_at = now(); COMMIT`,
-		r.Version, r.Version, quote(r.Source), quote(r.Checksum))
-}
-
-func (Dialect) CommitRevertedSQL(v int64) string {
-	return fmt.Sprintf("WITH v AS (DELETE FROM goose_db_version WHERE version_id = %d) DELETE FROM shiplock_versions WHERE version_id = %d; COMMIT", v, v)
-}
-
-// quote makes a string literal that reads the same whatever
-// standard_conforming_strings says.
-func quote(s string) string {
-	return "E'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
-}
-
 func (Dialect) ListAll(ctx context.Context, q dialect.Querier) ([]dialect.VersionRow, []dialect.Record, error) {
 	rows, err := q.QueryContext(ctx, qListAll)
 	if err != nil {
@@ -531,67 +521,4 @@ func (Dialect) ListAll(ctx context.Context, q dialect.Querier) ([]dialect.Versio
 		}
 	}
 	return versions, records, rows.Err()
-}
-
-// stepColumn names the marker queries ExecScript puts after each part.
-const stepColumn = "shiplock_step"
-
-// ExecScript sends the whole script as one simple query (many statements,
-// one round trip) with a marker query after each part, "SELECT n AS
-// shiplock_step": the last marker read before an error tells which part
-// failed, so errors still name their statement's line.
-func (Dialect) ExecScript(ctx context.Context, conn *sql.Conn, prelude string, stmts []string, epilogue string) (int, error) {
-	var b strings.Builder
-	// starts[i] is where part i-1 (the prelude is part -1) begins, in
-	// characters: the server parses the whole string before running any
-	// of it, and reports a syntax error by its position, before any
-	// marker.
-	var starts []int
-	chars := 0
-	write := func(s string) { b.WriteString(s); chars += utf8.RuneCountInString(s) }
-	mark := func(step int) { write(fmt.Sprintf("\n;\nSELECT %d AS %s;\n", step, stepColumn)) }
-	starts = append(starts, chars)
-	write(prelude)
-	mark(-1)
-	for i, s := range stmts {
-		starts = append(starts, chars)
-		write(s)
-		mark(i)
-	}
-	starts = append(starts, chars)
-	write(epilogue)
-	done := -2
-	err := conn.Raw(func(dc any) error {
-		c, ok := dc.(*stdlib.Conn)
-		if !ok {
-			return fmt.Errorf("postgres: unexpected driver connection %T", dc)
-		}
-		mrr := c.Conn().PgConn().Exec(ctx, b.String())
-		for mrr.NextResult() {
-			rr := mrr.ResultReader()
-			if fds := rr.FieldDescriptions(); len(fds) == 1 && fds[0].Name == stepColumn && rr.NextRow() {
-				if n, err := strconv.Atoi(string(rr.Values()[0])); err == nil {
-					done = n
-				}
-			}
-			if _, err := rr.Close(); err != nil {
-				break
-			}
-		}
-		return mrr.Close()
-	})
-	if err == nil {
-		return 0, nil
-	}
-	var pgErr *pgconn.PgError
-	if done == -2 && errors.As(err, &pgErr) && pgErr.Position > 0 {
-		part := -1
-		for i, start := range starts {
-			if int(pgErr.Position) > start {
-				part = i - 1
-			}
-		}
-		return part, err
-	}
-	return done + 1, err
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -43,41 +44,55 @@ func (*Dialect) AsyncCommit() string { return "" }
 
 func (*Dialect) Flush(context.Context, *sql.Conn) error { return nil }
 
-// BeginSQL: BEGIN IMMEDIATE takes the write lock at once, as the driver's
-// own transactions do here (_txlock=immediate).
-func (*Dialect) BeginSQL(settings []string) string {
-	return strings.Join(append([]string{"BEGIN IMMEDIATE"}, settings...), "; ")
-}
-
-func (*Dialect) CommitAppliedSQL(r dialect.Record) string {
-	q := fmt.Sprintf("INSERT INTO goose_db_version (version_id, is_applied) VALUES (%d, 1)", r.Version)
-	if r.Checksum != "" {
-		q += fmt.Sprintf(`; INSERT INTO shiplock_versions (version_id, source, checksum, state, statement) VALUES (%d, %s, %s, 'applied', 0)
+// MarkAppliedSQL: one INSERT per version, in order, and per record.
+func (*Dialect) MarkAppliedSQL(rs ...dialect.Record) string {
+	var b strings.Builder
+	for _, r := range rs {
+		fmt.Fprintf(&b, "INSERT INTO goose_db_version (version_id, is_applied) VALUES (%d, 1);\n", r.Version)
+		if r.Checksum != "" {
+			fmt.Fprintf(&b, `INSERT INTO shiplock_versions (version_id, source, checksum, state, statement) VALUES (%d, %s, %s, 'applied', 0)
 		ON CONFLICT (version_id) DO UPDATE SET source = excluded.source, checksum = excluded.checksum,
-			state = excluded.state, statement = 0, updated_at = datetime('now')`, r.Version, quote(r.Source), quote(r.Checksum))
+			state = excluded.state, statement = 0, updated_at = datetime('now');
+`, r.Version, quote(r.Source), quote(r.Checksum))
+		}
 	}
-	return q + "; COMMIT"
+	return b.String()
 }
 
-func (*Dialect) CommitRevertedSQL(v int64) string {
-	return fmt.Sprintf("DELETE FROM goose_db_version WHERE version_id = %d; DELETE FROM shiplock_versions WHERE version_id = %d; COMMIT", v, v)
+func (*Dialect) MarkRevertedSQL(versions ...int64) string {
+	list := make([]string, len(versions))
+	for i, v := range versions {
+		list[i] = strconv.FormatInt(v, 10)
+	}
+	in := strings.Join(list, ", ")
+	return fmt.Sprintf("DELETE FROM goose_db_version WHERE version_id IN (%s); DELETE FROM shiplock_versions WHERE version_id IN (%s)", in, in)
 }
 
 func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
-// ExecScript runs the parts one by one: an embedded database has no round
-// trips to save.
-func (*Dialect) ExecScript(ctx context.Context, conn *sql.Conn, prelude string, stmts []string, epilogue string) (int, error) {
-	if _, err := conn.ExecContext(ctx, prelude); err != nil {
-		return -1, err
+// RunTx runs the parts one by one: an embedded database has no round
+// trips to save. BEGIN IMMEDIATE takes the write lock at once, as the
+// driver's own transactions do here (_txlock=immediate).
+func (*Dialect) RunTx(ctx context.Context, conn *sql.Conn, settings, stmts []string) error {
+	fail := func(i int, err error) error {
+		_, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+		return &dialect.TxError{Index: i, Err: err}
+	}
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return &dialect.TxError{Index: -1, Err: err}
+	}
+	for _, s := range settings {
+		if _, err := conn.ExecContext(ctx, s); err != nil {
+			return fail(-1, err)
+		}
 	}
 	for i, s := range stmts {
 		if _, err := conn.ExecContext(ctx, s); err != nil {
-			return i, err
+			return fail(i, err)
 		}
 	}
-	if _, err := conn.ExecContext(ctx, epilogue); err != nil {
-		return len(stmts), err
+	if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
+		return fail(len(stmts), err)
 	}
-	return 0, nil
+	return nil
 }

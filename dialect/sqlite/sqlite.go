@@ -45,7 +45,6 @@ const (
 		tstamp TIMESTAMP DEFAULT (datetime('now'))
 	)`
 	qInsertVersion = `INSERT INTO goose_db_version (version_id, is_applied) VALUES (?, ?)`
-	qDeleteVersion = `DELETE FROM goose_db_version WHERE version_id=?`
 	qListVersions  = `SELECT id, version_id, is_applied, tstamp FROM goose_db_version ORDER BY id DESC`
 
 	qCreateRecordTable = `CREATE TABLE IF NOT EXISTS shiplock_versions (
@@ -104,31 +103,19 @@ func (*Dialect) ListVersions(ctx context.Context, q dialect.Querier) ([]dialect.
 }
 
 func (d *Dialect) MarkApplied(ctx context.Context, q dialect.Querier, rs ...dialect.Record) error {
-	for _, r := range rs {
-		if _, err := q.ExecContext(ctx, qInsertVersion, r.Version, true); err != nil {
-			return err
-		}
-		if r.Checksum == "" {
-			continue
-		}
-		r.State, r.Statement = dialect.StateApplied, 0
-		if err := d.PutRecord(ctx, q, r); err != nil {
-			return err
-		}
+	if len(rs) == 0 {
+		return nil
 	}
-	return nil
+	_, err := q.ExecContext(ctx, d.MarkAppliedSQL(rs...))
+	return err
 }
 
 func (d *Dialect) MarkReverted(ctx context.Context, q dialect.Querier, versions ...int64) error {
-	for _, v := range versions {
-		if _, err := q.ExecContext(ctx, qDeleteVersion, v); err != nil {
-			return err
-		}
-		if err := d.DeleteRecord(ctx, q, v); err != nil {
-			return err
-		}
+	if len(versions) == 0 {
+		return nil
 	}
-	return nil
+	_, err := q.ExecContext(ctx, d.MarkRevertedSQL(versions...))
+	return err
 }
 
 func (*Dialect) EnsureRecordTable(ctx context.Context, q dialect.Querier) error {
