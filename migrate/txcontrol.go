@@ -178,8 +178,8 @@ func skipBlockComment(s string, i int) int {
 	return i
 }
 
-// skipString skips '...' from the quote at i; ” is a quote, and with
-// backslashes so is \'.
+// skipString skips a quoted string from the quote at i: two quotes in a
+// row are one quote and, with backslashes, so is a backslash and a quote.
 func skipString(s string, i int, backslashes bool) int {
 	for i++; i < len(s); i++ {
 		switch {

@@ -3,7 +3,12 @@ package postgres_test
 import (
 	"context"
 	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
 	"testing"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/shiplock/shiplock/dialect"
 	"github.com/shiplock/shiplock/dialect/dialecttest"
@@ -54,5 +59,128 @@ func TestRecordTableUpgrade(t *testing.T) {
 	recs, err = d.ListRecords(ctx, db)
 	if err != nil || len(recs) != 1 || !recs[0].InFlight || recs[0].Total != 3 || recs[0].Pid == 0 || recs[0].Started.IsZero() {
 		t.Fatalf("upgraded table read = %+v, %v", recs, err)
+	}
+}
+
+func openConn(t *testing.T) (*sql.DB, *sql.Conn) {
+	t.Helper()
+	db, err := postgres.Open(testdb.Postgres(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	c, err := db.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return db, c
+}
+
+func count(t *testing.T, c *sql.Conn, table string) int {
+	t.Helper()
+	var n int
+	if err := c.QueryRowContext(context.Background(), "SELECT count(*) FROM "+table).Scan(&n); err != nil {
+		t.Fatalf("count %s (is a transaction left open?): %v", table, err)
+	}
+	return n
+}
+
+// TestRunTxPipeline sends far more than the pipeline's window, with
+// replies far larger than the socket buffers, and a failure deep in it.
+func TestRunTxPipeline(t *testing.T) {
+	ctx := context.Background()
+	_, c := openConn(t)
+	d := postgres.Dialect{}
+	stmts := []string{"CREATE TABLE p (n int, pad text)"}
+	for i := range 5000 {
+		stmts = append(stmts, fmt.Sprintf("INSERT INTO p VALUES (%d, '%s');", i, strings.Repeat("x", 100)))
+		if i%250 == 0 {
+			stmts = append(stmts, "SELECT repeat('y', 1000000)")
+		}
+	}
+	if err := d.RunTx(ctx, c, []string{"SET LOCAL lock_timeout = '5s'"}, stmts); err != nil {
+		t.Fatalf("RunTx: %v", err)
+	}
+	if n := count(t, c, "p"); n != 5000 {
+		t.Fatalf("rows = %d, want 5000", n)
+	}
+
+	bad := append([]string(nil), stmts[1:]...)
+	bad[3000] = "INSERT INTO p VALUES\n (1, 'a', 'too many')"
+	err := d.RunTx(ctx, c, nil, bad)
+	var terr *dialect.TxError
+	if !errors.As(err, &terr) || terr.Index != 3000 || terr.Position == 0 {
+		t.Fatalf("RunTx = %#v; want the TxError of statement 3000 with a position", err)
+	}
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "42601" {
+		t.Errorf("error = %v; want the statement's own error (42601), not a later 25P02", err)
+	}
+	if n := count(t, c, "p"); n != 5000 {
+		t.Fatalf("rows after a failed RunTx = %d, want 5000", n)
+	}
+}
+
+func TestRunTxLeavingTheBlock(t *testing.T) {
+	ctx := context.Background()
+	_, c := openConn(t)
+	err := postgres.Dialect{}.RunTx(ctx, c, nil, []string{"CREATE TABLE a (x int)", "COMMIT", "INSERT INTO a VALUES (1)"})
+	var terr *dialect.TxError
+	if !errors.As(err, &terr) || terr.Index != 1 {
+		t.Fatalf("RunTx = %v; want an error at the COMMIT statement", err)
+	}
+}
+
+func TestRunTxCopyIn(t *testing.T) {
+	ctx := context.Background()
+	_, c := openConn(t)
+	err := postgres.Dialect{}.RunTx(ctx, c, nil, []string{"CREATE TABLE cp (x int)", "COPY cp FROM STDIN", "SELECT 1"})
+	var terr *dialect.TxError
+	if !errors.As(err, &terr) || terr.Index != 1 {
+		t.Fatalf("RunTx = %v; want an error at COPY", err)
+	}
+}
+
+// TestRunTxCancel cancels ctx while a statement runs: the statement is
+// cancelled, nothing commits, and the connection stays usable.
+func TestRunTxCancel(t *testing.T) {
+	db, c := openConn(t)
+	var pid int
+	if err := c.QueryRowContext(context.Background(), "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- postgres.Dialect{}.RunTx(ctx, c, nil, []string{"CREATE TABLE slow (x int)", "SELECT pg_sleep(60)", "INSERT INTO slow VALUES (1)"})
+	}()
+	// Wait until the server runs the sleep (an event, not a delay).
+	for {
+		var sleeping bool
+		if err := db.QueryRow("SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND query = 'SELECT pg_sleep(60)' AND state = 'active')", pid).Scan(&sleeping); err != nil {
+			t.Fatal(err)
+		}
+		if sleeping {
+			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("RunTx returned before being cancelled: %v", err)
+		default:
+		}
+	}
+	cancel()
+	err := <-done
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("RunTx = %v; want context.Canceled", err)
+	}
+	var exists bool
+	if err := c.QueryRowContext(context.Background(), "SELECT to_regclass('slow') IS NOT NULL").Scan(&exists); err != nil {
+		t.Fatalf("connection unusable after a cancelled RunTx: %v", err)
+	}
+	if exists {
+		t.Fatal("table slow exists: the cancelled transaction committed")
 	}
 }

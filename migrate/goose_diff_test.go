@@ -1,0 +1,172 @@
+package migrate_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver, as goose's CLI uses it
+	"github.com/pressly/goose/v3"
+
+	"github.com/shiplock/shiplock/dialect/postgres"
+	"github.com/shiplock/shiplock/internal/testdb"
+	"github.com/shiplock/shiplock/migrate"
+)
+
+// diffCase is a directory of migrations that goose and shiplock must apply
+// with the same outcome.
+type diffCase struct {
+	name  string
+	files map[string]string
+	env   map[string]string
+	fail  bool // goose fails on it (asserted too)
+	line  int  // the line shiplock's error names, when it fails
+}
+
+func diffCases() []diffCase {
+	var big strings.Builder
+	big.WriteString("-- +goose Up\nCREATE TABLE big (n int);\n")
+	for i := range 100_000 {
+		fmt.Fprintf(&big, "INSERT INTO big VALUES (%d);\n", i)
+	}
+	return []diffCase{
+		{name: "semicolon line inside a string", fail: true, line: 3, files: map[string]string{
+			"00001_a.sql": "-- +goose Up\nCREATE TABLE notes (body text);\nINSERT INTO notes VALUES ('first line;\nsecond line');\n",
+		}},
+		{name: "semicolon line inside $$ without StatementBegin", fail: true, line: 2, files: map[string]string{
+			"00001_a.sql": "-- +goose Up\nCREATE FUNCTION answer() RETURNS int LANGUAGE sql AS $$\nSELECT 0;\nSELECT 42;\n$$;\nCREATE TABLE answers AS SELECT answer() AS a;\n",
+		}},
+		{name: "COMMIT then CREATE INDEX CONCURRENTLY", files: map[string]string{
+			"00001_a.sql": "-- +goose Up\nCREATE TABLE items (id int);\nINSERT INTO items VALUES (1);\nCOMMIT;\nCREATE INDEX CONCURRENTLY items_id ON items (id);\n",
+			"00002_b.sql": "-- +goose Up\nCREATE TABLE after_it (x int);\n",
+		}},
+		{name: "END then CREATE INDEX CONCURRENTLY", files: map[string]string{
+			"00001_a.sql": "-- +goose Up\nCREATE TABLE items (id int);\nend;\nCREATE INDEX CONCURRENTLY items_id ON items (id);\n",
+		}},
+		{name: "standard_conforming_strings off", files: map[string]string{
+			"00001_a.sql": "-- +goose Up\nCREATE TABLE quotes (q text);\nSET standard_conforming_strings = off;\nINSERT INTO quotes VALUES ('it\\'s');\nSET standard_conforming_strings = on;\n",
+		}},
+		{name: "semicolons in strings and comments", files: map[string]string{
+			"00001_a.sql": "-- +goose Up\nCREATE TABLE t (s text); -- trailing; comment\n-- a comment line;\nINSERT INTO t VALUES ('x;y'), ('--not a comment;z');\n/* block; comment */ INSERT INTO t VALUES ('after');\n",
+		}},
+		{name: "tagged dollar quotes", files: map[string]string{
+			"00001_a.sql": "-- +goose Up\n-- +goose StatementBegin\nCREATE FUNCTION f() RETURNS text LANGUAGE plpgsql AS $fn$\nBEGIN\n  RETURN $q$it's $$ here; really$q$;\nEND\n$fn$;\n-- +goose StatementEnd\nCREATE TABLE r AS SELECT f() AS v;\n",
+		}},
+		{name: "BEGIN and COMMIT inside the file", files: map[string]string{
+			"00001_a.sql": "-- +goose Up\nBEGIN;\nCREATE TABLE a (x int);\nCOMMIT;\nBEGIN;\nINSERT INTO a VALUES (1);\nCOMMIT;\n",
+			"00002_b.sql": "-- +goose Up\nINSERT INTO a VALUES (2);\n",
+		}},
+		{name: "failure after a mid-file COMMIT", fail: true, line: 5, files: map[string]string{
+			"00001_a.sql": "-- +goose Up\nCREATE TABLE kept (x int);\nCOMMIT;\nINSERT INTO kept VALUES (1);\nINSERT INTO missing VALUES (1);\nINSERT INTO kept VALUES (2);\n",
+		}},
+		{name: "failure inside the transaction", fail: true, line: 4, files: map[string]string{
+			"00001_a.sql": "-- +goose Up\nCREATE TABLE first (x int);\n",
+			"00002_b.sql": "-- +goose Up\nCREATE TABLE second (x int);\nINSERT INTO second VALUES (1);\nINSERT INTO second VALUES ('x');\nINSERT INTO second VALUES (3);\n",
+		}},
+		{name: "DO block", files: map[string]string{
+			"00001_a.sql": "-- +goose Up\nCREATE TABLE d (x int);\n-- +goose StatementBegin\nDO $$\nBEGIN\n  INSERT INTO d VALUES (1);\nEND\n$$;\n-- +goose StatementEnd\n",
+		}},
+		{name: "ENVSUB", env: map[string]string{"SHIPLOCK_DIFF_VALUE": "it''s; here"}, files: map[string]string{
+			"00001_a.sql": "-- +goose Up\n-- +goose ENVSUB ON\nCREATE TABLE e (v text);\nINSERT INTO e VALUES ('${SHIPLOCK_DIFF_VALUE}');\n-- +goose ENVSUB OFF\n",
+		}},
+		{name: "StatementBegin holding several statements", files: map[string]string{
+			"00001_a.sql": "-- +goose Up\n-- +goose StatementBegin\nCREATE TABLE m1 (x int);\nINSERT INTO m1 VALUES (1);\nCREATE TABLE m2 AS SELECT * FROM m1;\n-- +goose StatementEnd\n",
+		}},
+		{name: "StatementBegin holding COMMIT and CONCURRENTLY", fail: true, line: 3, files: map[string]string{
+			"00001_a.sql": "-- +goose Up\n-- +goose StatementBegin\nCREATE TABLE c (x int);\nCOMMIT;\nCREATE INDEX CONCURRENTLY c_x ON c (x);\n-- +goose StatementEnd\n",
+		}},
+		{name: "100000 statements", files: map[string]string{"00001_big.sql": big.String()}},
+	}
+}
+
+// TestGooseDifferential runs each case with goose (library, pgx stdlib
+// driver, as goose's CLI runs) and with shiplock on fresh databases, and
+// compares the outcome, the schema and data (pg_dump), and the
+// goose_db_version rows.
+func TestGooseDifferential(t *testing.T) {
+	if _, err := exec.LookPath("pg_dump"); err != nil {
+		t.Fatalf("pg_dump not found (install postgresql-client): %v", err)
+	}
+	goose.SetLogger(goose.NopLogger())
+	if err := goose.SetDialect("postgres"); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range diffCases() {
+		t.Run(tc.name, func(t *testing.T) {
+			if testing.Short() && strings.HasPrefix(tc.name, "100000") {
+				t.Skip("-short")
+			}
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			dir := t.TempDir()
+			for name, body := range tc.files {
+				if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+
+			gooseURL := testdb.Postgres(t)
+			gdb, err := sql.Open("pgx", gooseURL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			gooseErr := goose.UpContext(context.Background(), gdb, dir)
+			gdb.Close()
+
+			ourURL := testdb.Postgres(t)
+			db := openPG(t, ourURL)
+			migs, err := migrate.Load(os.DirFS(dir), ".", nil, os.LookupEnv)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, ourErr := migrate.New(db, postgres.Dialect{}, migs, migrate.Options{}).Up(context.Background(), migrate.UpOptions{})
+			db.Close()
+
+			if (gooseErr != nil) != tc.fail {
+				t.Fatalf("goose up = %v; the case says fail=%v", gooseErr, tc.fail)
+			}
+			if (ourErr != nil) != (gooseErr != nil) {
+				t.Fatalf("shiplock up = %v; goose up = %v", ourErr, gooseErr)
+			}
+			if ourErr != nil {
+				var merr *migrate.MigrationError
+				if !errors.As(ourErr, &merr) || merr.Line != tc.line {
+					t.Errorf("shiplock's error = %v; want a MigrationError at line %d", ourErr, tc.line)
+				}
+			}
+			if g, s := dumpAll(t, gooseURL), dumpAll(t, ourURL); g != s {
+				t.Errorf("pg_dump after goose and after shiplock differ:\n--- goose\n%s\n--- shiplock\n%s", g, s)
+			}
+			if g, s := versionRows(t, gooseURL), versionRows(t, ourURL); g != s {
+				t.Errorf("goose_db_version after goose = %s, after shiplock = %s", g, s)
+			}
+		})
+	}
+}
+
+// dumpAll is the schema and data without shiplock's table and without
+// goose_db_version's data (its timestamps differ; versionRows compares
+// it).
+func dumpAll(t testing.TB, url string) string {
+	t.Helper()
+	out, err := exec.Command("pg_dump", "--no-owner", "--no-privileges",
+		"--exclude-table=shiplock_versions", "--exclude-table-data=goose_db_version", "--dbname", url).Output()
+	if err != nil {
+		t.Fatalf("pg_dump: %v", err)
+	}
+	var keep []string
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(line, `\restrict`) || strings.HasPrefix(line, `\unrestrict`) {
+			continue
+		}
+		keep = append(keep, line)
+	}
+	return strings.Join(keep, "\n")
+}
