@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/fstest"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver, as goose's CLI uses it
 	"github.com/pressly/goose/v3"
@@ -25,8 +26,9 @@ type diffCase struct {
 	name  string
 	files map[string]string
 	env   map[string]string
-	fail  bool // goose fails on it (asserted too)
-	line  int  // the line shiplock's error names, when it fails
+	fail  bool   // goose fails on it (asserted too)
+	line  int    // the line shiplock's error names, when it fails
+	at    string // where in the statement, when the server says
 }
 
 func diffCases() []diffCase {
@@ -65,7 +67,7 @@ func diffCases() []diffCase {
 		{name: "failure after a mid-file COMMIT", fail: true, line: 5, files: map[string]string{
 			"00001_a.sql": "-- +goose Up\nCREATE TABLE kept (x int);\nCOMMIT;\nINSERT INTO kept VALUES (1);\nINSERT INTO missing VALUES (1);\nINSERT INTO kept VALUES (2);\n",
 		}},
-		{name: "failure inside the transaction", fail: true, line: 4, files: map[string]string{
+		{name: "failure inside the transaction", fail: true, line: 4, at: "(at line 4, column 28)", files: map[string]string{
 			"00001_a.sql": "-- +goose Up\nCREATE TABLE first (x int);\n",
 			"00002_b.sql": "-- +goose Up\nCREATE TABLE second (x int);\nINSERT INTO second VALUES (1);\nINSERT INTO second VALUES ('x');\nINSERT INTO second VALUES (3);\n",
 		}},
@@ -140,6 +142,9 @@ func TestGooseDifferential(t *testing.T) {
 				if !errors.As(ourErr, &merr) || merr.Line != tc.line {
 					t.Errorf("shiplock's error = %v; want a MigrationError at line %d", ourErr, tc.line)
 				}
+				if !strings.Contains(ourErr.Error(), tc.at) {
+					t.Errorf("shiplock's error = %v; want it to say %q", ourErr, tc.at)
+				}
 			}
 			if g, s := dumpAll(t, gooseURL), dumpAll(t, ourURL); g != s {
 				t.Errorf("pg_dump after goose and after shiplock differ:\n--- goose\n%s\n--- shiplock\n%s", g, s)
@@ -169,4 +174,30 @@ func dumpAll(t testing.TB, url string) string {
 		keep = append(keep, line)
 	}
 	return strings.Join(keep, "\n")
+}
+
+// TestAllModeRefusesTxControl: a file that commits by itself cannot be
+// part of one all-or-nothing transaction; it is refused before anything
+// runs, as a NO TRANSACTION file is.
+func TestAllModeRefusesTxControl(t *testing.T) {
+	db := openPG(t, testdb.Postgres(t))
+	defer db.Close()
+	files := fstest.MapFS{
+		"00001_a.sql": sqlFile("CREATE TABLE a (x int);", "DROP TABLE a;"),
+		"00002_b.sql": sqlFile("CREATE TABLE b (x int);\n-- a comment\n  commit ;\nCREATE INDEX CONCURRENTLY b_x ON b (x);", "DROP TABLE b;"),
+	}
+	m := migrate.New(db, postgres.Dialect{}, load(t, files), migrate.Options{TxMode: migrate.TxAll})
+	_, err := m.Up(context.Background(), migrate.UpOptions{})
+	var ferr *migrate.FileError
+	if !errors.As(err, &ferr) || ferr.File != "00002_b.sql" {
+		t.Fatalf("Up in mode all = %v; want a FileError naming 00002_b.sql", err)
+	}
+	if tableExists(t, db, "a") {
+		t.Fatal("00001 ran although the run was refused")
+	}
+	// In file mode the same directory runs, as goose runs it.
+	m = migrate.New(db, postgres.Dialect{}, load(t, files), migrate.Options{})
+	if _, err := m.Up(context.Background(), migrate.UpOptions{}); err != nil {
+		t.Fatalf("Up in mode file: %v", err)
+	}
 }
