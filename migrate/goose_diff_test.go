@@ -201,3 +201,40 @@ func TestAllModeRefusesTxControl(t *testing.T) {
 		t.Fatalf("Up in mode file: %v", err)
 	}
 }
+
+// TestOwnCommitFileTracked: a file that commits by itself runs with
+// progress records, so a failure (or a crash) after its COMMIT leaves an
+// interrupted migration to settle, not a half-applied file that the next
+// run re-runs from the top; a failure before its COMMIT leaves nothing.
+func TestOwnCommitFileTracked(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name        string
+		up          string
+		interrupted bool
+	}{
+		{"after its COMMIT", "CREATE TABLE kept (x int);\nCOMMIT;\nINSERT INTO kept VALUES (1);\nINSERT INTO missing VALUES (1);\nINSERT INTO kept VALUES (2);", true},
+		{"before its COMMIT", "CREATE TABLE kept (x int);\nINSERT INTO missing VALUES (1);\nCOMMIT;\nINSERT INTO kept VALUES (2);", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			db := openPG(t, testdb.Postgres(t))
+			defer db.Close()
+			files := fstest.MapFS{"00001_a.sql": sqlFile(tc.up, "DROP TABLE kept;")}
+			m := migrate.New(db, postgres.Dialect{}, load(t, files), migrate.Options{})
+			_, err := m.Up(ctx, migrate.UpOptions{})
+			var merr *migrate.MigrationError
+			if !errors.As(err, &merr) || merr.Line == 0 {
+				t.Fatalf("Up = %v; want a MigrationError naming the line", err)
+			}
+			if got := tableExists(t, db, "kept"); got != tc.interrupted {
+				t.Fatalf("table kept exists = %v, want %v (goose keeps what the file committed)", got, tc.interrupted)
+			}
+			_, err = m.Up(ctx, migrate.UpOptions{})
+			var ierr *migrate.IntegrityError
+			isInterrupted := errors.As(err, &ierr) && len(ierr.Problems) > 0 && ierr.Problems[0].Kind == migrate.Interrupted && ierr.Problems[0].Version == 1
+			if isInterrupted != tc.interrupted {
+				t.Fatalf("second Up = %v; want interrupted = %v", err, tc.interrupted)
+			}
+		})
+	}
+}
