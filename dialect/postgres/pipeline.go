@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -35,25 +36,28 @@ const (
 // there); the connection is closed so that the transaction ends.
 var errCopyIn = errors.New("COPY FROM STDIN needs data from the client, which a migration cannot send")
 
-// RunTx sends BEGIN, the settings, the statements and COMMIT, each as its
-// own simple-protocol Query message (what pgx sends for a query without
+// RunTx sends BEGIN, the settings, the statements and COMMIT, each
+// statement as its own simple-protocol Query message (what pgx sends for a query without
 // arguments, as under goose), pipelined: replies are read as they come
 // while later queries are already on their way. That is safe inside the
 // transaction block only: once a statement fails, the server aborts the
 // block, every later query fails with 25P02 without effect and COMMIT
 // answers ROLLBACK. The first error is the one reported.
 func (Dialect) RunTx(ctx context.Context, conn *sql.Conn, settings, stmts []string) error {
-	queries := make([]string, 0, len(settings)+len(stmts)+2)
+	// BEGIN goes alone: were it in one string with a setting that fails
+	// to parse, it would not run, and the statements pipelined after it
+	// would run in autocommit. shiplock's own settings share one query
+	// inside the block (one server round of work less each).
+	queries := make([]string, 0, len(stmts)+3)
 	queries = append(queries, "BEGIN")
-	queries = append(queries, settings...)
+	opening := 1
+	if len(settings) > 0 {
+		queries = append(queries, strings.Join(settings, "; "))
+		opening = 2
+	}
 	queries = append(queries, stmts...)
 	queries = append(queries, "COMMIT")
-	part := func(i int) int {
-		if i <= len(settings) {
-			return -1
-		}
-		return i - 1 - len(settings) // COMMIT maps to len(stmts)
-	}
+	part := func(i int) int { return max(i-opening, -1) } // COMMIT: len(stmts)
 	var terr *dialect.TxError
 	err := conn.Raw(func(dc any) error {
 		c, ok := dc.(*stdlib.Conn)
