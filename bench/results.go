@@ -267,7 +267,7 @@ func (r *results) hasSize(n int) bool { return slices.Contains(r.Sizes, n) }
 
 func pass(b bool) *bool { return &b }
 
-// evaluate checks the targets of issue 2. PASS/MISS is decided on the
+// evaluate checks the targets of issues 2 and 9. PASS/MISS is decided on the
 // medians; the ratio of the fastest runs is shown beside them.
 func (r *results) evaluate() {
 	r.Env.Finished = time.Now()
@@ -297,7 +297,9 @@ func (r *results) evaluate() {
 		}
 	}
 	if r.hasSize(1000) {
-		cmp("fresh 1000, file mode ≤ 0.8× goose", toolShiplockFile, toolGoose, phaseFresh, 1000, 0.8)
+		// Issue 9: with goose's statement semantics (each statement its
+		// own query) and only durable reports; 0.8× is the stretch goal.
+		cmp("fresh 1000, file mode ≤ 0.9× goose", toolShiplockFile, toolGoose, phaseFresh, 1000, 0.9)
 		cmp("fresh 1000, all mode ≤ 1.0× psql -1", toolShiplockAll, toolPsql, phaseFresh, 1000, 1.0)
 		var rss int64
 		for _, t := range []string{toolShiplockFile, toolShiplockAll} {
@@ -485,7 +487,7 @@ func (r *results) markdown() string {
 		p("\n")
 	}
 
-	p("### Targets (issue 2)\n\n| target | measured | result |\n|---|---|---|\n")
+	p("### Targets (issues 2 and 9)\n\n| target | measured | result |\n|---|---|---|\n")
 	for _, t := range r.Targets {
 		res := "n/a"
 		if t.Pass != nil {
