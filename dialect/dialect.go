@@ -259,6 +259,16 @@ type Canceller interface {
 	CancelBackend(ctx context.Context, q Querier, pid int64) error
 }
 
+// TxStater is implemented by dialects that know, without a round trip,
+// whether a session is inside a transaction block: a file that holds its
+// own COMMIT runs statement by statement, partly inside the block goose
+// opened and partly outside it.
+type TxStater interface {
+	// InTxBlock reports whether conn is inside a transaction block, open
+	// or failed.
+	InTxBlock(conn *sql.Conn) bool
+}
+
 // QueryRecords runs query, which selects version_id, source, checksum,
 // state, statement, updated_at, in_flight, total, pid, started_at (NULL
 // allowed) and alive, and scans the records: the one reader of

@@ -409,18 +409,30 @@ func (m *Migrator) execute(ctx context.Context, q dialect.Querier, conn *sql.Con
 		for i := first; i < len(stmts); i++ {
 			s := stmts[i]
 			if tracked && m.stopRequested() {
+				if m.inTxBlock(conn) {
+					return r, fmt.Errorf("%w: %s stopped after %d of %d statements, inside its transaction (rolled back; the next up runs it again)", ErrStopped, mig.Source, i, len(stmts))
+				}
 				return r, fmt.Errorf("%w: %s stopped after %d of %d statements (recorded; the next up goes on at line %d)", ErrStopped, mig.Source, i, len(stmts), s.Line)
 			}
 			exec := func() error { _, err := q.ExecContext(ctx, s.SQL); return err }
 			var err error
 			if tracked {
+				// A file that holds its own COMMIT starts inside the block
+				// goose opens: there the records commit or roll back with
+				// the statements, and a failed statement aborts the block.
+				inBlock := m.inTxBlock(conn)
 				if err := mark(ctx, i, true); err != nil {
 					return fail(s.Line, s.SQL, err)
 				}
-				// Outside a transaction, retry the statement itself: the
-				// ones before it are done.
 				endWatch := m.graceWatch(ctx, pid)
-				err = m.retry(ctx, mig.Source, exec)
+				if inBlock {
+					// No retry: the block is aborted after a failure.
+					err = exec()
+				} else {
+					// Outside a transaction, retry the statement itself:
+					// the ones before it are done.
+					err = m.retry(ctx, mig.Source, exec)
+				}
 				endWatch()
 				if err == nil {
 					err = m.checkIndexBuilt(ctx, q, s.SQL)
@@ -431,11 +443,15 @@ func (m *Migrator) execute(ctx context.Context, q dialect.Querier, conn *sql.Con
 					// left nothing (an INVALID index aside, which the
 					// resume drops): its outcome is known. A session
 					// that does not answer leaves it in flight.
-					rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-					if merr := mark(rctx, i, false); merr != nil {
-						m.log.Warn("the failed statement stays recorded as running", "file", mig.Source, "line", s.Line, "err", merr)
+					// Inside a failed block there is nothing to record: the
+					// ROLLBACK takes the marker away with the statements.
+					if !m.inTxBlock(conn) {
+						rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+						if merr := mark(rctx, i, false); merr != nil {
+							m.log.Warn("the failed statement stays recorded as running", "file", mig.Source, "line", s.Line, "err", merr)
+						}
+						cancel()
 					}
-					cancel()
 					if m.stopRequested() {
 						err = fmt.Errorf("%w (cancelled after the stop grace; recorded as not done): %w", ErrStopped, err)
 					}
@@ -462,6 +478,13 @@ func (m *Migrator) execute(ctx context.Context, q dialect.Querier, conn *sql.Con
 
 	r.Duration = time.Since(start)
 	return r, nil
+}
+
+// inTxBlock reports whether conn is inside a transaction block, as far as
+// the dialect can tell without a round trip.
+func (m *Migrator) inTxBlock(conn *sql.Conn) bool {
+	ts, ok := m.dialect.(dialect.TxStater)
+	return ok && conn != nil && ts.InTxBlock(conn)
 }
 
 func (m *Migrator) runGo(ctx context.Context, q dialect.Querier, conn *sql.Conn, mig *Migration, dir Direction, r *MigrationResult) error {

@@ -1,17 +1,21 @@
 package migrate_test
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"testing/fstest"
+	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver, as goose's CLI uses it
 	"github.com/pressly/goose/v3"
 
@@ -241,5 +245,50 @@ func TestOwnCommitFileTracked(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A lock conflict inside the block a file's own COMMIT will close is not
+// retried statement by statement (the block is aborted: the retry would
+// only see 25P02 and hide the conflict), leaves no progress record behind
+// (the ROLLBACK takes it away) and logs no false warning about one.
+func TestOwnCommitFileLockConflictInBlock(t *testing.T) {
+	ctx := context.Background()
+	url := testdb.Postgres(t)
+	db := openPG(t, url)
+	defer db.Close()
+	if _, err := db.Exec("CREATE TABLE busy (x int)"); err != nil {
+		t.Fatal(err)
+	}
+	holder := openPG(t, url)
+	defer holder.Close()
+	tx, err := holder.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.Exec("LOCK TABLE busy IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	files := fstest.MapFS{"00001_a.sql": sqlFile("CREATE TABLE kept (x int);\nINSERT INTO busy VALUES (1);\nCOMMIT;\nINSERT INTO kept VALUES (2);", "DROP TABLE kept;")}
+	var logs bytes.Buffer
+	m := migrate.New(db, postgres.Dialect{}, load(t, files), migrate.Options{
+		DDLLockTimeout: 50 * time.Millisecond, LockRetries: 2, RetryDelay: time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+	})
+	_, err = m.Up(ctx, migrate.UpOptions{})
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "55P03" {
+		t.Fatalf("Up = %v; want the lock conflict (55P03)", err)
+	}
+	if strings.Contains(logs.String(), "stays recorded as running") || strings.Contains(logs.String(), "25P02") {
+		t.Errorf("misleading log after a failure inside the block:\n%s", logs.String())
+	}
+	var markers int
+	if err := db.QueryRow("SELECT count(*) FROM shiplock_versions WHERE state <> 'applied'").Scan(&markers); err != nil {
+		t.Fatal(err)
+	}
+	if markers != 0 || tableExists(t, db, "kept") {
+		t.Fatalf("after a failure before its COMMIT: %d markers, table kept exists: %v; want nothing left", markers, tableExists(t, db, "kept"))
 	}
 }

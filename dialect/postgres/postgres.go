@@ -391,10 +391,38 @@ func (Dialect) BackendBusy(ctx context.Context, q dialect.Querier, pid int64, si
 
 var _ dialect.Canceller = Dialect{}
 
+// BackendPID reads the server process id the server sent at connection
+// start (BackendKeyData): no round trip.
 func (Dialect) BackendPID(ctx context.Context, conn *sql.Conn) (int64, error) {
 	var pid int64
-	err := conn.QueryRowContext(ctx, "SELECT pg_backend_pid()").Scan(&pid)
+	err := conn.Raw(func(dc any) error {
+		c, ok := dc.(*stdlib.Conn)
+		if !ok {
+			return fmt.Errorf("postgres: unexpected driver connection %T", dc)
+		}
+		pid = int64(c.Conn().PgConn().PID())
+		return nil
+	})
+	if err == nil && pid == 0 {
+		err = conn.QueryRowContext(ctx, "SELECT pg_backend_pid()").Scan(&pid)
+	}
 	return pid, err
+}
+
+var _ dialect.TxStater = Dialect{}
+
+// InTxBlock reads the transaction status of the server's last
+// ReadyForQuery: 'T' in a block, 'E' in a failed one, 'I' idle.
+func (Dialect) InTxBlock(conn *sql.Conn) bool {
+	in := false
+	_ = conn.Raw(func(dc any) error {
+		if c, ok := dc.(*stdlib.Conn); ok {
+			st := c.Conn().PgConn().TxStatus()
+			in = st == 'T' || st == 'E'
+		}
+		return nil
+	})
+	return in
 }
 
 func (Dialect) CancelBackend(ctx context.Context, q dialect.Querier, pid int64) error {
