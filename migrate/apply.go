@@ -20,11 +20,14 @@ func (m *Migrator) apply(ctx context.Context, conn *sql.Conn, todo []*Migration,
 	}
 	if m.opts.TxMode == TxAll {
 		var results []MigrationResult
-		err := m.retry(ctx, "the run", func() error {
+		gctx, release := m.graceContext(ctx)
+		err := m.retry(gctx, "the run", func() error {
 			var err error
-			results, err = m.runAll(ctx, conn, todo, dir)
+			results, err = m.runAll(gctx, conn, todo, dir)
 			return err
 		})
+		err = stoppedErr(gctx, err)
+		release()
 		if err != nil {
 			return nil, err
 		}
@@ -72,19 +75,22 @@ func (m *Migrator) apply(ctx context.Context, conn *sql.Conn, todo []*Migration,
 			r, err = m.runOwnTx(ctx, conn, mig, dir)
 			async = false
 		default:
-			err = m.retry(ctx, mig.Source, func() error {
+			gctx, release := m.graceContext(ctx)
+			err = m.retry(gctx, mig.Source, func() error {
 				if mig.Kind == KindSQL {
-					r, err = m.runSQLTx(ctx, conn, mig, dir, async)
+					r, err = m.runSQLTx(gctx, conn, mig, dir, async)
 					return err
 				}
-				return m.inTx(ctx, conn, func(tx *sql.Tx) error {
-					if err := applySettings(ctx, tx, m.settings(true, async)); err != nil {
+				return m.inTx(gctx, conn, func(tx *sql.Tx) error {
+					if err := applySettings(gctx, tx, m.settings(true, async)); err != nil {
 						return err
 					}
-					r, err = m.runOne(ctx, tx, nil, mig, dir)
+					r, err = m.runOne(gctx, tx, nil, mig, dir)
 					return err
 				})
 			})
+			err = stoppedErr(gctx, err)
+			release()
 		}
 		if err != nil {
 			if durable < len(results) {
@@ -478,6 +484,42 @@ func (m *Migrator) execute(ctx context.Context, q dialect.Querier, conn *sql.Con
 
 	r.Duration = time.Since(start)
 	return r, nil
+}
+
+// graceContext returns ctx, cancelled with cause ErrStopped once
+// Options.StopGrace has passed after Options.Stop closed: a migration's
+// transaction in flight when the stop comes gets the grace to commit, then
+// is cancelled and rolls back whole.
+func (m *Migrator) graceContext(ctx context.Context) (context.Context, func()) {
+	if m.opts.Stop == nil || m.opts.StopGrace <= 0 {
+		return ctx, func() {}
+	}
+	gctx, cancel := context.WithCancelCause(ctx)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-m.opts.Stop:
+		case <-done:
+			return
+		}
+		t := time.NewTimer(m.opts.StopGrace)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			m.log.Warn("stop: the migration in flight outlasted its grace, rolling it back", "grace", m.opts.StopGrace)
+			cancel(ErrStopped)
+		case <-done:
+		}
+	}()
+	return gctx, func() { close(done); cancel(nil) }
+}
+
+// stoppedErr marks err as a stop when gctx was cancelled by the grace.
+func stoppedErr(gctx context.Context, err error) error {
+	if err != nil && !errors.Is(err, ErrStopped) && errors.Is(context.Cause(gctx), ErrStopped) {
+		return fmt.Errorf("%w (cancelled after the stop grace; rolled back): %w", ErrStopped, err)
+	}
+	return err
 }
 
 // inTxBlock reports whether conn is inside a transaction block, as far as

@@ -370,3 +370,48 @@ func TestStopWhileWaitingForLock(t *testing.T) {
 	}
 	wantVersion(t, m, 0)
 }
+
+// TestStopGraceRollsBackTransaction: a transactional migration still
+// running when the stop grace ends is cancelled and rolled back whole, and
+// the run says it stopped (retryable), instead of running on until the
+// process is killed.
+func TestStopGraceRollsBackTransaction(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := testdb.Postgres(t)
+	files := fstest.MapFS{
+		"00001_t.sql": sqlFile("CREATE TABLE t (id int);", "DROP TABLE t;"),
+		"00002_a.sql": sqlFile("CREATE TABLE a (id int);\nALTER TABLE t ADD COLUMN x int;", "DROP TABLE a;"),
+	}
+	if _, err := pgMigrator(t, url, files, migrate.Options{}).Up(ctx, migrate.UpOptions{To: 1}); err != nil {
+		t.Fatal(err)
+	}
+	db := openPG(t, url)
+	defer db.Close()
+	blocker := holdWriter(t, db, "t")
+	stop := make(chan struct{})
+	m := pgMigrator(t, url, files, migrate.Options{Stop: stop, StopGrace: 100 * time.Millisecond})
+	errc := make(chan error, 1)
+	go func() { _, err := m.Up(ctx, migrate.UpOptions{}); errc <- err }()
+	waitUntil(t, db, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'ALTER TABLE t%'", 1)
+	close(stop)
+	var err error
+	select {
+	case err = <-errc:
+	case <-time.After(time.Minute):
+		_ = blocker.Rollback()
+		t.Fatalf("Up still running a minute after the stop (grace 100ms): %v", <-errc)
+	}
+	if !errors.Is(err, migrate.ErrStopped) {
+		t.Fatalf("Up cancelled by the stop grace = %v, want ErrStopped", err)
+	}
+	if tableExists(t, db, "a") {
+		t.Fatal("table a exists: the cancelled migration was not rolled back whole")
+	}
+	_ = blocker.Rollback()
+	next := pgMigrator(t, url, files, migrate.Options{})
+	if _, err := next.Up(ctx, migrate.UpOptions{}); err != nil {
+		t.Fatalf("Up after the stop: %v", err)
+	}
+	wantVersion(t, next, 2)
+}
