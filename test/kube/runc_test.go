@@ -46,7 +46,7 @@ func terminated(p *corev1.Pod) *corev1.ContainerStateTerminated {
 	return p.Status.ContainerStatuses[0].State.Terminated
 }
 
-// TestImageRunsAsImageUser: the release image runs under runc as its own
+// TestImageRunsAsImageUser: a migration image runs under runc as its own
 // numeric user with a read-only root, on the host's network, and shiplock
 // writes its termination message to /dev/termination-log (no env var tells
 // it another path).
@@ -54,10 +54,10 @@ func TestImageRunsAsImageUser(t *testing.T) {
 	kubetest.RequireImages(t)
 	e := kubetest.New(t)
 	c := corev1.Container{
-		Name: "migrate", Image: kubetest.ReleaseImage, Command: []string{"shiplock"},
+		Name: "migrate", Image: kubetest.ImagePrefix + "accounts-migrate:v1", Command: []string{"shiplock"},
 		// Nothing listens on port 1: "not ready" within the timeout, exit 6,
 		// after a connection attempt on 127.0.0.1 from the container.
-		Args:            []string{"wait", "--wait-timeout", "1s"},
+		Args:            []string{"up", "--wait-timeout", "1s"},
 		Env:             []corev1.EnvVar{{Name: "DATABASE_URL", Value: "postgres://u@127.0.0.1:1/db?sslmode=disable"}},
 		SecurityContext: restricted(),
 	}

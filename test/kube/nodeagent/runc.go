@@ -165,7 +165,6 @@ func runcSpec(rootfs string, readOnlyRoot bool, hostname string, u containerUser
 			"env":             env,
 			"cwd":             cwd,
 			"capabilities":    map[string]any{"bounding": caps, "effective": caps, "permitted": caps},
-			"rlimits":         []map[string]any{{"type": "RLIMIT_NOFILE", "hard": 65536, "soft": 65536}},
 			"noNewPrivileges": true,
 		},
 		"root":     map[string]any{"path": rootfs, "readonly": readOnlyRoot},
