@@ -28,9 +28,19 @@ const moduleDir = "../.."
 
 var built struct {
 	once sync.Once
+	root string
 	res  [2]*imagebuild.Result
 	dirs [2]string
 	err  error
+}
+
+// TestMain removes what build wrote.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if built.root != "" {
+		os.RemoveAll(built.root)
+	}
+	os.Exit(code)
 }
 
 // build builds everything (release, accounts' app and migration images,
@@ -45,6 +55,7 @@ func build(t *testing.T) ([2]*imagebuild.Result, [2]string) {
 			b.err = err
 			return
 		}
+		b.root = root
 		apps, ms := imagebuild.Accounts(moduleDir)
 		for i := range b.res {
 			b.dirs[i] = filepath.Join(root, string(rune('a'+i)))
