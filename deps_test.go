@@ -41,3 +41,19 @@ func TestLibraryDependencies(t *testing.T) {
 		}
 	}
 }
+
+// TestPodBinaryDependencies: the image builder's library never reaches the
+// binary that ships in the image.
+func TestPodBinaryDependencies(t *testing.T) {
+	for _, tags := range []string{"", "nokube,nosqlite"} {
+		out, err := exec.Command("go", "list", "-tags", tags, "-deps", "-f", "{{.ImportPath}}", "./cmd/shiplock").CombinedOutput()
+		if err != nil {
+			t.Fatalf("go list: %v\n%s", err, out)
+		}
+		for _, dep := range strings.Fields(string(out)) {
+			if strings.HasPrefix(dep, "github.com/google/go-containerregistry/") || dep == "github.com/shiplock/shiplock/internal/imagebuild" {
+				t.Errorf("cmd/shiplock (tags %q) depends on %s", tags, dep)
+			}
+		}
+	}
+}

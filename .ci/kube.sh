@@ -13,7 +13,10 @@
 #     trap 'bash .ci/kube.sh stop' EXIT
 #     bash .ci/kube.sh stop   stop by PID and delete the state (also in a trap)
 #
-# The shiplock binary runs as image shiplock.test/shiplock:dev (any tag): it
+# cmd/shiplock-image builds the release, accounts app and migration images
+# (img.shiplock.test/...) into an OCI layout, $SHIPLOCK_KUBE_IMAGE_STORE
+# (default /tmp/shiplock-kube/images/oci/layout); the node agent runs them
+# under runc. The shiplock binary also runs as image shiplock.test/shiplock:dev (any tag): it
 # is $SHIPLOCK_BIN when set, else built here from ./cmd/shiplock. More
 # mappings: SHIPLOCK_KUBE_IMAGES="IMAGE=PATH IMAGE=PATH". Other settings
 # (paths, ports) are in test/kube/env.sh.
@@ -30,8 +33,12 @@ _kube_main() {
 			(cd "$root" && CGO_ENABLED=0 go build -o "$out/shiplock" ./cmd/shiplock) >&2 || return
 			SHIPLOCK_BIN=$out/shiplock
 		fi
+		# The images users pull, built every run (reproducible; Go's build
+		# cache makes it ~1 min), run by the node agent under runc.
+		local store=${SHIPLOCK_KUBE_IMAGE_STORE:-/tmp/shiplock-kube/images/oci/layout}
+		(cd "$root" && go run ./cmd/shiplock-image -out "$(dirname "$store")" -prefix img.shiplock.test/ -accounts) >&2 || return
 		bash "$root/test/kube/stop.sh" >&2 || return # leftovers of an aborted run
-		SHIPLOCK_BIN=${SHIPLOCK_BIN:-} bash "$root/test/kube/start.sh" || {
+		SHIPLOCK_KUBE_IMAGE_STORE=$store SHIPLOCK_BIN=${SHIPLOCK_BIN:-} bash "$root/test/kube/start.sh" || {
 			local rc=$?
 			bash "$root/test/kube/stop.sh" >&2
 			return $rc
@@ -55,6 +62,8 @@ if [[ ${BASH_SOURCE[0]} != "$0" ]]; then
 	eval "_kube_prev_trap=${_kube_prev_trap:-''}"
 	_kube_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 	trap 'bash "$_kube_root/test/kube/stop.sh" >&2; eval "$_kube_prev_trap"' EXIT
+	# The tests read it (kubetest.RequireImages); _kube_main builds it.
+	export SHIPLOCK_KUBE_IMAGE_STORE=${SHIPLOCK_KUBE_IMAGE_STORE:-/tmp/shiplock-kube/images/oci/layout}
 	KUBECONFIG=$(_kube_main start) || {
 		echo ".ci/kube.sh: the Kubernetes test environment did not start" >&2
 		return 1

@@ -49,6 +49,10 @@ export SHIPLOCK_TEST_MYSQL_URL=${SHIPLOCK_TEST_MYSQL_URL:-mysql://shiplock_test:
 export SHIPLOCK_TEST_REQUIRE_DB=1
 
 if [ "${SHIPLOCK_SKIP_KUBE:-}" != 1 ] && [ -f .ci/kube.sh ]; then
+	# The node agent runs the built images under runc; their CA bundle comes
+	# from the build host's ca-certificates.
+	need_pkg 'command -v runc' runc
+	need_pkg 'test -s /etc/ssl/certs/ca-certificates.crt' ca-certificates
 	say "starting the Kubernetes test control plane"
 	# shellcheck source=/dev/null
 	source .ci/kube.sh

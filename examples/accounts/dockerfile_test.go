@@ -68,18 +68,18 @@ func checkRuntime(t *testing.T, path, binary string) []instruction {
 }
 
 func TestShiplockImage(t *testing.T) {
-	st := checkRuntime(t, "../../Dockerfile", "/shiplock")
+	st := checkRuntime(t, "../../Dockerfile", "/usr/local/bin/shiplock")
 	if froms := find(st, "FROM"); len(froms) != 1 || froms[0] != "scratch" {
 		t.Errorf("release image base = %v, want scratch (static binary)", froms)
 	}
-	if envs := find(st, "ENV"); len(envs) != 1 || envs[0] != "SHIPLOCK_DIR=/migrations" {
-		t.Errorf("release image ENV = %v, want SHIPLOCK_DIR=/migrations", envs)
+	if envs := find(st, "ENV"); len(envs) != 2 || envs[1] != "SHIPLOCK_DIR=/migrations" {
+		t.Errorf("release image ENV = %v, want PATH and SHIPLOCK_DIR=/migrations", envs)
 	}
 }
 
 func TestAccountsImages(t *testing.T) {
-	checkRuntime(t, "Dockerfile", "/accounts")
-	st := checkRuntime(t, "Dockerfile.migrate", "/shiplock")
+	checkRuntime(t, "Dockerfile", "/usr/local/bin/accounts")
+	st := checkRuntime(t, "Dockerfile.migrate", "/usr/local/bin/shiplock")
 	copies := find(st, "COPY")
 	if len(copies) != 1 || copies[0] != "migrations /migrations" {
 		t.Errorf("migration image COPY = %v, want the migrations at /migrations, where the release image's SHIPLOCK_DIR points", copies)

@@ -18,10 +18,6 @@ const (
 	InitContainerName = "shiplock"
 )
 
-// runAsUser is the UID of distroless' "nonroot" user, which shiplock's
-// images run as.
-const runAsUser = 65532
-
 // shutdownVerbs are the shiplock commands that take --wait-proxy and
 // --sidecar-shutdown (both "none" by default).
 var shutdownVerbs = map[string]bool{"up": true, "down": true, "redo": true, "repair": true}
@@ -64,14 +60,14 @@ func container(o *Options, name, image string, args []string, creds Credentials)
 }
 
 // securityContext is non-root, read-only and unprivileged: what the
-// "restricted" Pod Security Standard asks of a container.
+// "restricted" Pod Security Standard asks of a container. It names no UID:
+// the image's numeric USER (65532) applies, and a platform that assigns its
+// own UID (OpenShift's restricted SCC) may; runAsNonRoot makes the runtime
+// refuse a root or non-numeric image user either way.
 func securityContext() *corev1.SecurityContext {
 	no, yes := false, true
-	uid := int64(runAsUser)
 	return &corev1.SecurityContext{
 		RunAsNonRoot:             &yes,
-		RunAsUser:                &uid,
-		RunAsGroup:               &uid,
 		ReadOnlyRootFilesystem:   &yes,
 		AllowPrivilegeEscalation: &no,
 		Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},

@@ -126,7 +126,7 @@ func checkJob(t *testing.T, job *batchv1.Job) {
 		}
 	}
 	sc := c.SecurityContext
-	if !*sc.RunAsNonRoot || *sc.RunAsUser != 65532 || !*sc.ReadOnlyRootFilesystem || *sc.AllowPrivilegeEscalation ||
+	if !*sc.RunAsNonRoot || sc.RunAsUser != nil || sc.RunAsGroup != nil || !*sc.ReadOnlyRootFilesystem || *sc.AllowPrivilegeEscalation ||
 		sc.Capabilities.Drop[0] != "ALL" || sc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
 		t.Errorf("securityContext %+v", sc)
 	}

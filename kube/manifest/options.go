@@ -150,8 +150,10 @@ type Options struct {
 	// ImagePullPolicy is Always, IfNotPresent or Never; empty leaves it to
 	// Kubernetes.
 	ImagePullPolicy corev1.PullPolicy
-	// Command is the container's command (default ["shiplock"]). Set it to
-	// an empty non-nil slice to run the image's entrypoint with Args.
+	// Command is the container's command (default ["shiplock"], which the
+	// runtime resolves through the image's PATH to /usr/local/bin/shiplock
+	// in shiplock's images). Set it to an empty non-nil slice to run the
+	// image's entrypoint with Args.
 	Command []string
 	// Args are shiplock's arguments: the command and its flags, such as
 	// ["down", "--to", "20261101000000"]. Job requires them; Inject defaults
@@ -171,6 +173,9 @@ type Options struct {
 
 // Defaults used when the corresponding option is empty.
 const (
+	// DefaultCommand is a bare name resolved through PATH: shiplock's
+	// images put the binary in /usr/local/bin, a directory of every
+	// runtime's default PATH, and set that PATH themselves.
 	DefaultCommand       = "shiplock"
 	DefaultMigrationsDir = "/migrations"
 	DefaultUserKey       = "username"

@@ -7,11 +7,8 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,80 +24,18 @@ const (
 	accountsV2 = 20261120090000
 )
 
-var accountsBins struct {
-	once   sync.Once
-	dir    string
-	err    error
-	v1, v2 string // app binaries
-	m1, m2 string // migration directories: what the v1 and v2 images carry
-}
+// release is one version of the accounts system: the images
+// cmd/shiplock-image built for it (kubetest.ImagePrefix + accounts:vN and
+// accounts-migrate:vN), run by the node agent under runc.
+type release struct{ name string }
 
-// buildAccounts builds the accounts service of both releases and lays out
-// the migrations each release's image carries.
-func buildAccounts(t *testing.T) {
-	t.Helper()
-	b := &accountsBins
-	b.once.Do(func() {
-		b.dir, b.err = os.MkdirTemp("", "shiplock-accounts-")
-		if b.err != nil {
-			return
-		}
-		b.v1, b.v2 = filepath.Join(b.dir, "accounts-v1"), filepath.Join(b.dir, "accounts-v2")
-		for bin, tags := range map[string]string{b.v1: "", b.v2: "v2"} {
-			out, err := exec.Command("go", "build", "-tags", tags, "-o", bin, "github.com/shiplock/shiplock/examples/accounts").CombinedOutput()
-			if err != nil {
-				b.err = fmt.Errorf("build accounts %s: %v\n%s", tags, err, out)
-				return
-			}
-		}
-		src := "../../examples/accounts/migrations"
-		entries, err := os.ReadDir(src)
-		if err != nil {
-			b.err = err
-			return
-		}
-		b.m1, b.m2 = filepath.Join(b.dir, "migrations-v1"), filepath.Join(b.dir, "migrations-v2")
-		for _, d := range []string{b.m1, b.m2} {
-			if b.err = os.MkdirAll(d, 0o755); b.err != nil {
-				return
-			}
-		}
-		for _, e := range entries {
-			data, err := os.ReadFile(filepath.Join(src, e.Name()))
-			if err != nil {
-				b.err = err
-				return
-			}
-			v, _ := strconv.ParseInt(strings.SplitN(e.Name(), "_", 2)[0], 10, 64)
-			dirs := []string{b.m2}
-			if v <= accountsV1 {
-				dirs = append(dirs, b.m1)
-			}
-			for _, d := range dirs {
-				if b.err = os.WriteFile(filepath.Join(d, e.Name()), data, 0o644); b.err != nil {
-					return
-				}
-			}
-		}
-	})
-	if b.err != nil {
-		t.Fatal(b.err)
-	}
-}
+func releases() (release, release) { return release{"v1"}, release{"v2"} }
 
-// release is one version of the accounts system: its app binary (image
-// accounts:vN) and migration directory (image accounts-migrate:vN).
-type release struct {
-	name, app, migrations string
-}
-
-func releases() (release, release) {
-	b := &accountsBins
-	return release{"v1", b.v1, b.m1}, release{"v2", b.v2, b.m2}
-}
+func (r release) appImage() string     { return kubetest.ImagePrefix + "accounts:" + r.name }
+func (r release) migrateImage() string { return kubetest.ImagePrefix + "accounts-migrate:" + r.name }
 
 // accountsDeployment is examples/accounts/deploy/base/deployment.yaml with
-// what differs on the test cluster: 2 replicas, the app binary of release
+// what differs on the test cluster: 2 replicas, the app image of release
 // r, and the test database on 127.0.0.1.
 func accountsDeployment(t *testing.T, db kubeDB, r release) string {
 	t.Helper()
@@ -116,8 +51,7 @@ func accountsDeployment(t *testing.T, db kubeDB, r release) string {
 	two := int32(2)
 	d.Spec.Replicas = &two
 	c := &d.Spec.Template.Spec.Containers[0]
-	c.Image = "shiplock.test/accounts:" + r.name
-	c.Command = []string{r.app}
+	c.Image = r.appImage()
 	for i, e := range c.Env {
 		switch e.Name {
 		case "PGHOST":
@@ -139,10 +73,10 @@ func accountsDeployment(t *testing.T, db kubeDB, r release) string {
 func (d kubeDB) migrateFlags(r release) []string { return d.runFlags(r)[4:] }
 
 func (d kubeDB) runFlags(r release) []string {
-	f := d.flags(r.migrations)
+	f := d.flags("/migrations") // where the migration image has them
 	for i := range f {
 		if f[i] == kubetest.ShiplockImage {
-			f[i] = "shiplock.test/shiplock:" + r.name
+			f[i] = r.migrateImage()
 		}
 	}
 	return f
@@ -208,8 +142,8 @@ func TestAccountsPatterns(t *testing.T) {
 	for _, pattern := range []string{"init", "job", "gate"} {
 		t.Run(pattern, func(t *testing.T) {
 			t.Parallel()
+			kubetest.RequireImages(t)
 			env := kubetest.New(t)
-			buildAccounts(t)
 			db := newKubeDB(t, env)
 			v1, v2 := releases()
 

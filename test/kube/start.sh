@@ -156,6 +156,11 @@ if [[ -n ${SHIPLOCK_BIN:-} ]]; then
   images+=(--image "$SHIPLOCK_KUBE_SHIPLOCK_IMAGE=$SHIPLOCK_BIN")
 fi
 for m in ${SHIPLOCK_KUBE_IMAGES:-}; do images+=(--image "$m"); done
+# Images built by cmd/shiplock-image run under runc; they win over --image.
+if [[ -n ${SHIPLOCK_KUBE_IMAGE_STORE:-} ]]; then
+  [[ -f $SHIPLOCK_KUBE_IMAGE_STORE/index.json ]] || { kube_log "start: SHIPLOCK_KUBE_IMAGE_STORE=$SHIPLOCK_KUBE_IMAGE_STORE is not an OCI layout"; exit 1; }
+  images+=(--image-store "$SHIPLOCK_KUBE_IMAGE_STORE")
+fi
 T0=$t0 "$HERE/nodeagent.sh" "${images[@]}" "$@"
 
 # Pods cannot be created before the namespace's "default" ServiceAccount exists.

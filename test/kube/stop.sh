@@ -46,6 +46,15 @@ for f in "$STATE"/nodeagent/*/pids/*; do
   fi
 done
 
+# runc containers (--image-store) the agent could not delete; they are not
+# children of anything above.
+RUNC_ROOT=$STATE/nodeagent/.runc
+if [[ -d $RUNC_ROOT ]] && command -v runc >/dev/null; then
+  for id in $(runc --root "$RUNC_ROOT" list -q 2>/dev/null); do
+    runc --root "$RUNC_ROOT" delete --force "$id" && kube_log "stop: deleted leftover runc container $id"
+  done
+fi
+
 if [[ -d $STATE ]]; then
   rm -rf "$STATE"
   kube_log "stop: removed $STATE"

@@ -60,6 +60,32 @@ const (
 	ShiplockImage = "shiplock.test/shiplock:dev"
 )
 
+// EnvImageStore names the OCI layout (built by cmd/shiplock-image with
+// -prefix ImagePrefix) whose images the node agent runs under runc.
+const EnvImageStore = "SHIPLOCK_KUBE_IMAGE_STORE"
+
+// Images of the image store, run under runc (RequireImages).
+const (
+	ImagePrefix = "img.shiplock.test/"
+	// ReleaseImage is shiplock's release image, as users pull it.
+	ReleaseImage = ImagePrefix + "shiplock:dev"
+)
+
+// RequireImages skips the test (fails it under SHIPLOCK_TEST_REQUIRE_KUBE=1)
+// unless the node agent runs the built images under runc, and returns the
+// image store's path.
+func RequireImages(t testing.TB) string {
+	t.Helper()
+	dir := os.Getenv(EnvImageStore)
+	if dir == "" {
+		if os.Getenv(EnvRequire) == "1" {
+			t.Fatalf("%s is not set but %s=1: build the images (.ci/kube.sh does) and start the cluster with it", EnvImageStore, EnvRequire)
+		}
+		t.Skipf("%s not set: the node agent does not run the built images", EnvImageStore)
+	}
+	return dir
+}
+
 // Annotations of the node agent's per-pod ports.
 const (
 	// PortsAnnotation is written by the node agent: "NAME=PORT[,NAME=PORT]",

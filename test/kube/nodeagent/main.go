@@ -22,6 +22,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strconv"
@@ -101,6 +102,8 @@ func main() {
 	flag.Var(passEnv, "pass-env", "host env vars passed to every container (e.g. GOCOVERDIR)")
 	flag.DurationVar(&cfg.backoffInitial, "backoff-initial", 500*time.Millisecond, "first restart back-off (the kubelet uses 10s)")
 	flag.DurationVar(&cfg.backoffMax, "backoff-max", 8*time.Second, "maximum restart back-off (the kubelet uses 5m)")
+	flag.StringVar(&cfg.imageStore, "image-store", "", "OCI image layout whose images (by their ref.name annotation) run under runc; other images run as processes")
+	flag.StringVar(&cfg.runc, "runc", "runc", "the runc binary, for --image-store")
 	verbose := flag.Bool("v", false, "debug logging")
 	flag.Parse()
 	cfg.portEnv, cfg.termEnv, cfg.passEnv = portEnv.vals, termEnv.vals, passEnv.vals
@@ -143,6 +146,7 @@ type config struct {
 	portEnv, termEnv, passEnv                                []string
 	portLo, portHi                                           int
 	backoffInitial, backoffMax                               time.Duration
+	imageStore, runc                                         string // OCI layout run under runc; runc binary
 }
 
 func run(ctx context.Context, cfg config) error {
@@ -167,12 +171,23 @@ func run(ctx context.Context, cfg config) error {
 		return err
 	}
 
+	var store *imageStore
+	if cfg.imageStore != "" {
+		if _, err := exec.LookPath(cfg.runc); err != nil {
+			return fmt.Errorf("--image-store needs runc: %w", err)
+		}
+		if store, err = newImageStore(cfg.imageStore, filepath.Join(cfg.workDir, ".images")); err != nil {
+			return err
+		}
+	}
+
 	mux := http.NewServeMux()
 	var prov *provider
 	n, err := nodeutil.NewNode(cfg.nodeName,
 		func(pc nodeutil.ProviderConfig) (nodeutil.Provider, node.NodeProvider, error) {
 			configureNode(pc.Node, host, int32(port))
 			prov = newProvider(client, cfg, host)
+			prov.store = store
 			return prov, nil, nil
 		},
 		nodeutil.WithClient(client),

@@ -47,6 +47,7 @@ type ctr struct {
 	env         map[string]string
 	dir         string
 	mounts      []mount
+	runcID      string // the runc container of the running instance, if any
 	waitReason  string // last Waiting reason reported (to log changes once)
 }
 
@@ -385,17 +386,22 @@ type instance struct {
 	pid      int
 	exited   chan struct{}
 	killOnce sync.Once
+	signal   func(syscall.Signal) // set for runc containers: signals them through runc
 }
 
 // kill sends SIGTERM to the instance's process group, and SIGKILL once grace has passed.
 func (in *instance) kill(grace time.Duration) {
+	send := func(sig syscall.Signal) { killGroup(in.pid, sig) }
+	if in.signal != nil {
+		send = in.signal
+	}
 	in.killOnce.Do(func() {
-		killGroup(in.pid, syscall.SIGTERM)
+		send(syscall.SIGTERM)
 		go func() {
 			select {
 			case <-in.exited:
 			case <-time.After(grace):
-				killGroup(in.pid, syscall.SIGKILL)
+				send(syscall.SIGKILL)
 			}
 		}()
 	})
@@ -424,6 +430,9 @@ func (r *podRun) runOnce(c *ctr, stop <-chan struct{}, grace func() time.Duratio
 		return -1, false
 	}
 
+	if r.p.store.has(c.spec.Image) {
+		return r.runOnceRunc(c, env, stop, grace)
+	}
 	if len(c.spec.Command) == 0 {
 		if _, ok := r.p.lookupImage(c.spec.Image); !ok {
 			// Like an image that cannot be pulled: Waiting until the pod goes away.

@@ -132,16 +132,22 @@ func (r *podRun) probeOnce(ctx context.Context, c *ctr, p *corev1.Probe) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	r.mu.Lock()
-	env, dir, mounts := c.env, c.dir, c.mounts
+	env, dir, mounts, runcID := c.env, c.dir, c.mounts, c.runcID
 	r.mu.Unlock()
 	switch {
 	case p.Exec != nil:
-		argv, err := r.p.resolveCommand(c.spec.Image, rewriteArgs(expandAll(p.Exec.Command, env), mounts))
-		if err != nil {
-			return err
+		var cmd *exec.Cmd
+		if id := runcID; id != "" {
+			// In the container, with its environment, as the kubelet's exec does.
+			cmd = r.p.runcCmd(ctx, append([]string{"exec", id}, expandAll(p.Exec.Command, env)...)...)
+		} else {
+			argv, err := r.p.resolveCommand(c.spec.Image, rewriteArgs(expandAll(p.Exec.Command, env), mounts))
+			if err != nil {
+				return err
+			}
+			cmd = exec.CommandContext(ctx, argv[0], argv[1:]...)
+			cmd.Env, cmd.Dir = envList(env), dir
 		}
-		cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-		cmd.Env, cmd.Dir = envList(env), dir
 		out, err := cmd.CombinedOutput()
 		if ctx.Err() != nil {
 			return fmt.Errorf("command timed out after %s", timeout)

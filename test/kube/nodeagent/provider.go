@@ -36,6 +36,7 @@ type provider struct {
 	cfg    config
 	client kubernetes.Interface
 	hostIP string
+	store  *imageStore // nil without --image-store
 
 	mu    sync.Mutex
 	pods  map[string]*podRun // namespace/name -> run
