@@ -71,15 +71,15 @@ const (
 	ReleaseImage = ImagePrefix + "shiplock:dev"
 )
 
-// RequireImages skips the test (fails it under SHIPLOCK_TEST_REQUIRE_KUBE=1)
+// RequireImages skips the test (fails it when SHIPLOCK_TEST_REQUIRE_KUBE is true)
 // unless the node agent runs the built images under runc, and returns the
 // image store's path.
 func RequireImages(t testing.TB) string {
 	t.Helper()
 	dir := os.Getenv(EnvImageStore)
 	if dir == "" {
-		if os.Getenv(EnvRequire) == "1" {
-			t.Fatalf("%s is not set but %s=1: build the images (.ci/kube.sh does) and start the cluster with it", EnvImageStore, EnvRequire)
+		if testdb.Required(os.Getenv(EnvRequire)) {
+			t.Fatalf("%s is not set but %s is: build the images (.ci/kube.sh does) and start the cluster with it", EnvImageStore, EnvRequire)
 		}
 		t.Skipf("%s not set: the node agent does not run the built images", EnvImageStore)
 	}
