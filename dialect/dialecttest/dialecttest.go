@@ -155,7 +155,7 @@ func testRecords(t *testing.T, open Opener) {
 		t.Fatalf("EnsureRecordTable on a current table: %v", err)
 	}
 	put(dialect.Record{Version: 2, Source: "00002_b.sql", Checksum: "bb", State: dialect.StateApplied})
-	put(dialect.Record{Version: 1, Source: "00001_a.sql", Checksum: "cc", State: dialect.StateApplied}) // replaces
+	put(dialect.Record{Version: 1, Source: "00001_a.sql", Checksum: "cc", State: dialect.StateApplied, Total: 7}) // replaces
 	if err := d.DeleteRecord(ctx, c, 2); err != nil {
 		t.Fatalf("DeleteRecord: %v", err)
 	}
@@ -165,6 +165,11 @@ func testRecords(t *testing.T, open Opener) {
 	}
 	if len(recs) != 1 || recs[0].Version != 1 || recs[0].Checksum != "cc" || recs[0].State != dialect.StateApplied || recs[0].Statement != 0 || recs[0].Updated.IsZero() {
 		t.Fatalf("records = %+v, want one applied record for version 1 with cc", recs)
+	}
+	// Record: the marker fields are zero for an applied row (the readers
+	// skip them there, which keeps a no-op run's read cheap).
+	if r := recs[0]; r.InFlight || r.Total != 0 || r.Pid != 0 || !r.Started.IsZero() || r.Alive {
+		t.Fatalf("applied record = %+v, want zero marker fields", r)
 	}
 }
 

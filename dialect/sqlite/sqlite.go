@@ -59,7 +59,7 @@ const (
 	// they held their defaults. SQLite has no server process: pid is 0 and
 	// no marker is ever alive (the lock is a file lock in one host).
 	qRecordColumns  = `SELECT count(*) FROM pragma_table_info('shiplock_versions') WHERE name IN ('in_flight', 'total')`
-	qListRecords    = `SELECT version_id, source, checksum, state, statement, updated_at, in_flight, total, 0, NULL, 0 FROM shiplock_versions`
+	qListRecords    = `SELECT version_id, source, checksum, state, statement, updated_at, in_flight, CASE WHEN state = 'applied' THEN 0 ELSE total END, 0, NULL, 0 FROM shiplock_versions`
 	qListRecordsOld = `SELECT version_id, source, checksum, state, statement, updated_at, 0, 0, 0, NULL, 0 FROM shiplock_versions`
 	qPutRecord      = `INSERT INTO shiplock_versions (version_id, source, checksum, state, statement, in_flight, total) VALUES (?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (version_id) DO UPDATE SET source = excluded.source, checksum = excluded.checksum,
