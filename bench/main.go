@@ -41,6 +41,7 @@ type config struct {
 	skipPeers   bool
 	cache       string
 	out         string
+	keep        string
 	rev         string
 	shiplockBin string
 	tags        string
@@ -100,6 +101,7 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&cfg.cache, "cache", filepath.Join(os.TempDir(), "shiplock-bench"),
 		"work directory: peer binaries cached by version, builds, generated sets")
 	fs.StringVar(&cfg.out, "out", "", "directory for results JSON and Markdown (default: bench/out in the module)")
+	fs.StringVar(&cfg.keep, "keep", "", "also write the results as DIR/<date>.md and .json, for the repository to keep (bench/results: the README's figures come from there)")
 	fs.StringVar(&cfg.rev, "shiplock-rev", "HEAD",
 		`git revision of shiplock to build (exported with git archive), or "worktree" for the working tree as it is`)
 	fs.StringVar(&cfg.tags, "shiplock-tags", "nokube,nosqlite", "build tags of the measured shiplock binary (the Dockerfile's: pods run a binary without the Kubernetes client and SQLite)")

@@ -149,13 +149,15 @@ type results struct {
 	Series  []*series  `json:"series"`
 	Races   []*race    `json:"races"`
 	Targets []target   `json:"targets"`
+
+	keepDir string // --keep: also write the results there
 }
 
 func newResults(cfg config) *results {
 	r := &results{Sizes: cfg.sizes, Env: envInfo{
 		Started: time.Now(), CPUs: runtime.NumCPU(), GoVersion: runtime.Version(),
 		Reps: cfg.reps, RaceReps: cfg.raceReps,
-	}}
+	}, keepDir: cfg.keep}
 	if !cfg.skipPeers {
 		r.Env.Peers = []string{"goose " + gooseVersion + " (-tags " + gooseTags + ")", "migrate " + migrateVersion + " (-tags " + migrateTags + ")"}
 	}
@@ -487,6 +489,8 @@ func (r *results) markdown() string {
 		p("\n")
 	}
 
+	p("### README table\n\nThe README's Performance table, generated from this run (`go test ./bench` checks that README.md shows it unchanged):\n\n%s\n%s%s\n\n", readmeTableBegin, r.readmeTable(), readmeTableEnd)
+
 	p("### Targets (issues 2 and 9)\n\n| target | measured | result |\n|---|---|---|\n")
 	for _, t := range r.Targets {
 		res := "n/a"
@@ -534,6 +538,13 @@ func (r *results) write(dir string) ([]string, error) {
 			return nil, err
 		}
 		paths = append(paths, p)
+	}
+	if r.keepDir != "" {
+		kept, err := r.keep(r.keepDir, md, js)
+		if err != nil {
+			return nil, err
+		}
+		paths = append(paths, kept...)
 	}
 	slices.Sort(paths)
 	return paths, nil

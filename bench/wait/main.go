@@ -56,10 +56,58 @@ func (c *cluster) url(db string) string {
 	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", c.port, db)
 }
 
-// start launches the server without waiting for it.
+// start launches the server without waiting for it. Its log lines start
+// with the Unix time in milliseconds (log_line_prefix %n), for serverReady.
 func (c *cluster) start() error {
-	return c.cmd("pg_ctl", "-D", c.dir, "-l", filepath.Join(c.dir, "log"), "-o",
-		fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off", c.port, c.dir), "start").Run()
+	return c.cmd("pg_ctl", "-D", c.dir, "-l", c.logPath(), "-o",
+		fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c log_line_prefix='%%n '", c.port, c.dir), "start").Run()
+}
+
+func (c *cluster) logPath() string { return filepath.Join(c.dir, "log") }
+
+// logSize is where the next start's lines begin in the server log.
+func (c *cluster) logSize() int64 {
+	fi, err := os.Stat(c.logPath())
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+const readyLine = "database system is ready to accept connections"
+
+// serverReady returns when the postmaster logged that it accepts
+// connections, from the log lines written after offset (one start's). It
+// is the reference of the measurement because it cannot come late: the
+// postmaster sets its state to "running" and logs this line in one step
+// before it goes back to accepting connections, and every connection
+// accepted before then is refused ("the database system is starting up"),
+// so a client's first successful query, and so its migration, ends after
+// the line's time (truncated to the millisecond, so earlier still). A
+// contender can therefore never show a negative time, whatever this
+// program's own polling does. Call it once ready has succeeded.
+func (c *cluster) serverReady(offset int64) (time.Time, error) {
+	data, err := os.ReadFile(c.logPath())
+	if err != nil {
+		return time.Time{}, err
+	}
+	if offset > int64(len(data)) {
+		offset = 0
+	}
+	for _, line := range strings.Split(string(data[offset:]), "\n") {
+		if !strings.Contains(line, readyLine) {
+			continue
+		}
+		stamp, _, _ := strings.Cut(line, " ")
+		sec, frac, _ := strings.Cut(stamp, ".")
+		s, err1 := strconv.ParseInt(sec, 10, 64)
+		msec, err2 := strconv.ParseInt(frac, 10, 64)
+		if err1 != nil || err2 != nil || len(frac) != 3 {
+			return time.Time{}, fmt.Errorf("server log line %q: no %%n time prefix", line)
+		}
+		return time.Unix(s, msec*int64(time.Millisecond)), nil
+	}
+	return time.Time{}, fmt.Errorf("no %q line in the server log after offset %d", readyLine, offset)
 }
 
 func (c *cluster) stop() error {
@@ -126,7 +174,8 @@ func newCluster() (*cluster, func(), error) {
 
 type sample struct {
 	delay   time.Duration
-	latency time.Duration // from ready to migrated
+	latency time.Duration // from the server's "ready" log line to migrated
+	pollLag time.Duration // from that line to this program's first successful poll
 	ok      bool
 }
 
@@ -134,7 +183,9 @@ func run() error {
 	delays := flag.String("delays", "500ms,1s,2s,3s,5s", "how long after the migration starts the server starts")
 	reps := flag.Int("reps", 3, "trials per delay and contender")
 	bin := flag.String("shiplock", "", "shiplock binary (default: built from this checkout)")
+	keep := flag.String("keep", "", "also write the result table to DIR/wait-<date>.md, for the repository to keep (bench/results: the README quotes it)")
 	flag.Parse()
+	started := time.Now().UTC()
 
 	if *bin == "" {
 		*bin = filepath.Join(os.TempDir(), "shiplock-wait-bench-bin")
@@ -206,6 +257,7 @@ func run() error {
 				done := make(chan exit, 1)
 				go func() { err := cmd.Wait(); done <- exit{err, time.Now()} }()
 				time.Sleep(delay)
+				offset := c.logSize()
 				if err := c.start(); err != nil {
 					return fmt.Errorf("start: %w", err)
 				}
@@ -216,11 +268,16 @@ func run() error {
 					return fmt.Errorf("server not ready: %w", err)
 				}
 				e := <-done
-				// Negative when the contender saw the server ready before
-				// this poller did.
-				s := sample{delay: delay, latency: e.at.Sub(readyAt), ok: e.err == nil}
+				serverAt, err := c.serverReady(offset)
+				if err != nil {
+					return err
+				}
+				s := sample{delay: delay, latency: e.at.Sub(serverAt), pollLag: readyAt.Sub(serverAt), ok: e.err == nil}
+				if s.ok && s.latency < 0 {
+					return fmt.Errorf("%s finished %v before the server logged it was ready: the reference is wrong", name, -s.latency)
+				}
 				results[name] = append(results[name], s)
-				fmt.Fprintf(os.Stderr, "%-22s delay %-6s ready->done %8.1f ms ok=%v\n", name, delay, ms(s.latency), s.ok)
+				fmt.Fprintf(os.Stderr, "%-22s delay %-6s ready->done %8.1f ms (this program's poll saw it %.1f ms after the log line) ok=%v\n", name, delay, ms(s.latency), ms(s.pollLag), s.ok)
 				if err := c.stop(); err != nil {
 					return err
 				}
@@ -228,13 +285,16 @@ func run() error {
 		}
 	}
 
-	fmt.Printf("\n### Readiness: from \"PostgreSQL accepts connections\" to \"migration finished\"\n\n")
-	fmt.Printf("Migration started while the server was down; the server started after the delay. %d trials per delay. Readiness is when this program's own poll (a connect and SELECT 1 every millisecond) first succeeds; a contender that got there first shows a negative time.\n\n", *reps)
-	fmt.Printf("| contender | median ms | min ms | max ms | failed runs |\n|---|---:|---:|---:|---:|\n")
+	var out strings.Builder
+	p := func(format string, args ...any) { fmt.Fprintf(&out, format, args...) }
+	p("### Readiness: from \"PostgreSQL accepts connections\" to \"migration finished\" (%s)\n\n", started.Format("2006-01-02 15:04 UTC"))
+	p("Migration started while the server was down; the server started after the delays %s. %d trials per delay. Readiness is the time of the server's own log line %q (log_line_prefix %%n, milliseconds): the postmaster logs it before it accepts the first connection, so no contender can finish before it. Load average before: %s.\n\n", *delays, *reps, readyLine, loadAvg())
+	p("| contender | median ms | min ms | max ms | failed runs | this program's 1 ms poll saw the server ready, median ms after the log line |\n|---|---:|---:|---:|---:|---:|\n")
 	for _, name := range names {
-		var lat []float64
+		var lat, lag []float64
 		failed := 0
 		for _, s := range results[name] {
+			lag = append(lag, ms(s.pollLag))
 			if !s.ok {
 				failed++
 				continue
@@ -242,13 +302,37 @@ func run() error {
 			lat = append(lat, ms(s.latency))
 		}
 		sort.Float64s(lat)
+		sort.Float64s(lag)
 		if len(lat) == 0 {
-			fmt.Printf("| %s | - | - | - | %d of %d |\n", name, failed, len(results[name]))
+			p("| %s | - | - | - | %d of %d | %.1f |\n", name, failed, len(results[name]), lag[len(lag)/2])
 			continue
 		}
-		fmt.Printf("| %s | %.1f | %.1f | %.1f | %d of %d |\n", name, lat[len(lat)/2], lat[0], lat[len(lat)-1], failed, len(results[name]))
+		p("| %s | %.1f | %.1f | %.1f | %d of %d | %.1f |\n", name, lat[len(lat)/2], lat[0], lat[len(lat)-1], failed, len(results[name]), lag[len(lag)/2])
+	}
+	fmt.Print("\n" + out.String())
+	if *keep != "" {
+		if err := os.MkdirAll(*keep, 0o755); err != nil {
+			return err
+		}
+		path := filepath.Join(*keep, "wait-"+started.Format("2006-01-02-1504")+".md")
+		if err := os.WriteFile(path, []byte(out.String()), 0o644); err != nil {
+			return err
+		}
+		fmt.Fprintln(os.Stderr, "wrote", path)
 	}
 	return nil
+}
+
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
