@@ -50,6 +50,12 @@ func TestRecordTableUpgrade(t *testing.T) {
 	if err != nil || len(recs) != 1 || recs[0].Statement != 1 || recs[0].InFlight || recs[0].Alive {
 		t.Fatalf("old table read = %+v, %v", recs, err)
 	}
+	if err := d.CreateVersionTable(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	if _, all, err := d.ListAll(ctx, db); err != nil || len(all) != 1 || all[0] != recs[0] {
+		t.Fatalf("old table read by ListAll = %+v, %v; want %+v", all, err, recs[0])
+	}
 	if err := d.EnsureRecordTable(ctx, db); err != nil {
 		t.Fatal(err)
 	}
