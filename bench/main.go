@@ -34,6 +34,7 @@ const (
 type config struct {
 	databaseURL string
 	reps        int
+	noopReps    int
 	raceReps    int
 	runners     int
 	raceSize    int
@@ -92,6 +93,7 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&cfg.databaseURL, "database-url", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable",
 		"admin URL: the bench creates and drops its databases (named shiplock_bench_*) on this server")
 	fs.IntVar(&cfg.reps, "reps", 5, "repetitions of every fresh apply and no-op run; medians are reported")
+	fs.IntVar(&cfg.noopReps, "noop-reps", 1, "no-op runs of each tool per repetition (the pgx floor alternates with shiplock's): more paired samples on a noisy machine, without more fresh applies")
 	fs.IntVar(&cfg.raceReps, "race-reps", 3, "trials of the N-runner start, each paired with a single run")
 	fs.IntVar(&cfg.runners, "runners", 32, "processes started together in the N-runner start (0 skips it)")
 	fs.IntVar(&cfg.raceSize, "race-size", 100, "migrations in the N-runner start's set")
@@ -310,31 +312,43 @@ func (b *bench) measureSize(ctx context.Context, s *migrationSet) error {
 			if t.noop == nil {
 				continue
 			}
-			r, err = t.noop(s, url).run(ctx)
-			if err != nil {
-				return err
-			}
-			b.res.add(t.name, phaseNoop, s.n, r, r.ok())
-			b.logf("  %-14s noop  %5d  %8.1f ms  exit %d", t.name, s.n, ms(r.Wall), r.ExitCode)
-			if !r.ok() {
-				b.logf("  %s noop %d failed:\n%s", t.name, s.n, r.tail())
-			}
-			if t.name == toolShiplockFile {
-				// The floor: connect and SELECT 1 on the same database.
-				r, err := command{b.bins.floor, []string{url}}.run(ctx)
-				if err != nil {
+			for range max(b.cfg.noopReps, 1) {
+				if err := b.measureNoop(ctx, t, s, url); err != nil {
 					return err
-				}
-				b.res.add(toolFloor, phaseNoop, s.n, r, r.ok())
-				b.logf("  %-14s noop  %5d  %8.1f ms  exit %d", toolFloor, s.n, ms(r.Wall), r.ExitCode)
-				if !r.ok() {
-					b.logf("  floor failed:\n%s", r.tail())
 				}
 			}
 		}
 		if err := b.adm.drop(ctx, dbs...); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// measureNoop runs t's no-op on url, then, after shiplock, the pgx floor on
+// the same database: the two alternate, so they see the same load.
+func (b *bench) measureNoop(ctx context.Context, t tool, s *migrationSet, url string) error {
+	r, err := t.noop(s, url).run(ctx)
+	if err != nil {
+		return err
+	}
+	b.res.add(t.name, phaseNoop, s.n, r, r.ok())
+	b.logf("  %-14s noop  %5d  %8.1f ms  exit %d", t.name, s.n, ms(r.Wall), r.ExitCode)
+	if !r.ok() {
+		b.logf("  %s noop %d failed:\n%s", t.name, s.n, r.tail())
+	}
+	if t.name != toolShiplockFile {
+		return nil
+	}
+	// The floor: connect and SELECT 1 on the same database.
+	r, err = command{b.bins.floor, []string{url}}.run(ctx)
+	if err != nil {
+		return err
+	}
+	b.res.add(toolFloor, phaseNoop, s.n, r, r.ok())
+	b.logf("  %-14s noop  %5d  %8.1f ms  exit %d", toolFloor, s.n, ms(r.Wall), r.ExitCode)
+	if !r.ok() {
+		b.logf("  floor failed:\n%s", r.tail())
 	}
 	return nil
 }

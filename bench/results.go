@@ -136,6 +136,7 @@ type envInfo struct {
 	Loads    []string `json:"loads"`
 	Reps     int      `json:"reps"`
 	RaceReps int      `json:"race_reps"`
+	NoopReps int      `json:"noop_reps,omitempty"`
 	Peers    []string `json:"peers,omitempty"`
 	// RSSUpperBound: no GNU time, so peak RSS came from wait4 and
 	// includes the bench's own RSS at fork.
@@ -156,7 +157,7 @@ type results struct {
 func newResults(cfg config) *results {
 	r := &results{Sizes: cfg.sizes, Env: envInfo{
 		Started: time.Now(), CPUs: runtime.NumCPU(), GoVersion: runtime.Version(),
-		Reps: cfg.reps, RaceReps: cfg.raceReps,
+		Reps: cfg.reps, RaceReps: cfg.raceReps, NoopReps: max(cfg.noopReps, 1),
 	}, keepDir: cfg.keep}
 	if !cfg.skipPeers {
 		r.Env.Peers = []string{"goose " + gooseVersion + " (-tags " + gooseTags + ")", "migrate " + migrateVersion + " (-tags " + migrateTags + ")"}
@@ -360,7 +361,7 @@ func (r *results) markdown() string {
 	if len(e.Peers) > 0 {
 		p("- peers: %s\n", strings.Join(e.Peers, ", "))
 	}
-	p("- medians of %d repetitions, wall time of each process from fork to exit; runs that failed are left out and counted\n\n", e.Reps)
+	p("- medians of %d repetitions (no-op runs: %d per repetition, shiplock's alternating with the pgx floor's), wall time of each process from fork to exit; runs that failed are left out and counted\n\n", e.Reps, max(e.NoopReps, 1))
 
 	header := func(first string) {
 		p("| %s |", first)
