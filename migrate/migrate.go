@@ -258,6 +258,19 @@ func (m *Migrator) run(ctx context.Context, plan func(*state) ([]*Migration, err
 		return res, nil
 	}
 	defer m.unlock(ctx, conn)
+	if m.opts.Stop != nil {
+		// Say at once that the stop was heard: the run may take up to the
+		// grace to end.
+		running := make(chan struct{})
+		defer close(running)
+		go func() {
+			select {
+			case <-m.opts.Stop:
+				m.log.Warn("stop requested: no further statement starts; the one running has the stop grace to finish (a second signal cancels it)", "grace", m.opts.StopGrace)
+			case <-running:
+			}
+		}()
+	}
 
 	// Re-read under the lock: another runner may have moved the database.
 	if st, err = m.readState(ctx, conn); err != nil {

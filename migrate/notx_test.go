@@ -242,8 +242,10 @@ INSERT INTO items VALUES (2);`),
 		if !errors.As(err, &ierr) || !ierr.Problems[0].Changed || !strings.Contains(err.Error(), "--force") {
 			t.Fatalf("Up = %v, want a changed-file IntegrityError naming --force", err)
 		}
-		if _, err := m.Repair(ctx, migrate.Resume, migrate.RepairOptions{}); !errors.As(err, &ierr) {
-			t.Fatalf("Repair without --force = %v, want refused", err)
+		for _, action := range []migrate.RepairAction{migrate.Resume, migrate.Skip, migrate.Restart} {
+			if _, err := m.Repair(ctx, action, migrate.RepairOptions{}); !errors.As(err, &ierr) {
+				t.Fatalf("Repair %v without --force = %v, want refused", action, err)
+			}
 		}
 		if _, err := m.Repair(ctx, migrate.Resume, migrate.RepairOptions{Force: true}); err != nil {
 			t.Fatalf("Repair --force: %v", err)
