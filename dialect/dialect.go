@@ -243,6 +243,11 @@ type IndexChecker interface {
 	// DropIndex drops an index by its qualified name, outside a
 	// transaction and without blocking writes (DROP INDEX CONCURRENTLY).
 	DropIndex(ctx context.Context, q Querier, qualified string) error
+	// NoLockTimeout is the session statement that lifts the lock timeout
+	// for a concurrent index build: its table lock conflicts with no
+	// read or write, so live traffic never queues behind it, while its
+	// waits for older transactions would fail it under any lock timeout.
+	NoLockTimeout() string
 	// BackendBusy reports whether the server process pid, started before
 	// since, still exists (its statement may still be running, even when
 	// its client is gone).

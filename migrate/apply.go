@@ -437,7 +437,7 @@ func (m *Migrator) execute(ctx context.Context, q dialect.Querier, conn *sql.Con
 				} else {
 					// Outside a transaction, retry the statement itself:
 					// the ones before it are done.
-					err = m.retry(ctx, mig.Source, exec)
+					err = m.retry(ctx, mig.Source, m.indexBuild(ctx, q, s.SQL, exec))
 				}
 				endWatch()
 				if err == nil {
@@ -520,6 +520,55 @@ func stoppedErr(gctx context.Context, err error) error {
 		return fmt.Errorf("%w (cancelled after the stop grace; rolled back): %w", ErrStopped, err)
 	}
 	return err
+}
+
+// indexBuild wraps exec, the running of stmt outside a transaction. For a
+// CREATE INDEX CONCURRENTLY it lifts the DDL lock timeout around the
+// statement (the build blocks no read or write, and waits for older
+// transactions, which a lock timeout would make fail), and before a retry
+// it drops the INVALID index a failed attempt left (else the retry fails
+// with "already exists").
+func (m *Migrator) indexBuild(ctx context.Context, q dialect.Querier, stmt string, exec func() error) func() error {
+	ic, ok := m.dialect.(dialect.IndexChecker)
+	if !ok {
+		return exec
+	}
+	table, name, ok := concurrentIndex(stmt)
+	if !ok {
+		return exec
+	}
+	attempt := 0
+	return func() error {
+		if attempt++; attempt > 1 {
+			qualified, valid, err := ic.IndexValidity(ctx, q, table, name)
+			if err != nil {
+				return fmt.Errorf("look up index %s: %w", name, err)
+			}
+			if qualified != "" && !valid {
+				m.log.Info("dropping the INVALID index the failed attempt left, to build it again", "index", qualified)
+				if err := ic.DropIndex(ctx, q, qualified); err != nil {
+					return fmt.Errorf("drop INVALID index %s: %w", qualified, err)
+				}
+			}
+		}
+		if m.opts.DDLLockTimeout <= 0 {
+			return exec()
+		}
+		restore, err := m.dialect.SessionTimeouts(ctx, q)
+		if err != nil {
+			return fmt.Errorf("read session timeouts: %w", err)
+		}
+		if _, err := q.ExecContext(ctx, ic.NoLockTimeout()); err != nil {
+			return err
+		}
+		err = exec()
+		for _, stmt := range restore {
+			if _, rerr := q.ExecContext(context.WithoutCancel(ctx), stmt); rerr != nil && err == nil {
+				err = fmt.Errorf("restore session timeouts: %w", rerr)
+			}
+		}
+		return err
+	}
 }
 
 // inTxBlock reports whether conn is inside a transaction block, as far as

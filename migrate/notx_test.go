@@ -417,3 +417,77 @@ func TestStopGraceRollsBackTransaction(t *testing.T) {
 	}
 	wantVersion(t, next, 2)
 }
+
+// TestConcurrentIndexIgnoresLockTimeout: a CREATE INDEX CONCURRENTLY waits
+// for older transactions however short the DDL lock timeout (its table
+// lock blocks no read or write, so nothing queues behind it), instead of
+// failing after the timeout while a long transaction runs.
+func TestConcurrentIndexIgnoresLockTimeout(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := testdb.Postgres(t)
+	files := fstest.MapFS{
+		"00001_t.sql":   sqlFile("CREATE TABLE t (id int);", "DROP TABLE t;"),
+		"00002_idx.sql": notxFile("CREATE INDEX CONCURRENTLY t_id ON t (id);"),
+	}
+	if _, err := pgMigrator(t, url, files, migrate.Options{}).Up(ctx, migrate.UpOptions{To: 1}); err != nil {
+		t.Fatal(err)
+	}
+	db := openPG(t, url)
+	defer db.Close()
+	blocker := holdWriter(t, db, "t")
+	m := pgMigrator(t, url, files, migrate.Options{DDLLockTimeout: 50 * time.Millisecond})
+	errc := make(chan error, 1)
+	go func() { _, err := m.Up(ctx, migrate.UpOptions{}); errc <- err }()
+	// Still waiting well past the lock timeout: under it the build would
+	// have failed by now.
+	waitUntil(t, db, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'CREATE INDEX CONCURRENTLY t_id%' AND wait_event_type = 'Lock' AND now() - query_start > interval '500 ms'", 1)
+	if err := blocker.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatalf("Up: %v", err)
+	}
+	var lockTimeout string
+	if err := db.QueryRow("SELECT count(*)::text FROM pg_index WHERE indexrelid = 't_id'::regclass AND indisvalid").Scan(&lockTimeout); err != nil || lockTimeout != "1" {
+		t.Fatalf("t_id valid: %q, %v", lockTimeout, err)
+	}
+}
+
+// TestConcurrentIndexRetryDropsInvalid: a CREATE INDEX CONCURRENTLY that
+// failed on a lock timeout (here the database's own) leaves an INVALID
+// index; the retry drops it and builds it again instead of failing with
+// "already exists".
+func TestConcurrentIndexRetryDropsInvalid(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := testdb.Postgres(t)
+	files := fstest.MapFS{
+		"00001_t.sql":   sqlFile("CREATE TABLE t (id int);", "DROP TABLE t;"),
+		"00002_idx.sql": notxFile("CREATE INDEX CONCURRENTLY t_id ON t (id);"),
+	}
+	if _, err := pgMigrator(t, url, files, migrate.Options{}).Up(ctx, migrate.UpOptions{To: 1}); err != nil {
+		t.Fatal(err)
+	}
+	db := openPG(t, url)
+	defer db.Close()
+	if _, err := db.Exec("DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET lock_timeout = %L', current_database(), '50ms'); END $$"); err != nil {
+		t.Fatal(err)
+	}
+	blocker := holdWriter(t, db, "t")
+	m := pgMigrator(t, url, files, migrate.Options{LockRetries: 8, RetryDelay: 100 * time.Millisecond})
+	errc := make(chan error, 1)
+	go func() { _, err := m.Up(ctx, migrate.UpOptions{}); errc <- err }()
+	// The first attempt failed and left its INVALID index.
+	waitUntil(t, db, "SELECT count(*) FROM pg_index WHERE indexrelid = to_regclass('t_id') AND NOT indisvalid AND NOT EXISTS (SELECT FROM pg_stat_activity WHERE query LIKE 'CREATE INDEX CONCURRENTLY t_id%' AND state = 'active')", 1)
+	if err := blocker.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatalf("Up: %v", err)
+	}
+	var valid bool
+	if err := db.QueryRow("SELECT indisvalid FROM pg_index WHERE indexrelid = 't_id'::regclass").Scan(&valid); err != nil || !valid {
+		t.Fatalf("t_id valid = %v, %v", valid, err)
+	}
+}

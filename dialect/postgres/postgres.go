@@ -554,3 +554,5 @@ func (Dialect) ListAll(ctx context.Context, q dialect.Querier) ([]dialect.Versio
 	}
 	return versions, records, rows.Err()
 }
+
+func (Dialect) NoLockTimeout() string { return "SET lock_timeout = 0" }
