@@ -106,6 +106,11 @@ func (f *createFlags) run(g *globals, name, kind string, now time.Time) error {
 	if err := os.MkdirAll(g.dir, 0o755); err != nil {
 		return err
 	}
+	unlock, err := lockDir(g.dir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	var (
 		version, file, path string
 		fh                  *os.File
