@@ -3,12 +3,14 @@ package imagebuild
 import (
 	"archive/tar"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -16,6 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
@@ -117,4 +120,112 @@ func Push(ctx context.Context, registry string, images []Named) error {
 		}
 	}
 	return nil
+}
+
+// appendMu serialises AppendLayout's read-modify-write of index.json within
+// a process; index.json is replaced by a rename, so a reader (the test node
+// agent) never sees it half written. Appends from several processes at once
+// are not supported.
+var appendMu sync.Mutex
+
+// AppendLayout adds images to the OCI layout in dir, each under its name: a
+// name already present is pointed at the new index (the old entry is
+// dropped, its blobs stay). Blobs already in the layout are not rewritten.
+func AppendLayout(dir string, images ...Named) error {
+	appendMu.Lock()
+	defer appendMu.Unlock()
+	p, err := layout.FromPath(dir)
+	if err != nil {
+		return err
+	}
+	ii, err := p.ImageIndex()
+	if err != nil {
+		return err
+	}
+	im, err := ii.IndexManifest()
+	if err != nil {
+		return err
+	}
+	im = im.DeepCopy()
+	for _, n := range images {
+		if err := p.WriteIndex(n.Index); err != nil {
+			return fmt.Errorf("write %s: %w", n.Name, err)
+		}
+		d, err := partial.Descriptor(n.Index)
+		if err != nil {
+			return err
+		}
+		d.Annotations = map[string]string{RefName: n.Name}
+		kept := im.Manifests[:0]
+		for _, m := range im.Manifests {
+			if m.Annotations[RefName] != n.Name {
+				kept = append(kept, m)
+			}
+		}
+		im.Manifests = append(kept, *d)
+	}
+	raw, err := json.MarshalIndent(im, "", "   ")
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(dir, ".index.json.*")
+	if err != nil {
+		return err
+	}
+	if _, err := tmp.Write(raw); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := os.Rename(tmp.Name(), filepath.Join(dir, "index.json")); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	return nil
+}
+
+// LayoutIndex returns the index stored under name in the layout in dir.
+func LayoutIndex(dir, name string) (v1.ImageIndex, error) {
+	p, err := layout.FromPath(dir)
+	if err != nil {
+		return nil, err
+	}
+	ii, err := p.ImageIndex()
+	if err != nil {
+		return nil, err
+	}
+	im, err := ii.IndexManifest()
+	if err != nil {
+		return nil, err
+	}
+	for i := len(im.Manifests) - 1; i >= 0; i-- {
+		if m := im.Manifests[i]; m.Annotations[RefName] == name {
+			return ii.ImageIndex(m.Digest)
+		}
+	}
+	return nil, fmt.Errorf("imagebuild: %s: no image %s", dir, name)
+}
+
+// MigrationImage is the image stored under release in the layout in dir
+// plus a layer with the *.sql files of migrations in MigrationsDir, dated
+// at the Unix epoch (the same files give the same digest).
+func MigrationImage(dir, release, migrations string) (v1.ImageIndex, error) {
+	base, err := LayoutIndex(dir, release)
+	if err != nil {
+		return nil, err
+	}
+	files, err := MigrationFiles(migrations, 0)
+	if err != nil {
+		return nil, err
+	}
+	return WithLayer(base, files, time.Unix(0, 0))
 }
