@@ -22,7 +22,7 @@ import (
 type imageStore struct {
 	dir, cache string
 
-	mu    sync.Mutex
+	mu    sync.Mutex        // guards refs and roots
 	refs  map[string]string // name -> index digest
 	roots map[string]*unpacked
 }
@@ -62,16 +62,44 @@ const refNameAnnotation = "org.opencontainers.image.ref.name"
 
 func newImageStore(dir, cache string) (*imageStore, error) {
 	s := &imageStore{dir: dir, cache: cache, refs: map[string]string{}, roots: map[string]*unpacked{}}
-	var idx struct{ Manifests []descriptor }
-	if err := s.readJSON("index.json", &idx); err != nil {
-		return nil, fmt.Errorf("image store %s: %w", dir, err)
-	}
-	for _, d := range idx.Manifests {
-		if n := d.Annotations[refNameAnnotation]; n != "" {
-			s.refs[n] = d.Digest
-		}
+	if err := s.load(); err != nil {
+		return nil, err
 	}
 	return s, nil
+}
+
+// load reads the names of index.json; s.mu is held or s is not shared yet.
+// Tests add images (per-test migration images) while the node runs, by
+// replacing index.json with a rename, so a name this node does not know
+// yet is looked up again in the file.
+func (s *imageStore) load() error {
+	var idx struct{ Manifests []descriptor }
+	if err := s.readJSON("index.json", &idx); err != nil {
+		return fmt.Errorf("image store %s: %w", s.dir, err)
+	}
+	refs := map[string]string{}
+	for _, d := range idx.Manifests {
+		if n := d.Annotations[refNameAnnotation]; n != "" {
+			refs[n] = d.Digest // a later entry of a name wins
+		}
+	}
+	s.refs = refs
+	return nil
+}
+
+// lookup returns the index digest of ref, re-reading index.json when ref
+// is not known.
+func (s *imageStore) lookup(ref string) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if d, ok := s.refs[normalize(ref)]; ok {
+		return d, true
+	}
+	if err := s.load(); err != nil {
+		return "", false
+	}
+	d, ok := s.refs[normalize(ref)]
+	return d, ok
 }
 
 func (s *imageStore) blob(digest string) string {
@@ -111,13 +139,13 @@ func (s *imageStore) has(ref string) bool {
 	if s == nil {
 		return false
 	}
-	_, ok := s.refs[normalize(ref)]
+	_, ok := s.lookup(ref)
 	return ok
 }
 
 // pull unpacks ref for this node's platform (once) and returns it.
 func (s *imageStore) pull(ref string) (*ociImage, error) {
-	idxDigest, ok := s.refs[normalize(ref)]
+	idxDigest, ok := s.lookup(ref)
 	if !ok {
 		return nil, fmt.Errorf("%s: not found", ref)
 	}

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -79,5 +82,44 @@ func TestNormalize(t *testing.T) {
 		if got := normalize(in); got != want {
 			t.Errorf("normalize(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestImageStoreSeesAddedImages: a name added to index.json (replaced by a
+// rename, as imagebuild.AppendLayout does) after the store was opened is
+// found; one that is in neither is not.
+func TestImageStoreSeesAddedImages(t *testing.T) {
+	dir := t.TempDir()
+	write := func(names ...string) {
+		t.Helper()
+		var ms []string
+		for i, n := range names {
+			ms = append(ms, fmt.Sprintf(`{"mediaType":"application/vnd.oci.image.index.v1+json","digest":"sha256:%064d","size":1,"annotations":{"%s":"%s"}}`, i, refNameAnnotation, n))
+		}
+		tmp := filepath.Join(dir, ".index.json.tmp")
+		if err := os.WriteFile(tmp, []byte(`{"schemaVersion":2,"manifests":[`+strings.Join(ms, ",")+`]}`), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(dir, "index.json")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("img.test/shiplock:dev")
+	s, err := newImageStore(dir, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.has("img.test/shiplock:dev") || s.has("img.test/m:1") {
+		t.Fatalf("before the append: has(shiplock:dev)=%v has(m:1)=%v", s.has("img.test/shiplock:dev"), s.has("img.test/m:1"))
+	}
+	write("img.test/shiplock:dev", "img.test/m:1")
+	if !s.has("img.test/m:1") {
+		t.Fatal("an image added to index.json after the start is not found")
+	}
+	if d, ok := s.lookup("img.test/m:1"); !ok || d != fmt.Sprintf("sha256:%064d", 1) {
+		t.Errorf("lookup(m:1) = %s, %v", d, ok)
+	}
+	if s.has("shiplock.test/toolbox:dev") {
+		t.Error("an image in no index.json is found")
 	}
 }
