@@ -72,15 +72,7 @@ func accountsDeployment(t *testing.T, db kubeDB, r release) string {
 // runFlags add the cluster flags of kube run.
 func (d kubeDB) migrateFlags(r release) []string { return d.runFlags(r)[4:] }
 
-func (d kubeDB) runFlags(r release) []string {
-	f := d.flags("/migrations") // where the migration image has them
-	for i := range f {
-		if f[i] == kubetest.ShiplockImage {
-			f[i] = r.migrateImage()
-		}
-	}
-	return f
-}
+func (d kubeDB) runFlags(r release) []string { return d.imageFlags(r.migrateImage()) }
 
 // api calls the accounts API of every ready pod of the Deployment in turn
 // and returns the first pod's answer; all pods must agree on the status.

@@ -70,7 +70,7 @@ func TestMeshJobCompletes(t *testing.T) {
 	env := kubetest.New(t)
 	db := newKubeDB(t, env)
 	dir := writeMigrations(t, rowMigrations(2, 3))
-	flags := db.injectFlags(dir)
+	flags := db.injectFlags(t, dir)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 

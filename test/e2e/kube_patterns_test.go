@@ -99,8 +99,9 @@ func rowMigrations(from, to int) map[string]string {
 	return files
 }
 
-func (d kubeDB) injectFlags(dir string) []string {
-	f := d.flags(dir)
+func (d kubeDB) injectFlags(t *testing.T, dir string) []string {
+	t.Helper()
+	f := d.flags(t, dir)
 	return f[4:] // no --kubeconfig / -n: inject renders only
 }
 
@@ -117,7 +118,7 @@ func TestInitContainerPattern(t *testing.T) {
 	env := kubetest.New(t)
 	db := newKubeDB(t, env)
 	v1 := writeMigrations(t, rowMigrations(2, 20))
-	apply(t, env, inject(t, appDeployment(3), db.injectFlags(v1)...))
+	apply(t, env, inject(t, appDeployment(3), db.injectFlags(t, v1)...))
 	env.WaitForDeployment(t, "app", 3*time.Minute, kubetest.DeploymentAvailable)
 	if rows, distinct := db.rows(t); rows != 19 || distinct != 19 {
 		t.Fatalf("after v1: %d rows (%d distinct), want 19: a migration ran more or less than once", rows, distinct)
@@ -125,7 +126,7 @@ func TestInitContainerPattern(t *testing.T) {
 
 	files := rowMigrations(2, 21)
 	v2 := writeMigrations(t, files)
-	apply(t, env, inject(t, appDeployment(3), db.injectFlags(v2)...))
+	apply(t, env, inject(t, appDeployment(3), db.injectFlags(t, v2)...))
 	env.WaitForDeployment(t, "app", 3*time.Minute, kubetest.DeploymentAvailable)
 	if rows, distinct := db.rows(t); rows != 20 || distinct != 20 || db.version(t) != 21 {
 		t.Fatalf("after v2: %d rows (%d distinct), version %d; want 20, 20, 21", rows, distinct, db.version(t))
@@ -151,7 +152,7 @@ func TestGatePattern(t *testing.T) {
 	env := kubetest.New(t)
 	db := newKubeDB(t, env)
 	dir := writeMigrations(t, rowMigrations(2, 5))
-	gate := inject(t, appDeployment(2), append(db.injectFlags(dir), "--pattern", "gate", "--gate-secret", db.secret)...)
+	gate := inject(t, appDeployment(2), append(db.injectFlags(t, dir), "--pattern", "gate", "--gate-secret", db.secret)...)
 	apply(t, env, gate)
 
 	// The pods wait in Init, and say why: each gate initContainer runs and
@@ -171,7 +172,7 @@ func TestGatePattern(t *testing.T) {
 		}
 	}
 
-	code, out, errOut := kubeRun(t, db.flags(dir), "up")
+	code, out, errOut := kubeRun(t, db.flags(t, dir), "up")
 	if code != 0 {
 		t.Fatalf("kube run -- up: exit %d\n%s\n%s", code, out, errOut)
 	}

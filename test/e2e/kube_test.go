@@ -44,11 +44,20 @@ func newKubeDB(t *testing.T, env *kubetest.Env) kubeDB {
 	return kubeDB{env: env, srv: srv, name: name, secret: "account-secret"}
 }
 
-// flags are the kube run/job flags that point the Job at this database.
-func (d kubeDB) flags(dir string) []string {
+// flags are the kube run/job flags that run the migrations of dir, built
+// into a migration image (kubetest.MigrationImage), against this database.
+func (d kubeDB) flags(t *testing.T, dir string) []string {
+	t.Helper()
+	return d.imageFlags(kubetest.MigrationImage(t, dir))
+}
+
+// imageFlags are the kube run/job flags that run the migration image
+// image (migrations in its /migrations, the default --migrations-dir)
+// against this database.
+func (d kubeDB) imageFlags(image string) []string {
 	return []string{
 		"--kubeconfig", d.env.Kubeconfig, "-n", d.env.Namespace,
-		"--image", kubetest.ShiplockImage, "--migrations-dir", dir,
+		"--image", image,
 		"--db-host", d.srv.Host, "--db-port", strconv.Itoa(d.srv.Port), "--db-name", d.name,
 		"--secret", d.secret, "--db-sslmode", "disable",
 	}
@@ -100,7 +109,7 @@ func TestKubeRunJobPattern(t *testing.T) {
 		"00002_b.sql": "-- +goose Up\nCREATE TABLE b (id int);\n-- +goose Down\nDROP TABLE b;\n",
 	})
 
-	code, out, errOut := kubeRun(t, db.flags(dir), "up")
+	code, out, errOut := kubeRun(t, db.flags(t, dir), "up")
 	if code != 0 || !strings.Contains(out, "applied 2 migrations, now at version 2 (was 0)") ||
 		!strings.Contains(errOut, "succeeded (deleted): applied 2 migrations, now at version 2 (was 0)") {
 		t.Fatalf("kube run -- up: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
@@ -110,13 +119,13 @@ func TestKubeRunJobPattern(t *testing.T) {
 	}
 
 	// The same release again: nothing to do.
-	code, out, errOut = kubeRun(t, db.flags(dir), "up")
+	code, out, errOut = kubeRun(t, db.flags(t, dir), "up")
 	if code != 0 || !strings.Contains(errOut, "nothing to do, at version 2") {
 		t.Fatalf("second kube run -- up: exit %d\n%s\n%s", code, out, errOut)
 	}
 
 	// The out-of-band rollback.
-	code, out, errOut = kubeRun(t, db.flags(dir), "down", "--to", "1")
+	code, out, errOut = kubeRun(t, db.flags(t, dir), "down", "--to", "1")
 	if code != 0 || !strings.Contains(errOut, "reverted 1 migration, now at version 1 (was 2)") {
 		t.Fatalf("kube run -- down --to 1: exit %d\n%s\n%s", code, out, errOut)
 	}
@@ -127,7 +136,7 @@ func TestKubeRunJobPattern(t *testing.T) {
 	// A broken migration: the Job fails at once (exit 1 is permanent), the
 	// exit code comes back, nothing was retried, the Job is kept.
 	writeFile(t, dir, "00003_broken.sql", "-- +goose Up\nSELECT * FROM missing_table;\n")
-	code, out, errOut = kubeRun(t, db.flags(dir), "up")
+	code, out, errOut = kubeRun(t, db.flags(t, dir), "up")
 	if code != 1 || !strings.Contains(errOut, "failed, exit code 1 (PodFailurePolicy") ||
 		!strings.Contains(errOut, `00003_broken.sql:2: apply version 3: ERROR: relation "missing_table" does not exist`) {
 		t.Fatalf("kube run -- up with a broken file: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)

@@ -38,6 +38,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	watchtools "k8s.io/client-go/tools/watch"
 
+	"github.com/shiplock/shiplock/internal/imagebuild"
 	"github.com/shiplock/shiplock/internal/testdb"
 )
 
@@ -84,6 +85,30 @@ func RequireImages(t testing.TB) string {
 		t.Skipf("%s not set: the node agent does not run the built images", EnvImageStore)
 	}
 	return dir
+}
+
+// MigrationImage builds a migration image, as users build theirs
+// (imagebuild.MigrationImage: ReleaseImage plus a layer with the *.sql
+// files of dir in /migrations, where the release image's SHIPLOCK_DIR
+// points), adds it to the image store and returns its name. The name
+// carries the digest, so the same files give the same name and changed
+// files a new one; the node agent finds images added while it runs.
+func MigrationImage(t testing.TB, dir string) string {
+	t.Helper()
+	store := RequireImages(t)
+	idx, err := imagebuild.MigrationImage(store, ReleaseImage, dir)
+	if err != nil {
+		t.Fatalf("migration image of %s: %v", dir, err)
+	}
+	d, err := idx.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := ImagePrefix + "migrations:" + d.Hex[:20]
+	if err := imagebuild.AppendLayout(store, imagebuild.Named{Name: name, Index: idx}); err != nil {
+		t.Fatalf("add %s to %s: %v", name, store, err)
+	}
+	return name
 }
 
 // Annotations of the node agent's per-pod ports.
