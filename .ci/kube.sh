@@ -16,7 +16,9 @@
 # cmd/shiplock-image builds the release, accounts app and migration images
 # (img.shiplock.test/...) into an OCI layout, $SHIPLOCK_KUBE_IMAGE_STORE
 # (default /tmp/shiplock-kube/images/oci/layout); the node agent runs them
-# under runc. The shiplock binary also runs as image shiplock.test/shiplock:dev (any tag): it
+# under runc; every Kubernetes test of shiplock runs those (e2e tests add
+# their migration images to the store). The host binary also runs as image
+# shiplock.test/shiplock:dev (any tag), for bench/kuberun and manual runs: it
 # is $SHIPLOCK_BIN when set, else built here from ./cmd/shiplock. More
 # mappings: SHIPLOCK_KUBE_IMAGES="IMAGE=PATH IMAGE=PATH". Other settings
 # (paths, ports) are in test/kube/env.sh.

@@ -8,7 +8,8 @@
 // .ci/run) it fails instead, so CI cannot pass by skipping.
 //
 // Pods run as processes on the test machine and share 127.0.0.1: see
-// test/kube/README.md for the image mapping (ToolboxImage, ShiplockImage),
+// test/kube/README.md for the image mapping (ToolboxImage; shiplock runs
+// from the built images under runc: ReleaseImage, MigrationImage),
 // per-pod ports (PORT_NUM, PodPort) and termination messages.
 package kubetest
 
@@ -53,13 +54,10 @@ const (
 	EnvKeepNamespace = "SHIPLOCK_TEST_KEEP_NAMESPACE"
 )
 
-// Images the node agent maps to local binaries (test/kube/start.sh).
-const (
-	// ToolboxImage runs test/kube/testimages/toolbox.
-	ToolboxImage = "shiplock.test/toolbox:dev"
-	// ShiplockImage runs the shiplock binary given to start.sh as $SHIPLOCK_BIN.
-	ShiplockImage = "shiplock.test/shiplock:dev"
-)
+// ToolboxImage runs test/kube/testimages/toolbox, a local binary the node
+// agent maps to the image (test/kube/start.sh): test tooling only. Tests
+// run shiplock from the built images (ReleaseImage, MigrationImage).
+const ToolboxImage = "shiplock.test/toolbox:dev"
 
 // EnvImageStore names the OCI layout (built by cmd/shiplock-image with
 // -prefix ImagePrefix) whose images the node agent runs under runc.
