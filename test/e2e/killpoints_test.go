@@ -223,8 +223,12 @@ func TestKillNineAtManyPoints(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r := startUp(t, dir, url)
+		var (
+			blocker *sql.Tx
+			r       *runner
+		)
 		if trial < 40 {
+			r = startUp(t, dir, url)
 			// "applied" lines come once durable: those of the
 			// transactional 37-39 come with 40's synchronous commit, at
 			// the end, and those up to 36 by 36's (NO TRANSACTION).
@@ -233,11 +237,29 @@ func TestKillNineAtManyPoints(t *testing.T) {
 				t.Fatalf("trial %d: the runner ended before its %d-th migration", trial, k)
 			}
 		} else {
+			// Apply up to just before a NO TRANSACTION file and hold a
+			// writer on big, so that its index build is surely running
+			// (waiting for the writer) when the kill comes, however fast
+			// the machine.
 			n := 4 * (1 + rng.IntN(9))
+			if out, code := shiplock(dir, url, "up", "--to", fmt.Sprint(n-1)); code != 0 {
+				t.Fatalf("up --to %d: exit %d\n%s", n-1, code, out)
+			}
+			if blocker, err = db.Begin(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := blocker.Exec("INSERT INTO big VALUES (-1)"); err != nil {
+				t.Fatal(err)
+			}
+			r = startUp(t, dir, url)
 			waitQuery(t, db, fmt.Sprintf("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE 'CREATE INDEX CONCURRENTLY big_%d %%'", n), 1)
 		}
 		_ = r.cmd.Process.Signal(syscall.SIGKILL)
-		if killed, code := r.signalled(syscall.SIGKILL); !killed {
+		killed, code := r.signalled(syscall.SIGKILL)
+		if blocker != nil {
+			_ = blocker.Rollback()
+		}
+		if !killed {
 			t.Fatalf("trial %d: nothing was killed (exit %d)", trial, code)
 		}
 		o := recoverRun(t, dir, url, db)
