@@ -13,7 +13,9 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/yaml"
 
 	"github.com/shiplock/shiplock/kube/manifest"
@@ -74,15 +76,23 @@ func apply(t *testing.T, env *kubetest.Env, d *appsv1.Deployment) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	deps := env.Client.AppsV1().Deployments(env.Namespace)
-	cur, err := deps.Get(ctx, d.Name, metav1.GetOptions{})
-	if err != nil {
-		if _, err := deps.Create(ctx, d, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
+	// The Deployment controller writes the object's status meanwhile: an
+	// update based on a stale read is refused with a conflict, and is
+	// made again from a fresh read, as kubectl does.
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cur, err := deps.Get(ctx, d.Name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			_, err = deps.Create(ctx, d, metav1.CreateOptions{})
+			return err
 		}
-		return
-	}
-	cur.Spec = d.Spec
-	if _, err := deps.Update(ctx, cur, metav1.UpdateOptions{}); err != nil {
+		if err != nil {
+			return err
+		}
+		cur.Spec = d.Spec
+		_, err = deps.Update(ctx, cur, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 }
