@@ -497,18 +497,9 @@ func (m *Migrator) graceContext(ctx context.Context) (context.Context, func()) {
 	gctx, cancel := context.WithCancelCause(ctx)
 	done := make(chan struct{})
 	go func() {
-		select {
-		case <-m.opts.Stop:
-		case <-done:
-			return
-		}
-		t := time.NewTimer(m.opts.StopGrace)
-		defer t.Stop()
-		select {
-		case <-t.C:
+		if m.graceOver(done) {
 			m.log.Warn("stop: the migration in flight outlasted its grace, rolling it back", "grace", m.opts.StopGrace)
 			cancel(ErrStopped)
-		case <-done:
 		}
 	}()
 	return gctx, func() { close(done); cancel(nil) }

@@ -156,16 +156,7 @@ func (m *Migrator) graceWatch(ctx context.Context, pid int64) func() {
 	done, finished := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(finished)
-		select {
-		case <-m.opts.Stop:
-		case <-done:
-			return
-		}
-		t := time.NewTimer(m.opts.StopGrace)
-		defer t.Stop()
-		select {
-		case <-t.C:
-		case <-done:
+		if !m.graceOver(done) {
 			return
 		}
 		m.log.Warn("stop: the statement in flight outlasted its grace, cancelling it", "grace", m.opts.StopGrace, "pid", pid)
@@ -414,4 +405,22 @@ func rerunnable(stmt string) bool {
 		}
 	}
 	return false
+}
+
+// graceOver waits until Options.StopGrace has passed after Options.Stop
+// closed (true), or done closes first (false).
+func (m *Migrator) graceOver(done <-chan struct{}) bool {
+	select {
+	case <-m.opts.Stop:
+	case <-done:
+		return false
+	}
+	t := time.NewTimer(m.opts.StopGrace)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-done:
+		return false
+	}
 }
