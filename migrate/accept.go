@@ -42,21 +42,11 @@ func (m *Migrator) AcceptChecksum(ctx context.Context, version int64) (*Accepted
 	case mig.Checksum == "":
 		return nil, &FileError{File: mig.Source, Msg: "is a Go migration: it has no checksum"}
 	}
-	conn, err := m.db.Conn(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("connect: %w", err)
-	}
-	defer conn.Close()
-	never := func(*state) ([]*Migration, error) { return []*Migration{nil}, nil }
-	if _, _, err := m.lock(ctx, conn, never); err != nil {
-		return nil, err
-	}
-	defer m.unlock(ctx, conn)
-
-	st, err := m.readState(ctx, conn)
+	conn, st, release, err := m.lockedState(ctx)
 	if err != nil {
 		return nil, err
 	}
+	defer release()
 	for _, p := range m.problems(st) {
 		if p.Kind == Interrupted && p.Version == version {
 			return nil, &IntegrityError{Problems: []Problem{p}}

@@ -69,21 +69,11 @@ var ErrNothingToRepair = fmt.Errorf("migrate: no interrupted migration to repair
 // a statement the catalog settles is settled by it.
 func (m *Migrator) Repair(ctx context.Context, action RepairAction, opts RepairOptions) (*Result, error) {
 	start := time.Now()
-	conn, err := m.db.Conn(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("connect: %w", err)
-	}
-	defer conn.Close()
-	never := func(*state) ([]*Migration, error) { return []*Migration{nil}, nil }
-	if _, _, err := m.lock(ctx, conn, never); err != nil {
-		return nil, err
-	}
-	defer m.unlock(ctx, conn)
-
-	st, err := m.readState(ctx, conn)
+	conn, st, release, err := m.lockedState(ctx)
 	if err != nil {
 		return nil, err
 	}
+	defer release()
 	if st.recordTableExists {
 		// A marker written before the marker columns existed.
 		if err := m.dialect.EnsureRecordTable(ctx, conn); err != nil {
@@ -155,4 +145,27 @@ func (m *Migrator) Repair(ctx context.Context, action RepairAction, opts RepairO
 	res.To = st.after(res.Applied)
 	res.Duration = time.Since(start)
 	return res, nil
+}
+
+// lockedState connects, takes the migration lock whatever is pending
+// (waiting for a runner in progress) and reads the state under it, for
+// the commands that change bookkeeping rather than apply: release unlocks
+// and closes.
+func (m *Migrator) lockedState(ctx context.Context) (*sql.Conn, *state, func(), error) {
+	conn, err := m.db.Conn(ctx)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("connect: %w", err)
+	}
+	never := func(*state) ([]*Migration, error) { return []*Migration{nil}, nil }
+	if _, _, err := m.lock(ctx, conn, never); err != nil {
+		conn.Close()
+		return nil, nil, nil, err
+	}
+	release := func() { m.unlock(ctx, conn); conn.Close() }
+	st, err := m.readState(ctx, conn)
+	if err != nil {
+		release()
+		return nil, nil, nil, err
+	}
+	return conn, st, release, nil
 }
