@@ -265,27 +265,39 @@ func (m *Migrator) statementError(mig *Migration, dir Direction, s sqlfile.State
 // runNoTx runs a migration outside a transaction from statement first,
 // with shiplock's timeouts set on the session around it and restored after.
 func (m *Migrator) runNoTx(ctx context.Context, conn *sql.Conn, mig *Migration, dir Direction, first int) (MigrationResult, error) {
+	var r MigrationResult
+	err := m.withSessionTimeouts(ctx, conn, func() error {
+		var err error
+		r, err = m.runFrom(ctx, conn, conn, mig, dir, first)
+		var merr *MigrationError
+		if ic, ok := m.dialect.(dialect.IndexChecker); ok && errors.As(err, &merr) {
+			merr.InvalidIndexes, _ = ic.InvalidIndexes(context.WithoutCancel(ctx), conn)
+		}
+		return err
+	})
+	return r, err
+}
+
+// withSessionTimeouts runs fn with shiplock's timeouts set on the session,
+// and restores the session's own after it.
+func (m *Migrator) withSessionTimeouts(ctx context.Context, conn *sql.Conn, fn func() error) error {
 	var restore []string
 	if m.opts.DDLLockTimeout > 0 || m.opts.StatementTimeout > 0 {
 		var err error
 		if restore, err = m.dialect.SessionTimeouts(ctx, conn); err != nil {
-			return MigrationResult{}, fmt.Errorf("read session timeouts: %w", err)
+			return fmt.Errorf("read session timeouts: %w", err)
 		}
 		if err := applySettings(ctx, conn, m.settings(false, false)); err != nil {
-			return MigrationResult{}, err
+			return err
 		}
 	}
-	r, err := m.runFrom(ctx, conn, conn, mig, dir, first)
-	var merr *MigrationError
-	if ic, ok := m.dialect.(dialect.IndexChecker); ok && errors.As(err, &merr) {
-		merr.InvalidIndexes, _ = ic.InvalidIndexes(context.WithoutCancel(ctx), conn)
-	}
+	err := fn()
 	for _, stmt := range restore {
 		if _, rerr := conn.ExecContext(context.WithoutCancel(ctx), stmt); rerr != nil && err == nil {
 			err = fmt.Errorf("restore session timeouts: %w", rerr)
 		}
 	}
-	return r, err
+	return err
 }
 
 // settings are shiplock's own settings for one migration: the timeouts,

@@ -176,6 +176,9 @@ type Result struct {
 	Ahead []int64
 	// LockWait is how long the run waited for the migration lock.
 	LockWait time.Duration
+	// Unversioned is true for a run without versioning (UpUnversioned):
+	// From and To are then not database versions; To is the last file run.
+	Unversioned bool
 }
 
 // UpOptions select what Up applies. The zero value applies everything.
@@ -379,6 +382,9 @@ func (m *Migrator) lock(ctx context.Context, conn *sql.Conn, plan func(*state) (
 			case <-t.C:
 			}
 			delay = min(delay*2, limit)
+		}
+		if plan == nil {
+			continue // a run that reads no version table (UpUnversioned)
 		}
 		st, err := m.readState(ctx, conn)
 		if err != nil {

@@ -36,11 +36,32 @@ type target struct {
 // (PGSERVICE) and the password file (PGPASSFILE, ~/.pgpass), as libpq does.
 // shiplock adds only PGDBNAME, read as PGDATABASE when that is unset.
 func (g *globals) resolveTarget() (target, error) {
+	t, err := g.findTarget()
+	if err == nil && t.dialect != "postgres" && g.tls.set() {
+		return t, usagef("--certfile, --ssl-cert and --ssl-key apply to PostgreSQL only (goose applies them to MySQL only)")
+	}
+	return t, err
+}
+
+func (g *globals) findTarget() (target, error) {
 	raw := g.databaseURL
 	if raw == "" {
 		raw = g.streams.getenv("DATABASE_URL")
 	}
 	if raw != "" {
+		switch g.driver {
+		case "postgres":
+			return g.parsePostgres(raw)
+		case "sqlite":
+			t, err := parseTarget(raw)
+			if err != nil || t.dialect != "sqlite" {
+				t = target{dialect: "sqlite", conn: raw} // a file path
+			}
+			return t, nil
+		case "":
+		default:
+			return target{}, usagef(fmt.Sprintf("--driver %q: want postgres or sqlite", g.driver))
+		}
 		t, err := parseTarget(raw)
 		if err != nil || t.dialect != "postgres" {
 			return t, err
@@ -95,6 +116,9 @@ const errEncodePassword = "the user name and password in the database URL must b
 func (g *globals) parsePostgres(conn string) (target, error) {
 	if redact.URLPasswordNeedsEncoding(conn) {
 		return target{}, usagef(errEncodePassword)
+	}
+	if g.tls.set() {
+		conn = g.tls.apply(conn)
 	}
 	cfg, err := pgx.ParseConfig(conn)
 	if err != nil {

@@ -9,9 +9,10 @@ import (
 )
 
 type downFlags struct {
-	run    runFlags
-	to     int64
-	output string
+	run          runFlags
+	to           int64
+	output       string
+	noVersioning bool
 }
 
 func newDownCmd(g *globals) *cobra.Command {
@@ -33,6 +34,8 @@ should run ("shiplock down --to 20261101000000"); --to 0 reverts all.`,
 	f.run.register(fs)
 	fs.Var(newVersionValue(&f.to), "to", "revert every migration newer than this version (0: all)")
 	fs.StringVarP(&f.output, "output", "o", "text", "result format: text or json")
+	registerNoVersioning(fs, &f.noVersioning)
+	g.registerTimeout(fs)
 	return cmd
 }
 
@@ -44,14 +47,21 @@ func (f *downFlags) runDown(ctx context.Context, g *globals, toSet bool) error {
 	if toSet {
 		to = f.to
 	}
+	if err := checkNoVersioning(f.noVersioning, &f.run); err != nil {
+		return err
+	}
 	return g.mutate(ctx, &f.run, f.output, func(m *migrate.Migrator) (*migrate.Result, error) {
+		if f.noVersioning {
+			return m.DownUnversioned(ctx, to)
+		}
 		return m.Down(ctx, to)
 	})
 }
 
 type redoFlags struct {
-	run    runFlags
-	output string
+	run          runFlags
+	output       string
+	noVersioning bool
 }
 
 func newRedoCmd(g *globals) *cobra.Command {
@@ -64,11 +74,19 @@ func newRedoCmd(g *globals) *cobra.Command {
 	}
 	f.run.register(cmd.Flags())
 	cmd.Flags().StringVarP(&f.output, "output", "o", "text", "result format: text or json")
+	registerNoVersioning(cmd.Flags(), &f.noVersioning)
+	g.registerTimeout(cmd.Flags())
 	return cmd
 }
 
 func (f *redoFlags) runRedo(ctx context.Context, g *globals) error {
+	if err := checkNoVersioning(f.noVersioning, &f.run); err != nil {
+		return err
+	}
 	return g.mutate(ctx, &f.run, f.output, func(m *migrate.Migrator) (*migrate.Result, error) {
+		if f.noVersioning {
+			return m.RedoUnversioned(ctx)
+		}
 		return m.Redo(ctx)
 	})
 }

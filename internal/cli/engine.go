@@ -32,6 +32,7 @@ func (f *engineFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.txMode, "tx-mode", "file", "transactions: file (one per migration), all (all-or-nothing; not with NO TRANSACTION files) or none")
 	fs.DurationVar(&f.lockTimeout, "lock-timeout", 5*time.Minute, "give up when another runner holds the migration lock this long (exit 7); 0 waits forever")
 	fs.BoolVar(&f.allowOutOfOrder, "allow-out-of-order", false, "apply pending files older than the newest applied version instead of refusing")
+	fs.BoolVar(&f.allowOutOfOrder, "allow-missing", false, "goose's name for --allow-out-of-order")
 	fs.BoolVar(&f.ignoreChecksums, "ignore-checksums", false, "run although applied migration files were edited")
 	fs.BoolVar(&f.strict, "strict", false, "fail when the database has versions that no file describes (database ahead of the files)")
 	// Readers queue behind a DDL statement that waits for its lock: the

@@ -30,7 +30,13 @@ func (e *exitError) Error() string { return e.msg }
 
 // exitCode is the exit code of a command that returned err.
 func (g *globals) exitCode(err error) exitcode.Code {
-	return classify(err, g.classifier, g.stopped())
+	code := classify(err, g.classifier, g.stopped())
+	if code == exitcode.Failed && g.timedOut() {
+		// The statement the deadline cancelled fails with whatever the
+		// driver says (57014 query_canceled): the cause is the deadline.
+		code = exitcode.Unavailable
+	}
+	return code
 }
 
 // stopped reports whether shiplock was told to stop: SIGTERM or Ctrl-C

@@ -41,6 +41,17 @@ func summary(res *migrate.Result, err error) string {
 	if len(res.Applied) > 0 && res.Applied[len(res.Applied)-1].Direction == migrate.Down {
 		verb = "reverted"
 	}
+	if res.Unversioned {
+		// No version was read or written: say what ran, by file.
+		what := fmt.Sprintf("%s %s without versioning (goose_db_version untouched)", verb, plural(len(res.Applied), "migration"))
+		switch {
+		case err != nil:
+			return "failed after " + what
+		case len(res.Applied) == 0:
+			return "nothing to do: no migration files in range"
+		}
+		return fmt.Sprintf("%s, last file version %d, in %s", what, res.To, round(res.Duration))
+	}
 	switch {
 	case err != nil && len(res.Applied) == 0:
 		return fmt.Sprintf("failed at version %d; nothing changed", res.From)

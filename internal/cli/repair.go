@@ -64,6 +64,7 @@ was interrupted, unless --force.
 	fs.BoolVar(&f.forget, "forget", false, "clear the marker as if the migration never started")
 	fs.StringVar(&f.acceptChecksum, "accept-checksum", "", "record the current checksum of applied version `VERSION`'s file (reformatted or edited on purpose)")
 	fs.StringVarP(&f.output, "output", "o", "text", "result format: text or json")
+	g.registerTimeout(fs)
 	return cmd
 }
 

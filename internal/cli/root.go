@@ -44,12 +44,18 @@ func (s Streams) getenv(key string) string {
 type globals struct {
 	streams     Streams
 	databaseURL string
-	dir         string
-	allowEmpty  bool
-	logFormat   string
-	logLevel    string
-	log         *slog.Logger
-	sec         *redact.Secrets // what must never be printed; grows as settings are read
+	driver      string // how to read databaseURL: "" (by its form), postgres or sqlite
+	tls         tlsFiles
+	// timeout is the deadline of the whole command (--timeout, goose's
+	// -timeout); 0 for none. Its expiry is exit 6.
+	timeout    time.Duration
+	cmdCtx     context.Context // the command's context under --timeout
+	dir        string
+	allowEmpty bool
+	logFormat  string
+	logLevel   string
+	log        *slog.Logger
+	sec        *redact.Secrets // what must never be printed; grows as settings are read
 	// stopGrace is set (in nanoseconds) by a command that handles Stop
 	// itself: a stop then cancels ctx only that long (plus time to record
 	// progress) after it came.
@@ -68,6 +74,11 @@ type globals struct {
 func Main(ctx context.Context, args []string, streams Streams) int {
 	g := &globals{streams: streams, ctx: ctx}
 	root := newRoot(g)
+	args, err := gooseArgs(root, args)
+	if err != nil {
+		fmt.Fprintf(streams.Err, "shiplock: %s\n", err)
+		return int(exitcode.Usage)
+	}
 	root.SetArgs(args)
 	root.SetIn(streams.In)
 	root.SetOut(streams.Out)
@@ -98,9 +109,12 @@ func Main(ctx context.Context, args []string, streams Streams) int {
 			}
 		}()
 	}
-	err := root.ExecuteContext(ctx)
+	err = root.ExecuteContext(ctx)
 	if err == nil {
 		return int(exitcode.OK)
+	}
+	if g.timedOut() {
+		err = fmt.Errorf("the command's --timeout of %s ran out: %w", g.timeout, err)
 	}
 	code := g.exitCode(err)
 	if msg := err.Error(); msg != "" {
@@ -138,12 +152,20 @@ table) under a lock shared by every runner, so N replicas can migrate at once.
 		SilenceUsage:      true,
 		SilenceErrors:     true,
 		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
-		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error { return g.setup() },
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			g.startDeadline(cmd)
+			return g.setup()
+		},
+		Args: cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error { return unknownCommand(cmd, args) },
 	}
 	root.SetUsageTemplate(root.UsageTemplate() + "\n" + envHelp)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usagef(err.Error()) })
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.databaseURL, "database-url", "", "database URL (env DATABASE_URL); postgres://, sqlite:// or a file path")
+	pf.StringVar(&g.driver, "driver", "", "read --database-url as postgres or sqlite (goose's DRIVER; set by the goose form \"shiplock DRIVER DBSTRING COMMAND\")")
+	_ = pf.MarkHidden("driver")
+	g.tls.register(pf)
 	pf.StringVar(&g.dir, "dir", "", "migrations directory (env SHIPLOCK_DIR, default ./migrations)")
 	pf.BoolVar(&g.allowEmpty, "allow-empty", false, "accept a migrations directory with no migration files (else exit 3, so a wrong --dir never passes as \"nothing to do\")")
 	pf.StringVar(&g.logFormat, "log-format", "auto", "log format on stderr: auto (text on a terminal, JSON otherwise), text or json")
@@ -157,6 +179,7 @@ table) under a lock shared by every runner, so N replicas can migrate at once.
 		newAwaitCmd(g), newCheckCmd(g),
 		newKubeCmd(g),
 	)
+	usageArgs(root)
 	return root
 }
 

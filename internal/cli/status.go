@@ -25,22 +25,25 @@ func newStatusCmd(g *globals) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE:  func(cmd *cobra.Command, _ []string) error { return f.run(cmd.Context(), g) },
 	}
-	cmd.Flags().StringVarP(&f.output, "output", "o", "table", "output format: table or json")
+	cmd.Flags().StringVarP(&f.output, "output", "o", "table", "output format: table, json, or goose (goose status's layout, on stderr as goose prints it)")
 	cmd.Flags().BoolVar(&f.exitCode, "exit-code", false, "exit 8 when migrations are pending")
 	f.wait.register(cmd.Flags(), 0)
+	g.registerTimeout(cmd.Flags())
 	return cmd
 }
 
 func (f *statusFlags) run(ctx context.Context, g *globals) error {
-	if f.output != "table" && f.output != "json" {
-		return usagef(fmt.Sprintf("--output %q: want table or json", f.output))
+	if f.output != "table" && f.output != "json" && f.output != "goose" {
+		return usagef(fmt.Sprintf("--output %q: want table, json or goose", f.output))
 	}
 	return g.withMigrator(ctx, migrate.Options{}, &f.wait, func(m *migrate.Migrator) error {
 		st, err := m.Status(ctx)
 		if err != nil {
 			return err
 		}
-		if f.output == "json" {
+		if f.output == "goose" {
+			printGooseStatus(g.streams.Err, st)
+		} else if f.output == "json" {
 			writeJSON(g.streams.Out, struct {
 				*migrate.Status
 				Problems []problemJSON `json:"problems"`
@@ -69,7 +72,7 @@ func (f *statusFlags) run(ctx context.Context, g *globals) error {
 }
 
 func newVersionCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "version",
 		Short: "Print the database's current schema version (read-only)",
 		Args:  cobra.NoArgs,
@@ -84,6 +87,8 @@ func newVersionCmd(g *globals) *cobra.Command {
 			})
 		},
 	}
+	g.registerTimeout(cmd.Flags())
+	return cmd
 }
 
 type planFlags struct {
@@ -108,6 +113,7 @@ changes nothing.`,
 	f.wait.register(cmd.Flags(), 0)
 	cmd.Flags().BoolVar(&f.down, "down", false, "plan a down instead of an up")
 	cmd.Flags().Var(newVersionValue(&f.to), "to", "target version, as for up --to or down --to")
+	g.registerTimeout(cmd.Flags())
 	return cmd
 }
 
@@ -171,6 +177,7 @@ func newVerifyCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().StringVarP(&f.output, "output", "o", "text", "output format: text or json")
 	f.wait.register(cmd.Flags(), 0)
+	g.registerTimeout(cmd.Flags())
 	return cmd
 }
 

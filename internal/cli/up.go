@@ -11,10 +11,11 @@ import (
 )
 
 type upFlags struct {
-	run    runFlags
-	to     int64
-	byOne  bool
-	output string
+	run          runFlags
+	to           int64
+	byOne        bool
+	output       string
+	noVersioning bool
 }
 
 func newUpCmd(g *globals) *cobra.Command {
@@ -42,12 +43,21 @@ Kubernetes termination log.`,
 	fs.Var(newVersionValue(&f.to), "to", "apply up to and including this version (default: all)")
 	fs.BoolVar(&f.byOne, "by-one", false, "apply only the next pending migration")
 	fs.StringVarP(&f.output, "output", "o", "text", "result format: text or json")
+	registerNoVersioning(fs, &f.noVersioning)
+	g.registerTimeout(fs)
 	return cmd
 }
 
 func (f *upFlags) runUp(ctx context.Context, g *globals) error {
+	if err := checkNoVersioning(f.noVersioning, &f.run); err != nil {
+		return err
+	}
 	return g.mutate(ctx, &f.run, f.output, func(m *migrate.Migrator) (*migrate.Result, error) {
-		return m.Up(ctx, migrate.UpOptions{To: f.to, ByOne: f.byOne})
+		o := migrate.UpOptions{To: f.to, ByOne: f.byOne}
+		if f.noVersioning {
+			return m.UpUnversioned(ctx, o)
+		}
+		return m.Up(ctx, o)
 	})
 }
 
