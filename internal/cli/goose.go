@@ -78,7 +78,7 @@ func gooseArgs(root *cobra.Command, args []string) ([]string, error) {
 			return nil, usagef(fmt.Sprintf("goose's form is DRIVER DBSTRING COMMAND: %q needs a connection string and a command, e.g. shiplock %s \"$DATABASE_URL\" status (or shiplock status --database-url ...)", out[first], out[first]))
 		}
 		if dialect == "" {
-			return nil, usagef(fmt.Sprintf("goose driver %q: shiplock runs PostgreSQL (postgres, pgx, redshift is not supported) and SQLite (sqlite3)", out[first]))
+			return nil, usagef(fmt.Sprintf("goose driver %q is not supported: shiplock runs PostgreSQL (postgres, pgx) and SQLite (sqlite3, sqlite)", out[first]))
 		}
 		db := out[positionals[1]]
 		rest := make([]string, 0, len(out)+1)
@@ -177,6 +177,9 @@ func unknownCommand(root *cobra.Command, args []string) error {
 		return root.Help()
 	}
 	msg := fmt.Sprintf("unknown command %q", args[0])
+	if root.SuggestionsMinimumDistance <= 0 {
+		root.SuggestionsMinimumDistance = 2 // cobra's default, set only where it suggests itself
+	}
 	if s := root.SuggestionsFor(args[0]); len(s) > 0 {
 		msg += fmt.Sprintf("; did you mean %s?", strings.Join(s, " or "))
 	}
