@@ -130,17 +130,6 @@ func Main(ctx context.Context, args []string, streams Streams) int {
 // statement in flight, record it and release the lock.
 const stopRecordTime = 5 * time.Second
 
-const envHelp = `Environment:
-  DATABASE_URL      database to migrate: postgres://..., sqlite://PATH or a file path
-  PGHOST PGPORT PGUSER PGPASSWORD PGDATABASE PGSSLMODE PGSERVICE PGPASSFILE ...
-                    libpq's settings, read by pgx as libpq reads them
-                    (DATABASE_URL's values win)
-  PGREQUIREAUTH     accepted authentication methods, e.g. scram-sha-256: never
-                    send the password in the clear to a server without TLS
-  PGDBNAME          alias of PGDATABASE (manifests written for nc + goose)
-  SHIPLOCK_DIR      migrations directory (default ./migrations)
-`
-
 func newRoot(g *globals) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "shiplock",
@@ -159,7 +148,6 @@ table) under a lock shared by every runner, so N replicas can migrate at once.
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return unknownCommand(cmd, args) },
 	}
-	root.SetUsageTemplate(root.UsageTemplate() + "\n" + envHelp)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usagef(err.Error()) })
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.databaseURL, "database-url", "", "database URL (env DATABASE_URL); postgres://, sqlite:// or a file path")
@@ -180,6 +168,7 @@ table) under a lock shared by every runner, so N replicas can migrate at once.
 		newKubeCmd(g),
 	)
 	usageArgs(root)
+	setupHelp(root)
 	return root
 }
 
