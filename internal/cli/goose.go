@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -256,16 +257,11 @@ func (t tlsFiles) apply(conn string) string {
 	return conn
 }
 
-// printGooseStatus prints st as goose v3's status command does: through
-// Go's standard logger (a date and time before each line) on stderr, one
-// line per migration file, "Applied At" in time.ANSIC as the driver
-// returned it, or "Pending". Versions with no file are not listed, as in
-// goose. Unlike goose, shiplock does not create goose_db_version to read
-// it: status stays read-only.
-func printGooseStatus(w io.Writer, st *migrate.Status) {
-	l := log.New(w, "", log.LstdFlags)
-	l.Printf("    Applied At                  Migration")
-	l.Printf("    =======================================")
+// gooseRows are the rows of goose v3's status for st: one per migration
+// file, "Applied At" in time.ANSIC as the driver returned it, or
+// "Pending". Versions with no file are not listed, as in goose.
+func gooseRows(st *migrate.Status) [][2]string {
+	var rows [][2]string
 	for _, v := range st.Versions {
 		at := "Pending"
 		switch v.State {
@@ -274,6 +270,46 @@ func printGooseStatus(w io.Writer, st *migrate.Status) {
 		case migrate.Applied:
 			at = v.AppliedAt.Format(time.ANSIC)
 		}
-		l.Printf("    %-24s -- %v", at, filepath.Base(v.Source))
+		rows = append(rows, [2]string{at, filepath.Base(v.Source)})
 	}
+	return rows
+}
+
+// printGooseStatus prints rows (applied at, file) as goose v3's status
+// command does: through Go's standard logger (a date and time before each
+// line) on stderr. Unlike goose, shiplock does not create goose_db_version
+// to read it: status stays read-only.
+func printGooseStatus(w io.Writer, rows [][2]string) {
+	l := log.New(w, "", log.LstdFlags)
+	l.Printf("    Applied At                  Migration")
+	l.Printf("    =======================================")
+	for _, r := range rows {
+		l.Printf("    %-24s -- %v", r[0], r[1])
+	}
+}
+
+// runUnversioned is status --no-versioning: the files alone, as goose's
+// status -no-versioning lists them, reading no database.
+func (f *statusFlags) runUnversioned(g *globals) error {
+	if f.output == "json" || f.exitCode {
+		return usagef("status --no-versioning reads no database: use -o table or -o goose, without --exit-code")
+	}
+	migs, err := g.loadMigrations()
+	if err != nil {
+		return err
+	}
+	if f.output == "goose" {
+		var rows [][2]string
+		for _, m := range migs {
+			rows = append(rows, [2]string{"no versioning", filepath.Base(m.Source)})
+		}
+		printGooseStatus(g.streams.Err, rows)
+		return nil
+	}
+	w := tabwriter.NewWriter(g.streams.Out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "VERSION\tSTATE\tFILE")
+	for _, m := range migs {
+		fmt.Fprintf(w, "%d\tno versioning\t%s\n", m.Version, m.Source)
+	}
+	return w.Flush()
 }

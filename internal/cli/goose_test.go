@@ -469,4 +469,32 @@ func TestStatusGooseOutput(t *testing.T) {
 			}
 		})
 	}
+
+	// -no-versioning: the files alone, no database read or created.
+	want := gooseStatusOutput(t, func(l *log.Logger) error {
+		goose.SetLogger(l)
+		defer goose.SetLogger(goose.NopLogger())
+		return goose.StatusContext(context.Background(), nil, dir, goose.WithNoVersioning())
+	})
+	path := testdb.SQLite(t)
+	code, _, stderr := runCLI(t, nil, "sqlite3", path, "status", "-o", "goose", "-no-versioning", "-dir", dir)
+	if got := logPrefix.ReplaceAllString(stderr, ""); code != 0 || got != want || !strings.Contains(want, "no versioning") {
+		t.Errorf("status -o goose -no-versioning: exit %d\n%s\ngoose:\n%s", code, got, want)
+	}
+	code, out, stderr := runCLI(t, nil, "sqlite3", path, "version", "-no-versioning", "-dir", dir)
+	if code != 0 || out != "3\n" {
+		t.Errorf("version -no-versioning: exit %d, %q %s; want the newest file's version, 3", code, out, stderr)
+	}
+	if _, err := os.Stat(path); err == nil {
+		t.Errorf("status and version -no-versioning created the database file")
+	}
+}
+
+func gooseStatusOutput(t *testing.T, run func(*log.Logger) error) string {
+	t.Helper()
+	var b bytes.Buffer
+	if err := run(log.New(&b, "", log.LstdFlags)); err != nil {
+		t.Fatal(err)
+	}
+	return logPrefix.ReplaceAllString(b.String(), "")
 }

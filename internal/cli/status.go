@@ -12,9 +12,10 @@ import (
 )
 
 type statusFlags struct {
-	output   string
-	exitCode bool
-	wait     waitFlags
+	output       string
+	exitCode     bool
+	wait         waitFlags
+	noVersioning bool
 }
 
 func newStatusCmd(g *globals) *cobra.Command {
@@ -29,6 +30,7 @@ func newStatusCmd(g *globals) *cobra.Command {
 	cmd.Flags().BoolVar(&f.exitCode, "exit-code", false, "exit 8 when migrations are pending")
 	f.wait.register(cmd.Flags(), 0)
 	g.registerTimeout(cmd.Flags())
+	cmd.Flags().BoolVar(&f.noVersioning, "no-versioning", false, "goose's -no-versioning: list the files only, reading no database (table or goose output)")
 	return cmd
 }
 
@@ -36,13 +38,16 @@ func (f *statusFlags) run(ctx context.Context, g *globals) error {
 	if f.output != "table" && f.output != "json" && f.output != "goose" {
 		return usagef(fmt.Sprintf("--output %q: want table, json or goose", f.output))
 	}
+	if f.noVersioning {
+		return f.runUnversioned(g)
+	}
 	return g.withMigrator(ctx, migrate.Options{}, &f.wait, func(m *migrate.Migrator) error {
 		st, err := m.Status(ctx)
 		if err != nil {
 			return err
 		}
 		if f.output == "goose" {
-			printGooseStatus(g.streams.Err, st)
+			printGooseStatus(g.streams.Err, gooseRows(st))
 		} else if f.output == "json" {
 			writeJSON(g.streams.Out, struct {
 				*migrate.Status
@@ -72,11 +77,25 @@ func (f *statusFlags) run(ctx context.Context, g *globals) error {
 }
 
 func newVersionCmd(g *globals) *cobra.Command {
+	var noVersioning bool
 	cmd := &cobra.Command{
 		Use:   "version",
 		Short: "Print the database's current schema version (read-only)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if noVersioning {
+				// goose's version -no-versioning: the newest file's.
+				migs, err := g.loadMigrations()
+				if err != nil {
+					return err
+				}
+				v := int64(0)
+				if len(migs) > 0 {
+					v = migs[len(migs)-1].Version
+				}
+				fmt.Fprintln(g.streams.Out, v)
+				return nil
+			}
 			return g.withMigrator(cmd.Context(), migrate.Options{}, nil, func(m *migrate.Migrator) error {
 				st, err := m.Status(cmd.Context())
 				if err != nil {
@@ -88,6 +107,7 @@ func newVersionCmd(g *globals) *cobra.Command {
 		},
 	}
 	g.registerTimeout(cmd.Flags())
+	cmd.Flags().BoolVar(&noVersioning, "no-versioning", false, "goose's -no-versioning: print the newest file's version, reading no database")
 	return cmd
 }
 
