@@ -244,14 +244,9 @@ func (m *Migrator) run(ctx context.Context, plan func(*state) ([]*Migration, err
 	}
 
 	lockStart := time.Now()
-	lctx, stopWait := m.stoppable(ctx)
-	done, locked, err := m.lock(lctx, conn, plan)
-	stopWait()
+	done, locked, err := m.takeLock(ctx, conn, plan)
 	res.LockWait = time.Since(lockStart)
 	if err != nil {
-		if errors.Is(context.Cause(lctx), ErrStopped) {
-			err = fmt.Errorf("%w while waiting for the migration lock", ErrStopped)
-		}
 		return res, err
 	}
 	if !locked {
@@ -397,6 +392,17 @@ func (m *Migrator) lock(ctx context.Context, conn *sql.Conn, plan func(*state) (
 			return st, false, nil
 		}
 	}
+}
+
+// takeLock is lock, ended by Options.Stop too.
+func (m *Migrator) takeLock(ctx context.Context, conn *sql.Conn, plan func(*state) ([]*Migration, error)) (*state, bool, error) {
+	lctx, stopWait := m.stoppable(ctx)
+	done, locked, err := m.lock(lctx, conn, plan)
+	stopWait()
+	if err != nil && errors.Is(context.Cause(lctx), ErrStopped) {
+		err = fmt.Errorf("%w while waiting for the migration lock", ErrStopped)
+	}
+	return done, locked, err
 }
 
 // stoppable returns ctx, cancelled with cause ErrStopped when Options.Stop

@@ -3,7 +3,6 @@ package migrate
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"time"
 )
@@ -79,14 +78,9 @@ func (m *Migrator) runUnversioned(ctx context.Context, todo []*Migration, dir Di
 	if err := m.checkEncoding(ctx, conn, todo, dir); err != nil {
 		return res, err
 	}
-	lctx, stopWait := m.stoppable(ctx)
-	_, _, err = m.lock(lctx, conn, nil)
-	stopWait()
+	_, _, err = m.takeLock(ctx, conn, nil)
 	res.LockWait = time.Since(start)
 	if err != nil {
-		if errors.Is(context.Cause(lctx), ErrStopped) {
-			err = fmt.Errorf("%w while waiting for the migration lock", ErrStopped)
-		}
 		return res, err
 	}
 	defer m.unlock(ctx, conn)

@@ -254,6 +254,14 @@ func TestNoVersioning(t *testing.T) {
 	}
 	ctx := context.Background()
 	nv := goose.WithNoVersioning()
+	upThen := func(next func(*sql.DB) error) func(*sql.DB) error {
+		return func(db *sql.DB) error {
+			if err := goose.UpContext(ctx, db, dir, nv); err != nil {
+				return err
+			}
+			return next(db)
+		}
+	}
 	for _, tc := range []struct {
 		name  string
 		goose func(*sql.DB) error
@@ -262,30 +270,10 @@ func TestNoVersioning(t *testing.T) {
 		{"up", func(db *sql.DB) error { return goose.UpContext(ctx, db, dir, nv) }, [][]string{{"up"}}},
 		{"up-to", func(db *sql.DB) error { return goose.UpToContext(ctx, db, dir, 2, nv) }, [][]string{{"up-to", "2"}}},
 		{"up-by-one", func(db *sql.DB) error { return goose.UpByOneContext(ctx, db, dir, nv) }, [][]string{{"up-by-one"}}},
-		{"up,down", func(db *sql.DB) error {
-			if err := goose.UpContext(ctx, db, dir, nv); err != nil {
-				return err
-			}
-			return goose.DownContext(ctx, db, dir, nv)
-		}, [][]string{{"up"}, {"down"}}},
-		{"up,down-to", func(db *sql.DB) error {
-			if err := goose.UpContext(ctx, db, dir, nv); err != nil {
-				return err
-			}
-			return goose.DownToContext(ctx, db, dir, 1, nv)
-		}, [][]string{{"up"}, {"down-to", "1"}}},
-		{"up,redo", func(db *sql.DB) error {
-			if err := goose.UpContext(ctx, db, dir, nv); err != nil {
-				return err
-			}
-			return goose.RedoContext(ctx, db, dir, nv)
-		}, [][]string{{"up"}, {"redo"}}},
-		{"up,reset", func(db *sql.DB) error {
-			if err := goose.UpContext(ctx, db, dir, nv); err != nil {
-				return err
-			}
-			return goose.ResetContext(ctx, db, dir, nv)
-		}, [][]string{{"up"}, {"reset"}}},
+		{"up,down", upThen(func(db *sql.DB) error { return goose.DownContext(ctx, db, dir, nv) }), [][]string{{"up"}, {"down"}}},
+		{"up,down-to", upThen(func(db *sql.DB) error { return goose.DownToContext(ctx, db, dir, 1, nv) }), [][]string{{"up"}, {"down-to", "1"}}},
+		{"up,redo", upThen(func(db *sql.DB) error { return goose.RedoContext(ctx, db, dir, nv) }), [][]string{{"up"}, {"redo"}}},
+		{"up,reset", upThen(func(db *sql.DB) error { return goose.ResetContext(ctx, db, dir, nv) }), [][]string{{"up"}, {"reset"}}},
 	} {
 		g, us := viaGoose(tc.goose), viaShiplock(tc.us...)
 		if !slices.Equal(g, us) || slices.Contains(us, "goose_db_version") || slices.Contains(us, "shiplock_versions") {
