@@ -113,6 +113,12 @@ func gooseArgs(root *cobra.Command, args []string) ([]string, error) {
 	if rewrite != nil {
 		out = append(out[:cmdAt], append(rewrite, out[cmdAt+1:]...)...)
 	}
+	// goose takes its flags before the command too: put the command first,
+	// or cobra would read it as the value of a flag only the command
+	// knows ("-allow-missing up", "-s create").
+	if c, _, err := root.Find(out[cmdAt : cmdAt+1]); cmdAt > 0 && err == nil && c != root {
+		out = append([]string{out[cmdAt]}, append(out[:cmdAt:cmdAt], out[cmdAt+1:]...)...)
+	}
 	return out, nil
 }
 

@@ -37,10 +37,10 @@ func TestGooseArgs(t *testing.T) {
 		in, want []string
 		err      string // a usage error containing this
 	}{
-		{in: []string{"-dir=db/m", "up"}, want: []string{"--dir=db/m", "up"}},
-		{in: []string{"-dir", "db/m", "status"}, want: []string{"--dir", "db/m", "status"}},
+		{in: []string{"-dir=db/m", "up"}, want: []string{"up", "--dir=db/m"}},
+		{in: []string{"-dir", "db/m", "status"}, want: []string{"status", "--dir", "db/m"}},
 		{in: []string{"status", "-dir", "db/m"}, want: []string{"status", "--dir", "db/m"}},
-		{in: []string{"-v", "up"}, want: []string{"--log-level=debug", "up"}},
+		{in: []string{"-v", "up"}, want: []string{"up", "--log-level=debug"}},
 		{in: []string{"-no-color", "status"}, want: []string{"status"}},
 		{in: []string{"up-to", "5"}, want: []string{"up", "--to=5"}},
 		{in: []string{"down-to", "0"}, want: []string{"down", "--to=0"}},
@@ -48,13 +48,15 @@ func TestGooseArgs(t *testing.T) {
 		{in: []string{"up-by-one"}, want: []string{"up", "--by-one"}},
 		{in: []string{"redo"}, want: []string{"redo"}},
 		{in: []string{"up", "-allow-missing"}, want: []string{"up", "--allow-missing"}},
+		{in: []string{"-allow-missing", "up"}, want: []string{"up", "--allow-missing"}},
+		{in: []string{"-s", "create", "add_users"}, want: []string{"create", "-s", "add_users"}},
 		{in: []string{"up", "-no-versioning", "-timeout=2s"}, want: []string{"up", "--no-versioning", "--timeout=2s"}},
 		{in: []string{"status", "-certfile", "ca.pem", "-ssl-cert=c.pem", "-ssl-key", "k.pem"}, want: []string{"status", "--certfile", "ca.pem", "--ssl-cert=c.pem", "--ssl-key", "k.pem"}},
 		{in: []string{"create", "-s", "add_users"}, want: []string{"create", "-s", "add_users"}},
 		// goose's positional form, with flags anywhere.
-		{in: []string{"postgres", "user=app dbname=accounts", "status"}, want: []string{"--database-url=user=app dbname=accounts", "--driver=postgres", "status"}},
-		{in: []string{"-dir", "m", "sqlite3", "./foo.db", "up-to", "3"}, want: []string{"--database-url=./foo.db", "--driver=sqlite", "--dir", "m", "up", "--to=3"}},
-		{in: []string{"sqlite3", "./foo.db", "-dir=m", "down-to", "2"}, want: []string{"--database-url=./foo.db", "--driver=sqlite", "--dir=m", "down", "--to=2"}},
+		{in: []string{"postgres", "user=app dbname=accounts", "status"}, want: []string{"status", "--database-url=user=app dbname=accounts", "--driver=postgres"}},
+		{in: []string{"-dir", "m", "sqlite3", "./foo.db", "up-to", "3"}, want: []string{"up", "--database-url=./foo.db", "--driver=sqlite", "--dir", "m", "--to=3"}},
+		{in: []string{"sqlite3", "./foo.db", "-dir=m", "down-to", "2"}, want: []string{"down", "--database-url=./foo.db", "--driver=sqlite", "--dir=m", "--to=2"}},
 		// shiplock's own spellings pass unchanged: shorthands with
 		// values, a flag's value that looks like a flag, and whatever
 		// follows "--" (the container's arguments of kube job and run).
@@ -192,6 +194,11 @@ func TestCreateSequentialShort(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "00008_add_users.sql") {
 		t.Fatalf("create -s: exit %d, %q %s", code, out, stderr)
 	}
+	// goose's order: the flags first.
+	code, out, stderr = runCLI(t, nil, "-s", "-dir", dir, "create", "add_email")
+	if code != 0 || !strings.Contains(out, "00009_add_email.sql") {
+		t.Fatalf("-s create: exit %d, %q %s", code, out, stderr)
+	}
 }
 
 // TestAllowMissing: goose's -allow-missing applies a file older than the
@@ -209,7 +216,7 @@ func TestAllowMissing(t *testing.T) {
 	if code, _, stderr := runCLI(t, nil, "sqlite3", db, "up", "-dir", dir); code != int(exitcode.Integrity) {
 		t.Fatalf("up with a missing file: exit %d, want 4\n%s", code, stderr)
 	}
-	if code, out, stderr := runCLI(t, nil, "sqlite3", db, "up", "-allow-missing", "-dir", dir); code != 0 {
+	if code, out, stderr := runCLI(t, nil, "-allow-missing", "sqlite3", db, "up", "-dir", dir); code != 0 {
 		t.Fatalf("up -allow-missing: exit %d %s%s", code, out, stderr)
 	}
 	got := sqliteRows(t, db, "SELECT version_id FROM goose_db_version WHERE version_id > 0 ORDER BY id")
