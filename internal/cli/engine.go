@@ -113,10 +113,21 @@ func checkDir(dir string) error {
 // With wait set, it first waits for the database to be ready; without, a
 // single readiness attempt classifies a connection failure.
 func (g *globals) withMigrator(ctx context.Context, opts migrate.Options, wait *waitFlags, fn func(*migrate.Migrator) error) error {
-	db, d, err := g.openDB()
+	return g.withTarget(ctx, opts, wait, func(m *migrate.Migrator, _ *sql.DB, _ target) error { return fn(m) })
+}
+
+// withTarget is withMigrator for a command that also reads the target
+// database itself.
+func (g *globals) withTarget(ctx context.Context, opts migrate.Options, wait *waitFlags, fn func(*migrate.Migrator, *sql.DB, target) error) error {
+	t, err := g.resolveTarget()
 	if err != nil {
 		return err
 	}
+	db, d, err := t.open()
+	if err != nil {
+		return err
+	}
+	g.classifier = d // for the exit code
 	defer db.Close()
 	prepareDB(db)
 	if wait == nil {
@@ -150,7 +161,7 @@ func (g *globals) withMigrator(ctx context.Context, opts migrate.Options, wait *
 	if opts.Logger == nil {
 		opts.Logger = g.log
 	}
-	return fn(migrate.New(db, d, l.migs, opts))
+	return fn(migrate.New(db, d, l.migs, opts), db, t)
 }
 
 // prepareDB limits the pool: a run uses one connection.

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"text/tabwriter"
 
@@ -116,6 +117,7 @@ type planFlags struct {
 	wait   waitFlags
 	down   bool
 	to     int64
+	locks  lockFlags
 }
 
 func newPlanCmd(g *globals) *cobra.Command {
@@ -125,7 +127,7 @@ func newPlanCmd(g *globals) *cobra.Command {
 		Short: "Print the pending migrations and their exact SQL, touching nothing",
 		Long: `Print what "up" (or "down" with --down) would run now: each migration and the
 exact statements, in order. plan reads the database but takes no lock and
-changes nothing.`,
+changes nothing.` + planLocksHelp,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return f.run(cmd.Context(), g, cmd.Flags().Changed("to")) },
 	}
@@ -134,6 +136,7 @@ changes nothing.`,
 	cmd.Flags().BoolVar(&f.down, "down", false, "plan a down instead of an up")
 	cmd.Flags().Var(newVersionValue(&f.to), "to", "target version, as for up --to or down --to")
 	g.registerTimeout(cmd.Flags())
+	f.locks.register(cmd.Flags())
 	return cmd
 }
 
@@ -141,6 +144,20 @@ func (f *planFlags) run(ctx context.Context, g *globals, toSet bool) error {
 	opts, err := f.engine.options(g)
 	if err != nil {
 		return err
+	}
+	if f.locks.on {
+		if f.down {
+			return usagef("plan --locks traces an up; --down cannot be traced")
+		}
+		if f.locks.output != "text" && f.locks.output != "json" {
+			return usagef(fmt.Sprintf("--output %q: want text or json", f.locks.output))
+		}
+		return g.withTarget(ctx, opts, &f.wait, func(m *migrate.Migrator, db *sql.DB, t target) error {
+			return f.locks.run(ctx, g, m, db, t, f.to)
+		})
+	}
+	if f.locks.shadowURL != "" || f.locks.shadowTemp || len(f.locks.failOn) > 0 {
+		return usagef("--shadow-url, --shadow-temp and --fail-on go with --locks")
 	}
 	return g.withMigrator(ctx, opts, &f.wait, func(m *migrate.Migrator) error {
 		dir, downTo := migrate.Up, int64(-1)
