@@ -87,7 +87,7 @@ var table = []Info{
 	{Locked, "locked", "lock not acquired in time", "a lock was not acquired in time: the migration lock (`--lock-timeout`), or a table lock (lock timeout or deadlock) after `--ddl-retries`", Retryable},
 	{Pending, "pending", "pending or schema behind (status --exit-code, check)", "`status --exit-code`: migrations are pending; `check`: the schema is behind", Answer},
 	{Stopped, "stopped", "stopped before finishing (SIGTERM, killed)", "stopped before finishing: told to stop (SIGTERM, Ctrl-C), or (`kube run`) the container was killed (137: SIGKILL or out of memory, 143: SIGTERM)", Retryable},
-	{Unsafe, "unsafe", "safety check failed", "a safety check failed: `plan --locks --fail-on` found a statement holding a lock on a large table while it rewrites or scans it", Permanent},
+	{Unsafe, "unsafe", "unsafe migration found (plan --locks --fail-on)", "a safety check failed: `plan --locks --fail-on` found a statement holding a lock on a large table while it rewrites or scans it", Answer},
 }
 
 // All returns every code, in order.

@@ -99,6 +99,9 @@ type Lock struct {
 	// Scan: the statement read the whole table (validating a constraint,
 	// building an index) under this lock.
 	Scan bool `json:"scan,omitempty"`
+	// Since is the statement (1-based, in its file) that took Mode when an
+	// earlier one did: the lock is held until the file's transaction ends.
+	Since int `json:"since,omitempty"`
 	// Target is the relation in the target database; nil when it does not
 	// exist there (created by this release: nobody else uses it yet).
 	Target *Table `json:"target,omitempty"`
@@ -433,6 +436,7 @@ func traceMigration(ctx context.Context, conn *sql.Conn, mig *migrate.Migration,
 	if err != nil {
 		return nil, err
 	}
+	since := map[int64]int{} // relation -> the statement that took its lock
 	for i, s := range stmts {
 		step := Step{Version: mig.Version, File: mig.Source, Line: s.Line, Index: i + 1, SQL: s.SQL, Traced: true}
 		if _, err := tx.ExecContext(ctx, s.SQL); err != nil {
@@ -454,8 +458,12 @@ func traceMigration(ctx context.Context, conn *sql.Conn, mig *migrate.Migration,
 			l.Scan = !l.Rewrite && now.seqScans > before.seqScans
 			// Report what this statement added: a stronger lock, or a
 			// rewrite or scan under a lock held since an earlier one.
-			if mode <= held[oid] && !l.Rewrite && !l.Scan {
+			if mode > held[oid] {
+				since[oid] = i + 1
+			} else if !l.Rewrite && !l.Scan {
 				continue
+			} else {
+				l.Since = since[oid]
 			}
 			l.Target = tables[l.Relation]
 			step.Locks = append(step.Locks, l)

@@ -159,6 +159,9 @@ func TestTrace(t *testing.T) {
 			t.Errorf("%s: target table %+v, want the target's accounts with 1000 rows", name, l.Target)
 		}
 	}
+	if l := find(t, rep, "00003_types.sql", 3, "public.accounts"); l == nil || l.Since != 1 {
+		t.Errorf("clock_timestamp() default under the lock of statement 1: %+v, want Since 1", l)
+	}
 	// A table made by this release is reported without a target table.
 	if l := find(t, rep, "00004_checks.sql", 4, "public.fresh"); l == nil || l.Target != nil {
 		t.Errorf("index on a table of this release: %+v, want a lock with no target table", l)

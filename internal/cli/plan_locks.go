@@ -164,6 +164,9 @@ func writeLockReport(w io.Writer, g *globals, rep *locktrace.Report) {
 			if l.Target == nil {
 				continue // new in this release: nobody else uses it yet
 			}
+			if l.Mode < locktrace.ShareUpdateExclusive && !l.Rewrite && !l.Scan {
+				continue // plain reads and writes: only DDL waits for them
+			}
 			lines = append(lines, lockSentence(s, l))
 		}
 		if len(lines) == 0 && s.Note == "" {
@@ -178,7 +181,11 @@ func writeLockReport(w io.Writer, g *globals, rep *locktrace.Report) {
 			fmt.Fprintf(w, "  note: %s\n", s.Note)
 		}
 	}
-	fmt.Fprintf(w, "\n%s take no lock beyond row locks on tables of the target\n", plural(quiet, "other statement"))
+	verb := "take"
+	if quiet == 1 {
+		verb = "takes"
+	}
+	fmt.Fprintf(w, "\n%s %s no new lock that blocks reads or writes of the target's tables\n", plural(quiet, "other statement"), verb)
 }
 
 // lockSentence says what one lock costs on the target: "takes ACCESS
@@ -195,11 +202,14 @@ func lockSentence(s locktrace.Step, l locktrace.Lock) string {
 		size = t.Kind + ", " + size
 	}
 	if t.Writes > 0 || t.SeqScans+t.IdxScans > 0 {
-		size += fmt.Sprintf("; %s scans, %s rows written since statistics reset", humanCount(float64(t.SeqScans+t.IdxScans)), humanCount(float64(t.Writes)))
+		size += fmt.Sprintf("; %s, %s written since the statistics were reset", plural(int(t.SeqScans+t.IdxScans), "scan"), plural(int(t.Writes), "row"))
 	}
 	verb := "takes"
-	if !s.Traced {
+	switch {
+	case !s.Traced:
 		verb = "takes (documented)"
+	case l.Since > 0:
+		verb = fmt.Sprintf("holds (since statement %d)", l.Since)
 	}
 	what, how := "", "briefly (a catalog change), but it waits behind running transactions and everything after it waits too"
 	switch {
