@@ -28,7 +28,6 @@ const (
 	Locked      Code = 7
 	Pending     Code = 8
 	Stopped     Code = 9
-	Unsafe      Code = 10
 )
 
 // Kind says what a code means for whoever runs shiplock again.
@@ -87,7 +86,6 @@ var table = []Info{
 	{Locked, "locked", "lock not acquired in time", "a lock was not acquired in time: the migration lock (`--lock-timeout`), or a table lock (lock timeout or deadlock) after `--ddl-retries`", Retryable},
 	{Pending, "pending", "pending or schema behind (status --exit-code, check)", "`status --exit-code`: migrations are pending; `check`: the schema is behind", Answer},
 	{Stopped, "stopped", "stopped before finishing (SIGTERM, killed)", "stopped before finishing: told to stop (SIGTERM, Ctrl-C), or (`kube run`) the container was killed (137: SIGKILL or out of memory, 143: SIGTERM)", Retryable},
-	{Unsafe, "unsafe", "unsafe migration found (plan --locks --fail-on)", "a safety check failed: `plan --locks --fail-on` found a statement holding a lock on a large table while it rewrites or scans it", Answer},
 }
 
 // All returns every code, in order.

@@ -44,7 +44,7 @@ func TestSummary(t *testing.T) {
 	want := "Exit codes: 0 success, 1 migration failed, 2 usage, 3 bad migration file, 4 integrity check failed, " +
 		"5 bad credentials or missing database, 6 database not available (not ready in time, or lost), " +
 		"7 lock not acquired in time, 8 pending or schema behind (status --exit-code, check), " +
-		"9 stopped before finishing (SIGTERM, killed), 10 unsafe migration found (plan --locks --fail-on). " +
+		"9 stopped before finishing (SIGTERM, killed). " +
 		"1, 2, 3, 4 and 5 are permanent (a Job fails at once), 6, 7 and 9 worth retrying."
 	if got := exitcode.Summary(); got != want {
 		t.Errorf("Summary() =\n%s\nwant\n%s", got, want)

@@ -31,7 +31,7 @@ func (f *lockFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.on, "locks", false, "trace what the pending migrations lock, rewrite and scan, on a scratch database (PostgreSQL)")
 	fs.StringVar(&f.shadowURL, "shadow-url", "", "with --locks: the scratch database, empty or made by an earlier trace (receives the migrations)")
 	fs.BoolVar(&f.shadowTemp, "shadow-temp", false, "with --locks: create a temporary scratch database on the target's server, drop it afterwards (needs CREATEDB)")
-	fs.StringArrayVar(&f.failOn, "fail-on", nil, "with --locks: exit 10 when a statement holds `MODE[=ROWS]` or stronger while rewriting or scanning a table that large (repeatable)")
+	fs.StringArrayVar(&f.failOn, "fail-on", nil, "with --locks: exit 3 when a statement holds `MODE[=ROWS]` or stronger while rewriting or scanning a table that large (repeatable)")
 	fs.StringVarP(&f.output, "output", "o", "text", "with --locks: output format, text or json")
 }
 
@@ -53,7 +53,7 @@ PostgreSQL's documentation.
 server and drops it afterwards: it needs CREATEDB, and its DDL is
 WAL-logged and replicated like any other.
 
---fail-on MODE[=ROWS] (repeatable) exits 10 when a statement holds MODE or
+--fail-on MODE[=ROWS] (repeatable) exits 3 when a statement holds MODE or
 a stronger lock on a target table of at least ROWS estimated rows while it
 rewrites or scans it: a lock held for a time that grows with the table.
 A table never analyzed counts as large.
@@ -118,7 +118,7 @@ func (f *lockFlags) run(ctx context.Context, g *globals, m *migrate.Migrator, db
 		}
 	}
 	if len(over) > 0 {
-		return &exitError{code: exitcode.Unsafe, msg: fmt.Sprintf("--fail-on: %d statements hold a lock on a large table for a time that grows with it: %s", len(over), strings.Join(over, "; "))}
+		return &exitError{code: exitcode.BadFile, msg: fmt.Sprintf("--fail-on: %d statements hold a lock on a large table for a time that grows with it: %s", len(over), strings.Join(over, "; "))}
 	}
 	return nil
 }

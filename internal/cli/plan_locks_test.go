@@ -32,8 +32,8 @@ func TestPlanLocks(t *testing.T) {
 	}
 
 	code, out, errs := runCLI(t, env, "plan", "--locks", "--shadow-url", testdb.Postgres(t), "--dir", dir, "--fail-on", "ACCESS EXCLUSIVE=1000")
-	if code != int(exitcode.Unsafe) {
-		t.Fatalf("plan --locks --fail-on: exit %d, want %d\n%s%s", code, exitcode.Unsafe, out, errs)
+	if code != int(exitcode.BadFile) {
+		t.Fatalf("plan --locks --fail-on: exit %d, want %d\n%s%s", code, exitcode.BadFile, out, errs)
 	}
 	want := "statement 1 (00002_widen.sql:2): ALTER TABLE accounts ALTER COLUMN balance TYPE bigint;\n" +
 		"  takes ACCESS EXCLUSIVE on public.accounts (≈ 2000 rows, "
