@@ -142,7 +142,7 @@ func sarifLevel(s Severity) string {
 
 // WriteSARIF writes a SARIF 2.1.0 log with every rule and the findings;
 // file names become relative URIs with forward slashes.
-func WriteSARIF(w io.Writer, fs []Finding, version string) error {
+func WriteSARIF(w io.Writer, fs []Finding) error {
 	run := sarifRun{Tool: sarifTool{Driver: sarifDriver{Name: "shiplock lint"}}, Results: []sarifResult{}}
 	index := map[string]int{}
 	for i, r := range rules {
@@ -161,7 +161,6 @@ func WriteSARIF(w io.Writer, fs []Finding, version string) error {
 		res.Locations = []sarifLocation{loc}
 		run.Results = append(run.Results, res)
 	}
-	_ = version
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(sarifLog{Schema: "https://json.schemastore.org/sarif-2.1.0.json", Version: "2.1.0", Runs: []sarifRun{run}})

@@ -187,19 +187,23 @@ type UpOptions struct {
 	To int64
 	// ByOne applies only the next pending migration.
 	ByOne bool
+	// Check, when set, is called with the migrations the run plans to
+	// apply, before the lock is taken and anything is applied; its error
+	// ends the run. Nothing pending: it is not called.
+	Check func(pending []*Migration) error
 }
 
 // Up applies pending migrations. When nothing is pending it returns after a
 // read-only check, without taking the lock. Otherwise it takes the lock,
 // re-reads the state and applies the plan.
 func (m *Migrator) Up(ctx context.Context, o UpOptions) (*Result, error) {
-	return m.run(ctx, func(st *state) ([]*Migration, error) { return m.planUp(st, o) }, Up)
+	return m.run(ctx, func(st *state) ([]*Migration, error) { return m.planUp(st, o) }, Up, o.Check)
 }
 
 // Down reverts the newest applied migration, or with to >= 0 every applied
 // migration newer than to. Use to < 0 for one step.
 func (m *Migrator) Down(ctx context.Context, to int64) (*Result, error) {
-	return m.run(ctx, func(st *state) ([]*Migration, error) { return m.planDown(st, to) }, Down)
+	return m.run(ctx, func(st *state) ([]*Migration, error) { return m.planDown(st, to) }, Down, nil)
 }
 
 // Redo reverts the newest applied migration and applies it again.
@@ -220,7 +224,7 @@ func (m *Migrator) Redo(ctx context.Context) (*Result, error) {
 	return up, err
 }
 
-func (m *Migrator) run(ctx context.Context, plan func(*state) ([]*Migration, error), dir Direction) (*Result, error) {
+func (m *Migrator) run(ctx context.Context, plan func(*state) ([]*Migration, error), dir Direction, check func([]*Migration) error) (*Result, error) {
 	start := time.Now()
 	conn, err := m.db.Conn(ctx)
 	if err != nil {
@@ -238,6 +242,12 @@ func (m *Migrator) run(ctx context.Context, plan func(*state) ([]*Migration, err
 	if err != nil || len(todo) == 0 {
 		res.Duration = time.Since(start)
 		return res, err
+	}
+	if check != nil {
+		if err := check(todo); err != nil {
+			res.Duration = time.Since(start)
+			return res, err
+		}
 	}
 	if err := m.checkEncoding(ctx, conn, todo, dir); err != nil {
 		return res, err

@@ -164,7 +164,7 @@ table) under a lock shared by every runner, so N replicas can migrate at once.
 		newStatusCmd(g), newVersionCmd(g), newPlanCmd(g), newVerifyCmd(g),
 		newValidateCmd(g), newCreateCmd(g), newFixCmd(g),
 		newRepairCmd(g), newWaitCmd(g),
-		newAwaitCmd(g), newCheckCmd(g),
+		newAwaitCmd(g), newCheckCmd(g), newLintCmd(g),
 		newKubeCmd(g),
 	)
 	usageArgs(root)

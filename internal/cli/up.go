@@ -16,6 +16,7 @@ type upFlags struct {
 	byOne        bool
 	output       string
 	noVersioning bool
+	safety       string
 }
 
 func newUpCmd(g *globals) *cobra.Command {
@@ -45,6 +46,7 @@ Kubernetes termination log.`,
 	fs.StringVarP(&f.output, "output", "o", "text", "result format: text or json")
 	registerNoVersioning(fs, &f.noVersioning)
 	g.registerTimeout(fs)
+	fs.StringVar(&f.safety, "check-safety", "off", "lint the pending files before applying (shiplock lint's rules): off, warn (log the findings) or error (refuse, exit 3, on an error finding)")
 	return cmd
 }
 
@@ -52,8 +54,14 @@ func (f *upFlags) runUp(ctx context.Context, g *globals) error {
 	if err := checkNoVersioning(f.noVersioning, &f.run); err != nil {
 		return err
 	}
+	if f.safety != "off" && f.safety != "warn" && f.safety != "error" {
+		return usagef(fmt.Sprintf("--check-safety %q: want off, warn or error", f.safety))
+	}
 	return g.mutate(ctx, &f.run, f.output, func(m *migrate.Migrator) (*migrate.Result, error) {
 		o := migrate.UpOptions{To: f.to, ByOne: f.byOne}
+		if f.safety != "off" {
+			o.Check = safetyCheck(g, f.safety, m.Migrations())
+		}
 		if f.noVersioning {
 			return m.UpUnversioned(ctx, o)
 		}
