@@ -12,7 +12,7 @@ import (
 // cobra or client-go.
 func TestLibraryDependencies(t *testing.T) {
 	libraries := []string{
-		"./migrate/...", "./dialect/...", "./dbwait", "./exitcode", "./gate/...", "./mesh/...", "./kube/manifest/...",
+		"./migrate/...", "./dialect/...", "./dbwait", "./exitcode", "./lint/...", "./gate/...", "./mesh/...", "./kube/manifest/...",
 	}
 	forbidden := []string{
 		"github.com/spf13/cobra",
