@@ -12,9 +12,9 @@ func TestTokenize(t *testing.T) {
 		want string // tokens joined by "|"
 	}{
 		{"SELECT 'a;b' ;", true, "select|a;b|;"},
-		{`SELECT 'a\' , 1`, true, `select|a\|,|1`},                 // backslash literal with standard_conforming_strings
-		{`SELECT 'a\' , 1'`, false, `select|a\' , 1`},               // an escape when it is off
-		{`SELECT E'it\'s;' x`, true, `select|it\'s;|x`},             // E'' always escapes
+		{`SELECT 'a\' , 1`, true, `select|a\|,|1`},                      // backslash literal with standard_conforming_strings
+		{`SELECT 'a\' , 1'`, false, `select|a\' , 1`},                   // an escape when it is off
+		{`SELECT E'it\'s;' x`, true, `select|it\'s;|x`},                 // E'' always escapes
 		{"SELECT $$a;'b$$, $t$ $$ ; $t$", true, "select|a;'b|,| $$ ; "}, // dollar quotes, tags
 		{"SELECT $1 + a$b", true, "select|$1|+|a$b"},
 		{"SELECT /* a /* nested */ b */ 1 -- x;\n;", true, "select|1|;"},
