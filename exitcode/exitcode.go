@@ -79,7 +79,7 @@ var table = []Info{
 	{OK, "ok", "success", "success", Success},
 	{Failed, "failed", "migration failed", "a migration's SQL failed, or an error shiplock cannot classify", Permanent},
 	{Usage, "usage", "usage", "bad flags, arguments or configuration", Permanent},
-	{BadFile, "bad-file", "bad migration file", "a migration file is malformed, misnamed, duplicated, unreadable, or an unregistered Go migration; the migrations directory is missing or empty (`--allow-empty`)", Permanent},
+	{BadFile, "bad-file", "bad migration file", "a migration file is malformed, misnamed, duplicated, unreadable, or an unregistered Go migration; the migrations directory is missing or empty (`--allow-empty`); `lint` found a hazard at `--fail-on`, or `up --check-safety=error` found an error in a pending file", Permanent},
 	{Integrity, "integrity", "integrity check failed", "integrity check failed: an applied file was edited, files out of order, an interrupted `NO TRANSACTION` migration in the other direction or whose running statement only the operator can settle", Permanent},
 	{Auth, "auth", "bad credentials or missing database", "bad credentials, or the database does not exist", Permanent},
 	{Unavailable, "unavailable", "database not available (not ready in time, or lost)", "the database is not available: not ready in time, or lost during the run (server shut down, restarted or crashed; connection reset or closed)", Retryable},
