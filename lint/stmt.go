@@ -347,6 +347,9 @@ func hasIfExists(toks []token) bool {
 func fullOption(group []token) bool {
 	for i, t := range group {
 		if t.is("full") {
+			if i+1 >= len(group) {
+				return true
+			}
 			n := group[i+1]
 			return !(n.is("false") || n.is("off") || n.kind == tNumber && n.text == "0")
 		}
@@ -377,7 +380,7 @@ func skipWith(c *cursor) string {
 }
 
 func recogniseDML(c *cursor, s *stmt, verb string) {
-	c.i++ // the verb
+	c.i = min(c.i+1, len(c.t)) // the verb
 	rest := c.t[c.i:]
 	switch verb {
 	case "update":
@@ -438,7 +441,11 @@ func recogniseCreate(c *cursor, s *stmt) {
 	}
 	start := c.i
 	c.skipGroup()
-	body := c.t[start+1 : c.i-1]
+	end := c.i
+	if t := c.t[end-1]; t.kind == tOp && t.text == ")" && end-1 > start {
+		end-- // an unterminated list runs to the end
+	}
+	body := c.t[start+1 : end]
 	for _, el := range splitTop(body) {
 		if len(el) == 0 {
 			continue
