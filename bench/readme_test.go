@@ -13,19 +13,7 @@ import (
 // `bench/run.sh --keep bench/results`), unchanged, and no other table; its
 // readiness figure is the one of a kept bench/wait result file.
 func TestREADMEFiguresFromResults(t *testing.T) {
-	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	section := string(readme)
-	start := strings.Index(section, "\n## Performance\n")
-	if start < 0 {
-		t.Fatal("README.md has no \"## Performance\" section")
-	}
-	section = section[start+1:]
-	if end := strings.Index(section, "\n## "); end >= 0 {
-		section = section[:end]
-	}
+	section := readmeSection(t, "Performance")
 	read := func(re string) (string, string) {
 		t.Helper()
 		path := regexp.MustCompile(re).FindString(section)
@@ -40,14 +28,7 @@ func TestREADMEFiguresFromResults(t *testing.T) {
 	}
 
 	path, res := read("bench/results/[0-9-]+\\.md")
-	b, e := strings.Index(res, readmeTableBegin), strings.Index(res, readmeTableEnd)
-	if b < 0 || e < b {
-		t.Fatalf("%s has no README table between %q and %q", path, readmeTableBegin, readmeTableEnd)
-	}
-	want := tableLines(res[b+len(readmeTableBegin) : e])
-	if got := tableLines(section); strings.Join(got, "\n") != strings.Join(want, "\n") {
-		t.Errorf("README.md's Performance table differs from %s's:\nREADME:\n%s\n%s:\n%s", path, strings.Join(got, "\n"), path, strings.Join(want, "\n"))
-	}
+	checkTable(t, section, path, res)
 
 	m := regexp.MustCompile(`finishes a median of (-?[0-9.]+) ms after`).FindStringSubmatch(section)
 	if m == nil {
@@ -56,6 +37,39 @@ func TestREADMEFiguresFromResults(t *testing.T) {
 	wpath, wres := read("bench/results/wait-[0-9-]+\\.md")
 	if !strings.Contains(wres, "| shiplock up | "+m[1]+" |") {
 		t.Errorf("README.md's readiness median %s ms is not shiplock up's median in %s:\n%s", m[1], wpath, wres)
+	}
+}
+
+// readmeSection returns the README's "## title" section.
+func readmeSection(t *testing.T, title string) string {
+	t.Helper()
+	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	section := string(readme)
+	start := strings.Index(section, "\n## "+title+"\n")
+	if start < 0 {
+		t.Fatalf("README.md has no %q section", "## "+title)
+	}
+	section = section[start+1:]
+	if end := strings.Index(section, "\n## "); end >= 0 {
+		section = section[:end]
+	}
+	return section
+}
+
+// checkTable fails unless the section's table lines are exactly those of
+// the result file's README table.
+func checkTable(t *testing.T, section, path, res string) {
+	t.Helper()
+	b, e := strings.Index(res, readmeTableBegin), strings.Index(res, readmeTableEnd)
+	if b < 0 || e < b {
+		t.Fatalf("%s has no README table between %q and %q", path, readmeTableBegin, readmeTableEnd)
+	}
+	want := tableLines(res[b+len(readmeTableBegin) : e])
+	if got := tableLines(section); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("README.md's table differs from %s's:\nREADME:\n%s\n%s:\n%s", path, strings.Join(got, "\n"), path, strings.Join(want, "\n"))
 	}
 }
 
