@@ -3,6 +3,9 @@ package cli
 import (
 	"context"
 	"database/sql"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -86,5 +89,33 @@ func TestUpCheckSafety(t *testing.T) {
 	code, out = run(context.Background(), "up", "--dir", dir, "--database-url", url, "--check-safety", "error")
 	if code != exitcode.OK || strings.Contains(out, "check-safety") {
 		t.Fatalf("no-op up --check-safety=error: exit %v\n%s", code, out)
+	}
+}
+
+// TestLintGitBase: the files present in the git revision are the baseline.
+func TestLintGitBase(t *testing.T) {
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("no git")
+	}
+	dir := writeDir(t, map[string]string{"00001_users.sql": lintFiles["00001_users.sql"]})
+	gitRun := func(args ...string) {
+		t.Helper()
+		cmd := exec.Command("git", append([]string{"-C", dir, "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"}, args...)...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	gitRun("init", "-q")
+	gitRun("add", ".")
+	gitRun("commit", "-q", "-m", "base")
+	if err := os.WriteFile(filepath.Join(dir, "00002_index.sql"), []byte(lintFiles["00002_index.sql"]), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out := run(context.Background(), "lint", "--dir", dir, "--git-base", "HEAD")
+	if code != exitcode.BadFile || !strings.Contains(out, "00002_index.sql:2: create-index-lock") || !strings.Contains(out, "1 files checked of 2") {
+		t.Errorf("--git-base HEAD: exit %v\n%s", code, out)
+	}
+	if code, out := run(context.Background(), "lint", "--dir", dir, "--git-base", "no-such-rev"); code != exitcode.Usage {
+		t.Errorf("--git-base no-such-rev: exit %v, want usage\n%s", code, out)
 	}
 }
