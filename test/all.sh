@@ -63,8 +63,9 @@ say "go vet"
 go vet ./...
 say "go test"
 go test -count=1 -timeout 30m ./...
-say "fuzz: the SQL file parser against goose, ${SHIPLOCK_FUZZTIME:-20s}"
+say "fuzz: the SQL file parser against goose, and the lint tokenizer, ${SHIPLOCK_FUZZTIME:-20s} each"
 # Bounded, on two workers: new inputs, beyond the seed corpus go test ran.
 go test -run '^$' -fuzz '^FuzzParse$' -fuzztime "${SHIPLOCK_FUZZTIME:-20s}" -parallel 2 ./migrate/sqlfile
+go test -run '^$' -fuzz '^FuzzStatements$' -fuzztime "${SHIPLOCK_FUZZTIME:-20s}" -parallel 2 ./lint
 say "go test: the accounts example, release v2"
 go test -count=1 -tags v2 ./examples/accounts
