@@ -20,7 +20,7 @@ func FuzzStatements(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, sql string) {
 		for _, scs := range []bool{true, false} {
-			c := &checker{scs: scs, tables: map[string]*table{}, indexes: map[string]string{}, disabled: map[string]bool{}, rep: &Report{}}
+			c := &checker{scs: scs, tables: map[string]*table{}, disabled: map[string]bool{}, rep: &Report{}}
 			file := &sqlfile.File{Up: []sqlfile.Statement{{SQL: sql, Line: 1}}, Down: []sqlfile.Statement{{SQL: sql, Line: 2}}}
 			fc := &fileCtx{in: Input{Name: "f.sql", Version: 1}, txs: map[int]*txInfo{}}
 			up := c.section(fc, file.Up)

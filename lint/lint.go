@@ -89,7 +89,6 @@ func Check(inputs []Input, o Options) (*Report, error) {
 		opts:     o,
 		scs:      !o.NoStandardConformingStrings,
 		tables:   map[string]*table{},
-		indexes:  map[string]string{},
 		disabled: map[string]bool{},
 		rep:      &Report{},
 	}
@@ -125,7 +124,6 @@ type checker struct {
 	opts     Options
 	scs      bool
 	tables   map[string]*table
-	indexes  map[string]string // index -> table
 	disabled map[string]bool
 	rep      *Report
 	txSeq    int
@@ -318,15 +316,9 @@ func (c *checker) stmt(fc *fileCtx, s *stmt, txID int) {
 			c.report(fc, s.line, RuleCreateIndex, "CREATE INDEX on existing table %s without CONCURRENTLY blocks writes for the whole build", s.table)
 			c.ddl(fc, s, txID, s.table)
 		}
-		if s.index != "" && fc.mutable() {
-			c.indexes[s.index] = s.table
-		}
 	case sDropIndex:
 		if s.concurrently && txID != 0 {
 			c.report(fc, s.line, RuleConcurrentlyInTx, "DROP INDEX CONCURRENTLY inside a transaction block fails")
-		}
-		if fc.mutable() {
-			delete(c.indexes, s.index)
 		}
 	case sReindex:
 		switch {

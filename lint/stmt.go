@@ -221,16 +221,25 @@ func splitTop(toks []token) [][]token {
 	return append(out, toks[start:])
 }
 
+// nesting is +1 for "(", -1 for ")" and 0 for any other token.
+func nesting(t token) int {
+	if t.kind == tOp {
+		switch t.text {
+		case "(":
+			return 1
+		case ")":
+			return -1
+		}
+	}
+	return 0
+}
+
 // hasTop reports whether word occurs outside parentheses.
 func hasTop(toks []token, word string) bool {
 	depth := 0
 	for _, t := range toks {
-		switch {
-		case t.kind == tOp && t.text == "(":
-			depth++
-		case t.kind == tOp && t.text == ")":
-			depth--
-		case depth == 0 && t.is(word):
+		depth += nesting(t)
+		if depth == 0 && t.is(word) {
 			return true
 		}
 	}
@@ -522,11 +531,8 @@ func readColumn(c *cursor) colDef {
 	depth := 0
 	for ; !c.done(); c.i++ {
 		t := c.t[c.i]
-		if t.kind == tOp && t.text == "(" {
-			depth++
-		} else if t.kind == tOp && t.text == ")" {
-			depth--
-		} else if depth == 0 && t.kind == tIdent && columnStops[t.text] {
+		depth += nesting(t)
+		if depth == 0 && t.kind == tIdent && columnStops[t.text] {
 			break
 		}
 	}
@@ -576,11 +582,8 @@ var volatileFuncs = map[string]bool{
 func volatileCall(toks []token) string {
 	depth := 0
 	for i, t := range toks {
+		depth += nesting(t)
 		switch {
-		case t.kind == tOp && t.text == "(":
-			depth++
-		case t.kind == tOp && t.text == ")":
-			depth--
 		case depth == 0 && t.kind == tIdent && columnStops[t.text] && t.text != "null":
 			return ""
 		case t.kind == tIdent && volatileFuncs[t.text] && i+1 < len(toks) && toks[i+1].text == "(":
@@ -592,7 +595,7 @@ func volatileCall(toks []token) string {
 
 func recogniseAlterTable(c *cursor, s *stmt) {
 	s.kind, s.verb = sAlterTable, "ALTER TABLE"
-	ifExists := c.accept("if", "exists")
+	c.accept("if", "exists")
 	c.accept("only")
 	s.table = c.name()
 	if c.peek(0).text == "*" {
@@ -609,7 +612,6 @@ func recogniseAlterTable(c *cursor, s *stmt) {
 		}
 		s.actions = append(s.actions, a)
 	}
-	_ = ifExists
 }
 
 func readAction(c *cursor) action {
