@@ -392,14 +392,12 @@ func recogniseDML(c *cursor, s *stmt, verb string) {
 	c.i = min(c.i+1, len(c.t)) // the verb
 	rest := c.t[c.i:]
 	switch verb {
-	case "update":
+	case "update", "delete":
 		s.kind, s.verb = sUpdate, "UPDATE"
-		c.accept("only")
-		s.table = c.name()
-		s.where = hasTop(rest, "where")
-	case "delete":
-		s.kind, s.verb = sDelete, "DELETE"
-		c.accept("from")
+		if verb == "delete" {
+			s.kind, s.verb = sDelete, "DELETE"
+			c.accept("from")
+		}
 		c.accept("only")
 		s.table = c.name()
 		s.where = hasTop(rest, "where")
