@@ -394,3 +394,20 @@ ALTER TABLE users ADD COLUMN x int, ALTER COLUMN email SET NOT NULL;
 -- before: CREATE TABLE t6 (id int PRIMARY KEY, a text);
 -- before: ALTER TABLE t6 ADD COLUMN b text;
 ALTER TABLE t6 DROP COLUMN b;
+-- case safe create-index-lock
+CREATE TABLE "Orders" (id int PRIMARY KEY, ref text);
+CREATE INDEX ON "Orders" (ref);
+-- case hazard create-index-lock
+-- "Orders" (quoted, case kept) is not orders
+CREATE TABLE "Orders" (id int PRIMARY KEY, ref text);
+CREATE INDEX ON orders (ref);
+-- case safe create-index-lock
+CREATE TABLE public.t9 (id int PRIMARY KEY, ref text);
+CREATE INDEX t9_ref_idx ON T9 (ref);
+-- case hazard column-type-rewrite
+-- before: CREATE TABLE t7 (id int PRIMARY KEY, n integer);
+ALTER TABLE t7 ADD COLUMN note text, ALTER COLUMN n TYPE bigint;
+-- case safe dml-without-where
+UPDATE users SET a = 1 WHERE id IN (SELECT id FROM users LIMIT 1000);
+-- case hazard dml-without-where
+UPDATE users SET a = (SELECT max(b) FROM t WHERE t.id = 1);
