@@ -56,7 +56,7 @@ Exit 3 when a finding reaches --fail-on (default error), 0 otherwise.`,
 	fs := cmd.Flags()
 	fs.Var(newVersionValue(&f.since), "since", "baseline: files up to and including this version are already applied")
 	fs.StringVar(&f.gitBase, "git-base", "", "baseline: the migration files present in this git revision are already applied")
-	fs.StringVarP(&f.format, "format", "o", "text", "output: text, json, sarif or github (workflow annotations)")
+	fs.StringVarP(&f.format, "output", "o", "text", "output format: text, json, sarif or github (workflow annotations)")
 	fs.StringVar(&f.failOn, "fail-on", "error", "exit 3 when a finding has this severity or higher: error, warning, info or none")
 	fs.StringSliceVar(&f.disable, "disable", nil, "rule ids not to report (comma-separated)")
 	fs.BoolVar(&f.noSCS, "no-standard-conforming-strings", false, "read backslashes in '' strings as escapes (the server runs with standard_conforming_strings = off)")
@@ -67,7 +67,7 @@ func (f *lintFlags) run(ctx context.Context, g *globals, fromDB bool) error {
 	switch f.format {
 	case "text", "json", "sarif", "github":
 	default:
-		return usagef(fmt.Sprintf("--format %q: want text, json, sarif or github", f.format))
+		return usagef(fmt.Sprintf("--output %q: want text, json, sarif or github", f.format))
 	}
 	threshold, err := failThreshold(f.failOn)
 	if err != nil {
