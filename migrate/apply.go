@@ -581,37 +581,6 @@ func (m *Migrator) inTxBlock(conn *sql.Conn) bool {
 	return ok && conn != nil && ts.InTxBlock(conn)
 }
 
-func (m *Migrator) runGo(ctx context.Context, q dialect.Querier, conn *sql.Conn, mig *Migration, dir Direction, r *MigrationResult) error {
-	g := mig.gom
-	if g.NoTx {
-		fn := g.UpNoTx
-		if dir == Down {
-			fn = g.DownNoTx
-		}
-		r.Empty = fn == nil
-		if fn == nil {
-			return nil
-		}
-		if conn == nil {
-			return fmt.Errorf("no-transaction Go migration cannot run inside a transaction")
-		}
-		return fn(ctx, conn)
-	}
-	fn := g.Up
-	if dir == Down {
-		fn = g.Down
-	}
-	r.Empty = fn == nil
-	if fn == nil {
-		return nil
-	}
-	tx, ok := q.(*sql.Tx)
-	if !ok {
-		return fmt.Errorf("transactional Go migration run without a transaction")
-	}
-	return fn(ctx, tx)
-}
-
 func (m *Migrator) logResults(rs []MigrationResult) {
 	for _, r := range rs {
 		m.log.Info(r.Direction.pastTense(), "version", r.Version, "file", r.Source, "duration", r.Duration.Round(time.Microsecond))

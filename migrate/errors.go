@@ -103,5 +103,5 @@ type UnregisteredError struct {
 }
 
 func (e *UnregisteredError) Error() string {
-	return fmt.Sprintf("%s: version %d is a Go migration that is not registered in this binary; run it through the migrate library in the application (nothing was applied)", e.File, e.Version)
+	return fmt.Sprintf("%s: version %d is a Go migration that is not registered in this binary; build a shiplock with it compiled in (README, \"Go migrations\"), or run it through the migrate library in the application (nothing was applied)", e.File, e.Version)
 }

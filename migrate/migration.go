@@ -2,9 +2,7 @@ package migrate
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
-	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -20,26 +18,6 @@ import (
 
 	"github.com/shiplock/shiplock/migrate/sqlfile"
 )
-
-// TxFunc is a Go migration run inside the migration's transaction.
-type TxFunc func(ctx context.Context, tx *sql.Tx) error
-
-// ConnFunc is a Go migration run outside any transaction, on the run's
-// connection.
-type ConnFunc func(ctx context.Context, conn *sql.Conn) error
-
-// GoMigration is a migration written in Go, registered through
-// Options.GoMigrations. Set Up/Down for a transactional migration, or
-// UpNoTx/DownNoTx for one that must run outside a transaction; a nil
-// function is an empty direction.
-type GoMigration struct {
-	Version  int64
-	Source   string // the .go file name, for messages; may be empty
-	Up, Down TxFunc
-	// NoTx selects UpNoTx/DownNoTx.
-	NoTx             bool
-	UpNoTx, DownNoTx ConnFunc
-}
 
 // Kind says where a migration comes from.
 type Kind int

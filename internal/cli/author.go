@@ -28,7 +28,7 @@ func newValidateCmd(g *globals) *cobra.Command {
 			}
 			for _, m := range migs {
 				if m.Kind == migrate.KindGoUnregistered {
-					fmt.Fprintf(g.streams.Out, "note: %s is a Go migration; it runs only through the library in your application\n", m.Source)
+					fmt.Fprintf(g.streams.Out, "note: %s is a Go migration not compiled into this binary: build your own shiplock with it (README, \"Go migrations\") or run it through the migrate library in your application\n", m.Source)
 				}
 				for _, d := range []migrate.Direction{migrate.Up, migrate.Down} {
 					if line := m.InvalidUTF8Line(d); line > 0 {

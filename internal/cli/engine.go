@@ -74,7 +74,14 @@ func (g *globals) loadMigrations() ([]*migrate.Migration, error) {
 	if err := checkDir(g.dir); err != nil {
 		return nil, err
 	}
-	migs, err := migrate.Load(newDirFS(g.dir), ".", nil, g.envLookup)
+	var goms []migrate.GoMigration
+	if collect := g.streams.GoMigrations; collect != nil {
+		var err error
+		if goms, err = collect(g.dir); err != nil {
+			return nil, &migrate.FileError{File: g.dir, Msg: "read the Go migrations compiled into this binary: " + err.Error()}
+		}
+	}
+	migs, err := migrate.Load(newDirFS(g.dir), ".", goms, g.envLookup)
 	if err == nil && len(migs) == 0 && !g.allowEmpty {
 		return nil, &migrate.FileError{File: g.dir, Msg: "no migration files (NNN_name.sql or .go) in the migrations directory; check --dir or SHIPLOCK_DIR, or pass --allow-empty if none is intended"}
 	}
@@ -130,6 +137,11 @@ func (g *globals) withTarget(ctx context.Context, opts migrate.Options, wait *wa
 	g.classifier = d // for the exit code
 	defer db.Close()
 	prepareDB(db)
+	if g.streams.GoMigrations != nil {
+		// A Go migration outside a transaction gets the pool (goose's
+		// AddMigrationNoTxContext): uncapped, as goose leaves it.
+		db.SetMaxOpenConns(0)
+	}
 	if wait == nil {
 		wait = &waitFlags{}
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/shiplock/shiplock/dialect"
 	"github.com/shiplock/shiplock/exitcode"
 	"github.com/shiplock/shiplock/internal/redact"
+	"github.com/shiplock/shiplock/migrate"
 )
 
 // Streams are the process's standard streams and environment, injected so
@@ -30,6 +31,11 @@ type Streams struct {
 	// and cancel ctx only after their --stop-grace; the others cancel at
 	// once. nil never closes.
 	Stop <-chan struct{}
+	// GoMigrations returns the Go migrations compiled into this binary
+	// for the migrations directory dir (see the public shiplockmain
+	// package); nil: none, and a numbered .go file is refused as not
+	// registered.
+	GoMigrations func(dir string) ([]migrate.GoMigration, error)
 }
 
 func (s Streams) getenv(key string) string {
