@@ -1,0 +1,5 @@
+-- +goose Up
+CREATE TABLE audit (note text NOT NULL);
+
+-- +goose Down
+DROP TABLE audit;
