@@ -3,7 +3,6 @@ package migrate
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 
 	"github.com/shiplock/shiplock/dialect"
@@ -48,10 +47,6 @@ type GoMigration struct {
 	UpDB, DownDB     DBFunc
 }
 
-// ErrGoNoTxFailed marks the failure of a Go migration run outside a
-// transaction: what it did before failing stays in the database.
-var ErrGoNoTxFailed = errors.New("migrate: Go migration failed outside a transaction")
-
 func (m *Migrator) runGo(ctx context.Context, q dialect.Querier, conn *sql.Conn, mig *Migration, dir Direction, r *MigrationResult) error {
 	g := mig.gom
 	if g.NoTx {
@@ -73,7 +68,7 @@ func (m *Migrator) runGo(ctx context.Context, q dialect.Querier, conn *sql.Conn,
 			err = dbfn(ctx, m.db)
 		}
 		if err != nil {
-			return fmt.Errorf("%w: what it did before failing stays and its version is not recorded (as goose leaves it); the next %s runs it again from its start, so make it safe to run again or undo its work by hand first: %w", ErrGoNoTxFailed, dir, err)
+			return fmt.Errorf("%w; it ran outside a transaction: what it did before failing stays and its version is not recorded, as goose leaves it; undo that work or make the migration safe to run again, then the next %s runs it again from its start", err, dir)
 		}
 		return nil
 	}

@@ -5,7 +5,8 @@
 // as a tar of that layout (OUT/images.oci.tar) and optionally pushed.
 //
 //	go run ./cmd/shiplock-image -out /tmp/images [-tag v1.2.3] \
-//	    [-migrations NAME=DIR ...] [-accounts] [-push 127.0.0.1:5000]
+//	    [-migrations NAME=DIR ...] [-accounts] [-push 127.0.0.1:5000] \
+//	    [-bin ./myshiplock -platforms linux/amd64]
 package main
 
 import (
@@ -52,6 +53,7 @@ func run(ctx context.Context, args []string) error {
 	fs.StringVar(&o.CACerts, "ca-certs", imagebuild.CACertsPath, "CA bundle to put in the image")
 	fs.Var(&migrations, "migrations", "NAME=DIR: a migration image NAME (repository:tag) with the *.sql files of DIR; repeatable")
 	fs.BoolVar(&accounts, "accounts", false, "also build the accounts example's images (accounts:v1, accounts:v2, accounts-migrate:v1, accounts-migrate:v2)")
+	fs.StringVar(&o.Binary, "bin", "", "a shiplock binary built elsewhere (your own, with Go migrations compiled in) for the release image, instead of building ./cmd/shiplock; static, for the one platform of -platforms")
 	fs.StringVar(&push, "push", "", "push every image to this registry (host:port[/path]); plain HTTP")
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -2,6 +2,7 @@ package imagebuild
 
 import (
 	"context"
+	"debug/elf"
 	"fmt"
 	"io"
 	"os"
@@ -35,6 +36,12 @@ type Options struct {
 	Migrations []Migration
 	// Apps are other Go programs packaged like shiplock (the accounts example).
 	Apps []App
+	// Binary is a shiplock binary built elsewhere, put in the release
+	// image instead of building ./cmd/shiplock: a team's own shiplock with
+	// its Go migrations compiled in (package shiplockmain). It must be a
+	// static Linux executable for the one platform of Platforms. Empty:
+	// build ./cmd/shiplock.
+	Binary string
 }
 
 // Migration is a migration image: Name ("accounts-migrate:v1") holds the
@@ -88,21 +95,33 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	if o.Epoch.IsZero() {
 		o.Epoch = time.Unix(0, 0)
 	}
+	if o.Binary != "" {
+		if len(o.Platforms) != 1 {
+			return nil, fmt.Errorf("binary %s is built for one platform: give exactly one (have %d)", o.Binary, len(o.Platforms))
+		}
+		if err := CheckBinary(o.Binary, o.Platforms[0]); err != nil {
+			return nil, err
+		}
+	}
 	ca, err := ReadCACerts(o.CACerts)
 	if err != nil {
 		return nil, err
 	}
 	res := &Result{BinarySize: map[string]int64{}}
-	build := func(b BinaryImage, pkg, tags string) (v1.ImageIndex, error) {
+	// prebuilt, when set, is the binary to use instead of building pkg.
+	build := func(b BinaryImage, pkg, tags, prebuilt string) (v1.ImageIndex, error) {
 		var imgs []v1.Image
 		for _, p := range o.Platforms {
 			dir := filepath.Join(o.WorkDir, p.OS+"-"+p.Architecture)
 			if err := os.MkdirAll(dir, 0o755); err != nil {
 				return nil, err
 			}
-			bin := filepath.Join(dir, b.Name)
-			if err := GoBuild(ctx, o.ModuleDir, pkg, tags, p, bin); err != nil {
-				return nil, err
+			bin := prebuilt
+			if bin == "" {
+				bin = filepath.Join(dir, b.Name)
+				if err := GoBuild(ctx, o.ModuleDir, pkg, tags, p, bin); err != nil {
+					return nil, err
+				}
 			}
 			if b.Name == "shiplock" {
 				fi, err := os.Stat(bin)
@@ -119,7 +138,7 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 		}
 		return Index(imgs...)
 	}
-	release, err := build(ShiplockImage(ca), "./cmd/shiplock", PodTags)
+	release, err := build(ShiplockImage(ca), "./cmd/shiplock", PodTags, o.Binary)
 	if err != nil {
 		return nil, err
 	}
@@ -136,7 +155,7 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 		res.Images = append(res.Images, Named{o.Prefix + m.Name, idx})
 	}
 	for _, a := range o.Apps {
-		idx, err := build(BinaryImage{Name: a.Binary}, a.Package, a.Tags)
+		idx, err := build(BinaryImage{Name: a.Binary}, a.Package, a.Tags, "")
 		if err != nil {
 			return nil, err
 		}
@@ -194,4 +213,34 @@ func ImageSize(img v1.Image) (int64, error) {
 		n += l.Size
 	}
 	return n, nil
+}
+
+// elfMachines are the ELF machines of the platforms a binary may be built for.
+var elfMachines = map[string]elf.Machine{
+	"amd64": elf.EM_X86_64, "arm64": elf.EM_AARCH64, "arm": elf.EM_ARM, "386": elf.EM_386,
+	"ppc64le": elf.EM_PPC64, "s390x": elf.EM_S390, "riscv64": elf.EM_RISCV,
+}
+
+// CheckBinary fails unless file is a static ELF executable for p: the
+// image is scratch, with no dynamic loader or C library to run anything
+// else.
+func CheckBinary(file string, p v1.Platform) error {
+	f, err := elf.Open(file)
+	if err != nil {
+		return fmt.Errorf("binary %s: not a Linux executable: %w", file, err)
+	}
+	defer f.Close()
+	want, ok := elfMachines[p.Architecture]
+	if p.OS != "linux" || !ok {
+		return fmt.Errorf("binary %s: platform %s is not supported", file, p)
+	}
+	if f.Machine != want {
+		return fmt.Errorf("binary %s is built for %s, not %s (GOARCH=%s)", file, f.Machine, p, p.Architecture)
+	}
+	for _, prog := range f.Progs {
+		if prog.Type == elf.PT_INTERP {
+			return fmt.Errorf("binary %s is dynamically linked: the image has no C library; build it with CGO_ENABLED=0", file)
+		}
+	}
+	return nil
 }
