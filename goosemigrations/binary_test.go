@@ -55,4 +55,10 @@ func TestBuiltBinary(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), "image: registry.example/team/myshiplock:1") {
 		t.Fatalf("myshiplock kube job: %v\n%s", err, out)
 	}
+	out, err = exec.Command(bin, "kube", "--help").CombinedOutput()
+	for _, sub := range []string{"inject", "job", "run"} {
+		if err != nil || !strings.Contains(string(out), "\n  "+sub+" ") {
+			t.Fatalf("myshiplock kube --help: %v; want the %s subcommand\n%s", err, sub, out)
+		}
+	}
 }

@@ -233,7 +233,7 @@ func TestGooseGoMigrationsDifferential(t *testing.T) {
 			t.Run("shiplock applies all", func(t *testing.T) {
 				url, dsn := tg.newDB(t)
 				plan := shiplockOK(t, url, "plan")
-				for _, want := range []string{"up 2 00002_seed_users.go (in a transaction)", "up 4 00004_backfill_audit.go (no transaction)", "up 5 00005_record_only.go"} {
+				for _, want := range []string{"up 2 00002_seed_users.go (in a transaction)", "up 4 00004_backfill_audit.go (no transaction)", "up 5 00005_record_only.go", "-- Go migration"} {
 					if !strings.Contains(plan, want) {
 						t.Errorf("plan does not say %q:\n%s", want, plan)
 					}
