@@ -95,8 +95,8 @@ func (e *IntegrityError) Error() string {
 }
 
 // UnregisteredError is a plan that reaches a numbered .go file with no
-// registered Go migration. Go migrations run through the library, inside
-// the application's own binary.
+// registered Go migration. Go migrations run in a binary that has them
+// compiled in: a team's own shiplock (shiplockmain) or the application.
 type UnregisteredError struct {
 	Version int64
 	File    string
