@@ -149,23 +149,13 @@ const versionRows = "SELECT version_id, is_applied FROM goose_db_version ORDER B
 
 func dumpPostgres(t testing.TB, url string) string {
 	t.Helper()
-	out, err := exec.Command("pg_dump", "--no-owner", "--no-privileges",
-		"--exclude-table=shiplock_versions", "--exclude-table-data=goose_db_version", "--dbname", url).Output()
-	if err != nil {
-		t.Fatalf("pg_dump: %v", err)
-	}
-	var keep []string
-	for _, line := range strings.Split(string(out), "\n") {
-		if !strings.HasPrefix(line, `\restrict`) && !strings.HasPrefix(line, `\unrestrict`) {
-			keep = append(keep, line)
-		}
-	}
+	dump := testdb.PgDump(t, url, "--no-owner", "--no-privileges", "--exclude-table=shiplock_versions", "--exclude-table-data=goose_db_version")
 	db, err := sql.Open("pgx", url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	return strings.Join(keep, "\n") + "\nversions " + rowsText(t, db, versionRows)
+	return dump + "\nversions " + rowsText(t, db, versionRows)
 }
 
 func dumpSQLite(t testing.TB, path string) string {
@@ -204,6 +194,25 @@ func same(t testing.TB, what, goose, ours string) {
 	if goose != ours {
 		t.Fatalf("%s: goose and shiplock differ:\n--- goose\n%s\n--- shiplock\n%s", what, goose, ours)
 	}
+}
+
+// failBoth makes Go migration version fail half-way, then runs goose and
+// shiplock up on fresh databases: both must fail, and leave the same
+// database. It returns goose's DSN, and shiplock's URL, DSN and output.
+func failBoth(t *testing.T, tg target, version string) (gDSN, url, dsn, out string) {
+	t.Helper()
+	t.Setenv("SHIPLOCK_TEST_GO_FAIL", version)
+	_, gDSN = tg.newDB(t)
+	if err := gooseUp(t, tg, gDSN, 0); err == nil {
+		t.Fatalf("goose up succeeded; the case says version %s fails", version)
+	}
+	url, dsn = tg.newDB(t)
+	code, out := shiplock(t, url, "up")
+	if code == 0 || !strings.Contains(out, "version "+version+" fails half-way on purpose") {
+		t.Fatalf("shiplock up: exit %d; want a failure naming version %s:\n%s", code, version, out)
+	}
+	same(t, "after the failure", tg.dump(t, gDSN), tg.dump(t, dsn))
+	return gDSN, url, dsn, out
 }
 
 // TestGooseGoMigrationsDifferential applies a directory mixing SQL and
@@ -294,17 +303,7 @@ func TestGooseGoMigrationsDifferential(t *testing.T) {
 			})
 
 			t.Run("tx Go migration fails half-way", func(t *testing.T) {
-				t.Setenv("SHIPLOCK_TEST_GO_FAIL", "2")
-				_, gDSN := tg.newDB(t)
-				if err := gooseUp(t, tg, gDSN, 0); err == nil {
-					t.Fatal("goose up succeeded; the case says version 2 fails")
-				}
-				url, dsn := tg.newDB(t)
-				code, out := shiplock(t, url, "up")
-				if code == 0 || !strings.Contains(out, "version 2 fails half-way on purpose") {
-					t.Fatalf("shiplock up: exit %d; want a failure naming version 2:\n%s", code, out)
-				}
-				same(t, "after the failure", tg.dump(t, gDSN), tg.dump(t, dsn))
+				_, url, dsn, _ := failBoth(t, tg, "2")
 				// Nothing of it remains: not its first insert, not its version.
 				if got := query(t, tg, dsn, "SELECT count(*) FROM users"); got != "[0]" {
 					t.Errorf("users after the failed tx migration = %s, want [0]", got)
@@ -318,17 +317,10 @@ func TestGooseGoMigrationsDifferential(t *testing.T) {
 			})
 
 			t.Run("notx Go migration fails half-way", func(t *testing.T) {
-				t.Setenv("SHIPLOCK_TEST_GO_FAIL", "4")
-				_, gDSN := tg.newDB(t)
-				if err := gooseUp(t, tg, gDSN, 0); err == nil {
-					t.Fatal("goose up succeeded; the case says version 4 fails")
+				gDSN, url, dsn, out := failBoth(t, tg, "4")
+				if !strings.Contains(out, "not recorded") {
+					t.Errorf("shiplock's error does not say the version is not recorded:\n%s", out)
 				}
-				url, dsn := tg.newDB(t)
-				code, out := shiplock(t, url, "up")
-				if code == 0 || !strings.Contains(out, "version 4 fails half-way on purpose") || !strings.Contains(out, "not recorded") {
-					t.Fatalf("shiplock up: exit %d; want a failure naming version 4 and saying its version is not recorded:\n%s", code, out)
-				}
-				same(t, "after the failure", tg.dump(t, gDSN), tg.dump(t, dsn))
 				// What it did before failing stays, as with goose; no version.
 				if got := query(t, tg, dsn, "SELECT note FROM audit"); got != "[backfill 1]" {
 					t.Errorf("audit after the failed notx migration = %s, want [backfill 1]", got)

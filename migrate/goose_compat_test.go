@@ -153,19 +153,7 @@ func openPG(t testing.TB, url string) *sql.DB {
 // lines pg_dump makes unique per run.
 func pgDump(t testing.TB, url string) string {
 	t.Helper()
-	out, err := exec.Command("pg_dump", "--schema-only", "--no-owner", "--no-privileges",
-		"--exclude-table=shiplock_versions", "--dbname", url).Output()
-	if err != nil {
-		t.Fatalf("pg_dump: %v", err)
-	}
-	var keep []string
-	for _, line := range strings.Split(string(out), "\n") {
-		if strings.HasPrefix(line, `\restrict`) || strings.HasPrefix(line, `\unrestrict`) {
-			continue
-		}
-		keep = append(keep, line)
-	}
-	return strings.Join(keep, "\n")
+	return testdb.PgDump(t, url, "--schema-only", "--no-owner", "--no-privileges", "--exclude-table=shiplock_versions")
 }
 
 func versionRows(t testing.TB, url string) string {

@@ -165,19 +165,7 @@ func TestGooseDifferential(t *testing.T) {
 // it).
 func dumpAll(t testing.TB, url string) string {
 	t.Helper()
-	out, err := exec.Command("pg_dump", "--no-owner", "--no-privileges",
-		"--exclude-table=shiplock_versions", "--exclude-table-data=goose_db_version", "--dbname", url).Output()
-	if err != nil {
-		t.Fatalf("pg_dump: %v", err)
-	}
-	var keep []string
-	for _, line := range strings.Split(string(out), "\n") {
-		if strings.HasPrefix(line, `\restrict`) || strings.HasPrefix(line, `\unrestrict`) {
-			continue
-		}
-		keep = append(keep, line)
-	}
-	return strings.Join(keep, "\n")
+	return testdb.PgDump(t, url, "--no-owner", "--no-privileges", "--exclude-table=shiplock_versions", "--exclude-table-data=goose_db_version")
 }
 
 // TestAllModeRefusesTxControl: a file that commits by itself cannot be

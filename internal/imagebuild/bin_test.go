@@ -20,37 +20,22 @@ import (
 // fileData returns the content of the file at name in img's layers.
 func fileData(t *testing.T, img v1.Image, name string) []byte {
 	t.Helper()
-	ls, err := img.Layers()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range ls {
-		rc, err := l.Uncompressed()
-		if err != nil {
+	var data []byte
+	found := false
+	walkLayers(t, img, func(h *tar.Header, r io.Reader) {
+		if "/"+h.Name != name {
+			return
+		}
+		var err error
+		if data, err = io.ReadAll(r); err != nil {
 			t.Fatal(err)
 		}
-		tr := tar.NewReader(rc)
-		for {
-			h, err := tr.Next()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if "/"+h.Name == name {
-				data, err := io.ReadAll(tr)
-				rc.Close()
-				if err != nil {
-					t.Fatal(err)
-				}
-				return data
-			}
-		}
-		rc.Close()
+		found = true
+	})
+	if !found {
+		t.Fatalf("no %s in the image", name)
 	}
-	t.Fatalf("no %s in the image", name)
-	return nil
+	return data
 }
 
 // TestCustomBinary: the release image built with Options.Binary (the

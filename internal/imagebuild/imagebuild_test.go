@@ -155,11 +155,20 @@ type entry struct {
 // files lists every entry of img's layers, flattened.
 func files(t *testing.T, img v1.Image) map[string]entry {
 	t.Helper()
+	out := map[string]entry{}
+	walkLayers(t, img, func(h *tar.Header, _ io.Reader) {
+		out["/"+strings.TrimSuffix(h.Name, "/")] = entry{h.Mode, h.Uid, h.Gid, h.Size, h.ModTime}
+	})
+	return out
+}
+
+// walkLayers calls fn with every entry of img's layers, in order.
+func walkLayers(t *testing.T, img v1.Image, fn func(*tar.Header, io.Reader)) {
+	t.Helper()
 	ls, err := img.Layers()
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := map[string]entry{}
 	for _, l := range ls {
 		rc, err := l.Uncompressed()
 		if err != nil {
@@ -174,11 +183,10 @@ func files(t *testing.T, img v1.Image) map[string]entry {
 			if err != nil {
 				t.Fatal(err)
 			}
-			out["/"+strings.TrimSuffix(h.Name, "/")] = entry{h.Mode, h.Uid, h.Gid, h.Size, h.ModTime}
+			fn(h, tr)
 		}
 		rc.Close()
 	}
-	return out
 }
 
 func TestReleaseImage(t *testing.T) {
