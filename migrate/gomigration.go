@@ -22,12 +22,12 @@ type ConnFunc func(ctx context.Context, conn *sql.Conn) error
 // returns.
 type DBFunc func(ctx context.Context, db *sql.DB) error
 
-// GoMigration is a migration written in Go, registered through
-// Options.GoMigrations. Set Up/Down for a transactional migration, or,
-// with NoTx, UpNoTx/DownNoTx or UpDB/DownDB for one that must run outside
-// a transaction (one kind per direction; UpNoTx wins over UpDB). A nil
-// function is an empty direction: the version is recorded (up) or removed
-// (down) all the same, as goose does.
+// GoMigration is a migration written in Go, given to Load (package
+// goosemigrations converts goose's registered ones). Set Up/Down for a
+// transactional migration, or, with NoTx, UpNoTx/DownNoTx or UpDB/DownDB
+// for one that must run outside a transaction (one kind per direction;
+// UpNoTx wins over UpDB). A nil function is an empty direction: the
+// version is recorded (up) or removed (down) all the same, as goose does.
 //
 // A Go migration has no checksum: the code that runs is compiled into the
 // binary, so there is no file content to compare, and verify never calls
