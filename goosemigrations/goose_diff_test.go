@@ -260,6 +260,27 @@ func TestGooseGoMigrationsDifferential(t *testing.T) {
 				}
 			})
 
+			t.Run("runners at once", func(t *testing.T) {
+				// The lock covers Go migrations as SQL files: the one
+				// outside a transaction, which would add its rows again,
+				// runs once.
+				url, dsn := tg.newDB(t)
+				const runners = 4
+				codes := make(chan string, runners)
+				for range runners {
+					go func() {
+						code, out := shiplock(t, url, "up")
+						codes <- fmt.Sprintf("exit %d\n%s", code, out)
+					}()
+				}
+				for range runners {
+					if got := <-codes; !strings.HasPrefix(got, "exit 0\n") {
+						t.Errorf("a runner: %s", got)
+					}
+				}
+				same(t, "after concurrent runners", ref, tg.dump(t, dsn))
+			})
+
 			t.Run("goose first half, shiplock the rest", func(t *testing.T) {
 				url, dsn := tg.newDB(t)
 				if err := gooseUp(t, tg, dsn, 3); err != nil {
