@@ -239,8 +239,12 @@ func ReadCACerts(file string) ([]byte, error) {
 	return b, nil
 }
 
-// MigrationFiles reads the *.sql files of dir (not below it) whose version
-// is at most maxVersion (0: all), as files of MigrationsDir.
+// MigrationFiles reads the migration files of dir (not below it) whose
+// version is at most maxVersion (0: all), as files of MigrationsDir: the
+// *.sql files and the numbered *.go files, as a Dockerfile's COPY of the
+// directory would. A Go migration's file in the image makes a shiplock
+// that lacks it compiled in refuse the directory (an unregistered Go
+// migration) instead of applying the SQL around it and skipping it.
 func MigrationFiles(dir string, maxVersion int64) ([]File, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -248,7 +252,9 @@ func MigrationFiles(dir string, maxVersion int64) ([]File, error) {
 	}
 	var files []File
 	for _, e := range entries {
-		if e.IsDir() || !strings.HasSuffix(e.Name(), ".sql") {
+		name := e.Name()
+		goFile := strings.HasSuffix(name, ".go") && !strings.HasSuffix(name, "_test.go") && name != "" && name[0] >= '0' && name[0] <= '9'
+		if e.IsDir() || !(strings.HasSuffix(name, ".sql") || goFile) {
 			continue
 		}
 		if maxVersion > 0 {
