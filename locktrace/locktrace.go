@@ -30,6 +30,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/shiplock/shiplock/dialect"
 	"github.com/shiplock/shiplock/migrate"
 )
@@ -270,9 +272,11 @@ func replay(ctx context.Context, shadow *sql.DB, all []*migrate.Migration, targe
 }
 
 // userSchema selects the relations of the application: not the system
-// catalogs, not TOAST tables, not shiplock's and goose's bookkeeping.
+// catalogs, not TOAST tables, not shiplock's and goose's bookkeeping (nor
+// their indexes: a target goose migrated has no shiplock_versions).
 const userSchema = `n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp%'
-	AND c.relname NOT IN ('goose_db_version', 'goose_db_version_id_seq', 'shiplock_versions', '` + scratchMarker + `')`
+	AND coalesce((SELECT t.relname FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid WHERE i.indexrelid = c.oid), c.relname)
+		NOT IN ('goose_db_version', 'goose_db_version_id_seq', 'shiplock_versions', '` + scratchMarker + `')`
 
 var relkinds = map[string]string{"r": "table", "p": "partitioned table", "i": "index", "I": "partitioned index", "m": "materialized view", "S": "sequence", "t": "TOAST table", "v": "view", "f": "foreign table"}
 
@@ -366,7 +370,7 @@ func compareCatalogs(ctx context.Context, target, shadow *sql.DB) (string, error
 // relation is a relation of the scratch database as one statement found it.
 type relation struct {
 	name     string
-	kind     string
+	table    bool // a table or materialized view, not an index
 	filenode int64
 	seqScans int64
 }
@@ -388,9 +392,11 @@ func snapshot(ctx context.Context, q dialect.Querier) (map[int64]relation, map[i
 		var oid int64
 		var r relation
 		var modes sql.NullString
-		if err := rows.Scan(&oid, &r.name, &r.kind, &r.filenode, &r.seqScans, &modes); err != nil {
+		var kind string
+		if err := rows.Scan(&oid, &r.name, &kind, &r.filenode, &r.seqScans, &modes); err != nil {
 			return nil, nil, err
 		}
+		r.table = kind == "r" || kind == "p" || kind == "m"
 		rels[oid] = r
 		for _, s := range strings.Split(modes.String, ",") {
 			if m, err := ParseMode(s); err == nil && m > locks[oid] {
@@ -402,127 +408,184 @@ func snapshot(ctx context.Context, q dialect.Querier) (map[int64]relation, map[i
 }
 
 // traceMigration runs one pending migration on the scratch database and
-// returns a step per statement.
+// returns a step per statement: a transactional file in one transaction,
+// a NO TRANSACTION file a transaction per statement (as each commits on
+// its own there), except the statements PostgreSQL refuses to run in one.
 func traceMigration(ctx context.Context, conn *sql.Conn, mig *migrate.Migration, tables map[string]*Table, o Options) ([]Step, error) {
 	if mig.Kind != migrate.KindSQL {
-		return []Step{{Version: mig.Version, File: mig.Source, Note: "Go migration: not traced"}}, fmt.Errorf("%s: a Go migration cannot be traced; the trace stops before it", mig.Source)
+		return []Step{{Version: mig.Version, File: mig.Source, Note: "Go migration: not traced", Locks: []Lock{}}}, fmt.Errorf("%s: a Go migration cannot be traced; the trace stops before it", mig.Source)
 	}
 	stmts := mig.Statements(migrate.Up)
 	steps := make([]Step, 0, len(stmts))
 	record := o.Dialect.MarkAppliedSQL(dialect.Record{Version: mig.Version, Source: mig.Source, Checksum: mig.Checksum, State: dialect.StateApplied})
-	if mig.NoTx {
-		for i, s := range stmts {
-			step := Step{Version: mig.Version, File: mig.Source, Line: s.Line, Index: i + 1, SQL: s.SQL}
-			step.Locks, step.Note = documented(s.SQL)
+	var tr *tracer
+	for i, s := range stmts {
+		step := Step{Version: mig.Version, File: mig.Source, Line: s.Line, Index: i + 1, SQL: s.SQL, Traced: true, Locks: []Lock{}}
+		fail := func(err error) ([]Step, error) {
+			return append(steps, step), fmt.Errorf("%s:%d: on the scratch database: %w", mig.Source, s.Line, err)
+		}
+		if tr == nil {
+			var err error
+			if tr, err = begin(ctx, conn, tables); err != nil {
+				return fail(err)
+			}
+			defer tr.tx.Rollback()
+		}
+		err := tr.run(ctx, &step, s.SQL)
+		if mig.NoTx && isTxBlockError(err) {
+			// CREATE INDEX CONCURRENTLY, VACUUM ...: run on its own,
+			// described from the documentation.
+			tr.tx.Rollback()
+			tr = nil
+			step.Traced = false
+			step.Locks, step.Note = documented(ctx, conn, s.SQL)
 			for j := range step.Locks {
 				step.Locks[j].Target = tables[step.Locks[j].Relation]
 			}
-			steps = append(steps, step)
-			if _, err := conn.ExecContext(ctx, s.SQL); err != nil {
-				return steps, fmt.Errorf("%s:%d: on the scratch database: %w", mig.Source, s.Line, err)
-			}
+			_, err = conn.ExecContext(ctx, s.SQL)
 		}
+		if err != nil {
+			return fail(err)
+		}
+		steps = append(steps, step)
+		if mig.NoTx && tr != nil {
+			if err := tr.tx.Commit(); err != nil {
+				return fail(err)
+			}
+			tr = nil
+		}
+	}
+	if tr == nil {
 		if _, err := conn.ExecContext(ctx, record); err != nil {
 			return steps, fmt.Errorf("%s: record it on the scratch database: %w", mig.Source, err)
 		}
 		return steps, nil
 	}
+	if _, err := tr.tx.ExecContext(ctx, record); err != nil {
+		return steps, fmt.Errorf("%s: record it on the scratch database: %w", mig.Source, err)
+	}
+	return steps, tr.tx.Commit()
+}
+
+// isTxBlockError reports PostgreSQL's "cannot run inside a transaction
+// block" (25001).
+func isTxBlockError(err error) bool {
+	var pg *pgconn.PgError
+	return errors.As(err, &pg) && pg.Code == "25001"
+}
+
+// tracer is one transaction on the scratch database and what its
+// statements have locked so far.
+type tracer struct {
+	tx     *sql.Tx
+	tables map[string]*Table
+	rels   map[int64]relation
+	held   map[int64]Mode
+	since  map[int64]int // relation -> the statement that took its lock
+}
+
+func begin(ctx context.Context, conn *sql.Conn, tables map[string]*Table) (*tracer, error) {
 	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, err
 	}
-	defer tx.Rollback()
 	rels, held, err := snapshot(ctx, tx)
 	if err != nil {
+		tx.Rollback()
 		return nil, err
 	}
-	since := map[int64]int{} // relation -> the statement that took its lock
-	for i, s := range stmts {
-		step := Step{Version: mig.Version, File: mig.Source, Line: s.Line, Index: i + 1, SQL: s.SQL, Traced: true}
-		if _, err := tx.ExecContext(ctx, s.SQL); err != nil {
-			return append(steps, step), fmt.Errorf("%s:%d: on the scratch database: %w", mig.Source, s.Line, err)
-		}
-		after, locks, err := snapshot(ctx, tx)
-		if err != nil {
-			return steps, err
-		}
-		for oid, mode := range locks {
-			before, existed := rels[oid]
-			now := after[oid]
-			if !existed {
-				continue // made by this statement: nobody else uses it
-			}
-			l := Lock{Relation: now.name, Mode: mode,
-				Rewrite: now.filenode != before.filenode && now.filenode != 0}
-			// A rewrite reads the table too; Scan is a read alone.
-			l.Scan = !l.Rewrite && now.seqScans > before.seqScans
-			// Report what this statement added: a stronger lock, or a
-			// rewrite or scan under a lock held since an earlier one.
-			if mode > held[oid] {
-				since[oid] = i + 1
-			} else if !l.Rewrite && !l.Scan {
-				continue
-			} else {
-				l.Since = since[oid]
-			}
-			l.Target = tables[l.Relation]
-			step.Locks = append(step.Locks, l)
-		}
-		sort.Slice(step.Locks, func(a, b int) bool { return step.Locks[a].Relation < step.Locks[b].Relation })
-		steps = append(steps, step)
-		rels, held = after, locks
+	return &tracer{tx: tx, tables: tables, rels: rels, held: held, since: map[int64]int{}}, nil
+}
+
+// run executes one statement and adds to step the locks it took, and the
+// rewrites and scans it did under them.
+func (t *tracer) run(ctx context.Context, step *Step, stmt string) error {
+	if _, err := t.tx.ExecContext(ctx, stmt); err != nil {
+		return err
 	}
-	if _, err := tx.ExecContext(ctx, record); err != nil {
-		return steps, fmt.Errorf("%s: record it on the scratch database: %w", mig.Source, err)
+	after, locks, err := snapshot(ctx, t.tx)
+	if err != nil {
+		return err
 	}
-	return steps, tx.Commit()
+	for oid, mode := range locks {
+		before, existed := t.rels[oid]
+		if !existed {
+			continue // made by this statement: nobody else uses it
+		}
+		now := after[oid]
+		l := Lock{Relation: now.name, Mode: mode, Rewrite: now.filenode != before.filenode && now.filenode != 0}
+		// A rewrite reads the table too; Scan is a full read alone (an
+		// index's count is of lookups, not a read of the whole table).
+		l.Scan = !l.Rewrite && now.table && now.seqScans > before.seqScans
+		// Report what this statement added: a stronger lock, or a
+		// rewrite or scan under a lock held since an earlier one.
+		if mode > t.held[oid] {
+			t.since[oid] = step.Index
+		} else if !l.Rewrite && !l.Scan {
+			continue
+		} else {
+			l.Since = t.since[oid]
+		}
+		l.Target = t.tables[l.Relation]
+		step.Locks = append(step.Locks, l)
+	}
+	sort.Slice(step.Locks, func(a, b int) bool { return step.Locks[a].Relation < step.Locks[b].Relation })
+	t.rels, t.held = after, locks
+	return nil
 }
 
 var (
-	reConcurrentIndex = regexp.MustCompile(`(?is)^\s*create\s+(?:unique\s+)?index\s+concurrently\s+(?:if\s+not\s+exists\s+)?(?:\S+\s+)?on\s+(?:only\s+)?("[^"]+"|[\w$]+)(?:\.("[^"]+"|[\w$]+))?`)
-	reDropConcurrent  = regexp.MustCompile(`(?is)^\s*drop\s+index\s+concurrently\b`)
-	reReindexConc     = regexp.MustCompile(`(?is)^\s*reindex\s+(?:\(.*?\)\s*)?(?:index|table)\s+concurrently\s+("[^"]+"|[\w$]+)(?:\.("[^"]+"|[\w$]+))?`)
-	reVacuum          = regexp.MustCompile(`(?is)^\s*(vacuum|analyze)\b`)
+	// The relation a statement that cannot run in a transaction works on,
+	// as written (quoted or not, qualified or not).
+	name              = `((?:"(?:[^"]|"")+"|[\w$]+)(?:\s*\.\s*(?:"(?:[^"]|"")+"|[\w$]+))?)`
+	reConcurrentIndex = regexp.MustCompile(`(?is)^\s*create\s+(?:unique\s+)?index\s+concurrently\s+(?:if\s+not\s+exists\s+)?(?:\S+\s+)?on\s+(?:only\s+)?` + name)
+	reDropConcurrent  = regexp.MustCompile(`(?is)^\s*drop\s+index\s+concurrently\s+(?:if\s+exists\s+)?` + name)
+	reReindexConc     = regexp.MustCompile(`(?is)^\s*reindex\s+(?:\([^)]*\)\s*)?(?:index|table)\s+concurrently\s+` + name)
+	reVacuum          = regexp.MustCompile(`(?is)^\s*vacuum\s*(\([^)]*\)|(?:(?:full|freeze|verbose|analyze)\s+)*)\s*` + name + `?`)
 )
 
 // documented returns the locks PostgreSQL's documentation gives for a
-// statement that cannot run inside a transaction, and a note.
-func documented(stmt string) ([]Lock, string) {
-	const untraced = "runs outside a transaction: not traced; locks from PostgreSQL's documentation"
-	switch {
-	case reConcurrentIndex.MatchString(stmt):
-		m := reConcurrentIndex.FindStringSubmatch(stmt)
-		return []Lock{{Relation: qualify(m[1], m[2]), Mode: ShareUpdateExclusive, Scan: true}},
+// statement that cannot run inside a transaction, and a note. The
+// relation is resolved on the scratch database, where it exists, so that
+// it is named as the target's tables are.
+func documented(ctx context.Context, conn *sql.Conn, stmt string) ([]Lock, string) {
+	const untraced = "cannot run in a transaction: not traced; locks from PostgreSQL's documentation"
+	lock := func(rel string, mode Mode, rewrite, scan bool) []Lock {
+		var resolved string
+		err := conn.QueryRowContext(ctx, `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname)
+			FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass($1)`, rel).Scan(&resolved)
+		if err != nil {
+			return []Lock{} // not found: described in the note alone
+		}
+		return []Lock{{Relation: resolved, Mode: mode, Rewrite: rewrite, Scan: scan}}
+	}
+	if m := reConcurrentIndex.FindStringSubmatch(stmt); m != nil {
+		return lock(m[1], ShareUpdateExclusive, false, true),
 			untraced + ": CREATE INDEX CONCURRENTLY takes SHARE UPDATE EXCLUSIVE and scans the table twice; reads and writes go on; it waits for every transaction that could use the index"
-	case reReindexConc.MatchString(stmt):
-		m := reReindexConc.FindStringSubmatch(stmt)
-		return []Lock{{Relation: qualify(m[1], m[2]), Mode: ShareUpdateExclusive, Scan: true}},
+	}
+	if m := reReindexConc.FindStringSubmatch(stmt); m != nil {
+		return lock(m[1], ShareUpdateExclusive, false, true),
 			untraced + ": REINDEX CONCURRENTLY takes SHARE UPDATE EXCLUSIVE and rebuilds the index beside the old one"
-	case reDropConcurrent.MatchString(stmt):
-		return nil, untraced + ": DROP INDEX CONCURRENTLY takes SHARE UPDATE EXCLUSIVE on the table and waits for transactions using the index"
-	case reVacuum.MatchString(stmt):
-		return nil, untraced + ": VACUUM and ANALYZE take SHARE UPDATE EXCLUSIVE (VACUUM FULL: ACCESS EXCLUSIVE and a rewrite)"
 	}
-	return nil, "runs outside a transaction: not traced"
-}
-
-// qualify names a relation as snapshot does, assuming schema public when
-// the statement gives none.
-func qualify(a, b string) string {
-	if b == "" {
-		a, b = "public", a
+	if reDropConcurrent.MatchString(stmt) {
+		return []Lock{}, untraced + ": DROP INDEX CONCURRENTLY takes SHARE UPDATE EXCLUSIVE on the table and waits for transactions using the index"
 	}
-	id := func(s string) string {
-		if strings.HasPrefix(s, `"`) {
-			return s
+	if m := reVacuum.FindStringSubmatch(stmt); m != nil {
+		rel := m[2]
+		full := regexp.MustCompile(`(?i)\bfull\b`).MatchString(m[1])
+		switch strings.ToLower(rel) {
+		case "full", "freeze", "verbose", "analyze":
+			full, rel = full || strings.EqualFold(rel, "full"), ""
 		}
-		s = strings.ToLower(s)
-		if regexp.MustCompile(`^[a-z_][a-z0-9_$]*$`).MatchString(s) {
-			return s
+		if rel == "" {
+			return []Lock{}, untraced + ": VACUUM of every table of the database, one at a time (FULL: each rewritten under ACCESS EXCLUSIVE)"
 		}
-		return `"` + s + `"`
+		if full {
+			return lock(rel, AccessExclusive, true, false), untraced + ": VACUUM FULL rewrites the table under ACCESS EXCLUSIVE"
+		}
+		return lock(rel, ShareUpdateExclusive, false, true), untraced + ": VACUUM takes SHARE UPDATE EXCLUSIVE and reads the table; reads and writes go on"
 	}
-	return id(a) + "." + id(b)
+	return []Lock{}, "cannot run in a transaction: not traced"
 }
 
 func inTx(ctx context.Context, db *sql.DB, fn func(*sql.Tx) error) error {

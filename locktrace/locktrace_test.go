@@ -35,7 +35,14 @@ CREATE INDEX ledger_account ON ledger (account_id);
 CREATE TABLE fresh (x int);
 CREATE INDEX fresh_x ON fresh (x);
 ALTER TABLE ledger ADD COLUMN note text;`),
-	"00005_concurrent.sql": &fstest.MapFile{Data: []byte("-- +goose NO TRANSACTION\n-- +goose Up\nCREATE INDEX CONCURRENTLY accounts_name ON accounts (name);\n")},
+	"00005_concurrent.sql": &fstest.MapFile{Data: []byte(`-- +goose NO TRANSACTION
+-- +goose Up
+CREATE INDEX CONCURRENTLY accounts_name ON "accounts" (name);
+ALTER TABLE ledger ADD COLUMN touched timestamptz DEFAULT clock_timestamp();
+VACUUM FULL ledger;
+`)},
+	"00006_check.sql":    file("ALTER TABLE accounts ADD CONSTRAINT positive CHECK (balance >= 0) NOT VALID;"),
+	"00007_validate.sql": file("ALTER TABLE accounts VALIDATE CONSTRAINT positive;\nUPDATE accounts SET balance = 1 WHERE id = 5;"),
 }
 
 func open(t *testing.T) *sql.DB {
@@ -138,7 +145,12 @@ func TestTrace(t *testing.T) {
 		{"00004_checks.sql", 1, "public.accounts", locktrace.AccessExclusive, false, true},
 		{"00004_checks.sql", 2, "public.ledger", locktrace.Share, false, true},
 		{"00004_checks.sql", 5, "public.ledger", locktrace.AccessExclusive, false, false},
-		{"00005_concurrent.sql", 1, "public.accounts", locktrace.ShareUpdateExclusive, false, true},
+		{"00005_concurrent.sql", 1, "public.accounts", locktrace.ShareUpdateExclusive, false, true}, // documented; quoted name joined
+		{"00005_concurrent.sql", 2, "public.ledger", locktrace.AccessExclusive, true, false},        // traced, in its own transaction
+		{"00005_concurrent.sql", 3, "public.ledger", locktrace.AccessExclusive, true, false},        // VACUUM FULL, documented
+		{"00006_check.sql", 1, "public.accounts", locktrace.AccessExclusive, false, false},          // NOT VALID: no scan
+		{"00007_validate.sql", 1, "public.accounts", locktrace.ShareUpdateExclusive, false, true},
+		{"00007_validate.sql", 2, "public.accounts_pkey", locktrace.RowExclusive, false, false}, // an index lookup is no full read
 	} {
 		l := find(t, rep, w.file, w.index, w.rel)
 		name := fmt.Sprintf("%s statement %d on %s", w.file, w.index, w.rel)
@@ -166,11 +178,21 @@ func TestTrace(t *testing.T) {
 	if l := find(t, rep, "00004_checks.sql", 4, "public.fresh"); l == nil || l.Target != nil {
 		t.Errorf("index on a table of this release: %+v, want a lock with no target table", l)
 	}
-	// The concurrent index is documented, not traced.
+	// In the NO TRANSACTION file, what cannot run in a transaction is
+	// documented, the rest traced.
 	for _, s := range rep.Steps {
-		if s.File == "00005_concurrent.sql" && (s.Traced || !strings.Contains(s.Note, "CREATE INDEX CONCURRENTLY")) {
-			t.Errorf("concurrent index step: traced=%v note %q", s.Traced, s.Note)
+		if s.File != "00005_concurrent.sql" {
+			continue
 		}
+		if want := s.Index != 2; s.Traced == want {
+			t.Errorf("%s statement %d: traced=%v, want %v (note %q)", s.File, s.Index, s.Traced, !want, s.Note)
+		}
+		if s.Index == 1 && !strings.Contains(s.Note, "CREATE INDEX CONCURRENTLY") || s.Index == 3 && !strings.Contains(s.Note, "VACUUM FULL") {
+			t.Errorf("%s statement %d: note %q", s.File, s.Index, s.Note)
+		}
+	}
+	if l := find(t, rep, "00003_types.sql", 1, "public.accounts"); l.Target.Bytes <= 0 {
+		t.Errorf("target size of accounts: %d bytes", l.Target.Bytes)
 	}
 
 	// Thresholds: the rewrite of a 1000-row table crosses ACCESS
@@ -230,8 +252,9 @@ func TestTraceRefusesForeignDatabases(t *testing.T) {
 
 func TestTraceWarnsOnDrift(t *testing.T) {
 	target, migs := setup(t)
-	// Made by hand on the target: the replay cannot know it.
-	if _, err := target.Exec(`ALTER TABLE accounts ADD COLUMN by_hand int`); err != nil {
+	// Made by hand on the target: the replay cannot know it. And a target
+	// goose migrated has no shiplock_versions: that is no difference.
+	if _, err := target.Exec(`ALTER TABLE accounts ADD COLUMN by_hand int; DROP TABLE shiplock_versions`); err != nil {
 		t.Fatal(err)
 	}
 	rep, err := locktrace.Trace(context.Background(), target, open(t), migs, 2, pending(t, migs, 2), locktrace.Options{Dialect: postgres.Dialect{}})

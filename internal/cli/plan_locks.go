@@ -107,7 +107,9 @@ func (f *lockFlags) run(ctx context.Context, g *globals, m *migrate.Migrator, db
 		return err
 	}
 	var over []string
+	statements := 0
 	for _, s := range rep.Steps {
+		n := len(over)
 		for _, l := range s.Locks {
 			for _, th := range limits {
 				if th.Exceeds(l) {
@@ -116,9 +118,13 @@ func (f *lockFlags) run(ctx context.Context, g *globals, m *migrate.Migrator, db
 				}
 			}
 		}
+		if len(over) > n {
+			statements++
+		}
 	}
 	if len(over) > 0 {
-		return &exitError{code: exitcode.BadFile, msg: fmt.Sprintf("--fail-on: %d statements hold a lock on a large table for a time that grows with it: %s", len(over), strings.Join(over, "; "))}
+		return &exitError{code: exitcode.BadFile, msg: fmt.Sprintf("--fail-on: %s a lock on a large table for a time that grows with it: %s",
+			map[bool]string{true: "1 statement holds", false: fmt.Sprintf("%d statements hold", statements)}[statements == 1], strings.Join(over, "; "))}
 	}
 	return nil
 }
@@ -181,11 +187,13 @@ func writeLockReport(w io.Writer, g *globals, rep *locktrace.Report) {
 			fmt.Fprintf(w, "  note: %s\n", s.Note)
 		}
 	}
-	verb := "take"
-	if quiet == 1 {
-		verb = "takes"
+	switch quiet {
+	case 0:
+	case 1:
+		fmt.Fprintln(w, "\n1 other statement takes no new lock that blocks reads or writes of the target's tables")
+	default:
+		fmt.Fprintf(w, "\n%d other statements take no new lock that blocks reads or writes of the target's tables\n", quiet)
 	}
-	fmt.Fprintf(w, "\n%s %s no new lock that blocks reads or writes of the target's tables\n", plural(quiet, "other statement"), verb)
 }
 
 // lockSentence says what one lock costs on the target: "takes ACCESS

@@ -64,6 +64,7 @@ func TestPlanLocks(t *testing.T) {
 	for _, args := range [][]string{
 		{"plan", "--locks", "--dir", dir},
 		{"plan", "--shadow-temp", "--dir", dir},
+		{"plan", "-o", "json", "--dir", dir},
 		{"plan", "--locks", "--shadow-temp", "--fail-on", "BIG", "--dir", dir},
 	} {
 		if code, _, errs := runCLI(t, env, args...); code != int(exitcode.Usage) {

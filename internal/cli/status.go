@@ -156,8 +156,8 @@ func (f *planFlags) run(ctx context.Context, g *globals, toSet bool) error {
 			return f.locks.run(ctx, g, m, db, t, f.to)
 		})
 	}
-	if f.locks.shadowURL != "" || f.locks.shadowTemp || len(f.locks.failOn) > 0 {
-		return usagef("--shadow-url, --shadow-temp and --fail-on go with --locks")
+	if f.locks.shadowURL != "" || f.locks.shadowTemp || len(f.locks.failOn) > 0 || f.locks.output != "text" {
+		return usagef("--shadow-url, --shadow-temp, --fail-on and --output go with --locks")
 	}
 	return g.withMigrator(ctx, opts, &f.wait, func(m *migrate.Migrator) error {
 		dir, downTo := migrate.Up, int64(-1)
