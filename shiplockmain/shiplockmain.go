@@ -51,6 +51,9 @@ type Streams struct {
 	// (commands that change the database stop between statements); nil
 	// never closes.
 	Stop <-chan struct{}
+	// Program is the name the program was called by (argv[0]): called
+	// kubectl-NAME, kubectl's plugin, its help says "kubectl NAME".
+	Program string
 }
 
 // Main runs shiplock as the process: its arguments, standard streams and
@@ -74,11 +77,11 @@ func Main(o Options) int {
 		<-sigs
 		cancel()
 	}()
-	return Run(ctx, os.Args[1:], Streams{In: os.Stdin, Out: os.Stdout, Err: os.Stderr, LookupEnv: os.LookupEnv, Stop: stop}, o)
+	return Run(ctx, os.Args[1:], Streams{In: os.Stdin, Out: os.Stdout, Err: os.Stderr, LookupEnv: os.LookupEnv, Stop: stop, Program: os.Args[0]}, o)
 }
 
 // Run runs shiplock in this process with args (without the program
 // name) and returns the exit code. Cancelling ctx cancels the command.
 func Run(ctx context.Context, args []string, s Streams, o Options) int {
-	return cli.Main(ctx, args, cli.Streams{In: s.In, Out: s.Out, Err: s.Err, LookupEnv: s.LookupEnv, Stop: s.Stop, GoMigrations: o.GoMigrations})
+	return cli.Main(ctx, args, cli.Streams{In: s.In, Out: s.Out, Err: s.Err, LookupEnv: s.LookupEnv, Stop: s.Stop, Program: s.Program, GoMigrations: o.GoMigrations})
 }

@@ -9,6 +9,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -36,6 +39,9 @@ type Streams struct {
 	// package); nil: none, and a numbered .go file is refused as not
 	// registered.
 	GoMigrations func(dir string) ([]migrate.GoMigration, error)
+	// Program is the name the program was called by (argv[0]): as
+	// kubectl-shiplock, kubectl's plugin, help says "kubectl shiplock".
+	Program string
 }
 
 func (s Streams) getenv(key string) string {
@@ -80,6 +86,9 @@ type globals struct {
 func Main(ctx context.Context, args []string, streams Streams) int {
 	g := &globals{streams: streams, ctx: ctx}
 	root := newRoot(g)
+	if name, ok := strings.CutPrefix(filepath.Base(streams.Program), "kubectl-"); ok {
+		asPlugin(root, "kubectl "+name)
+	}
 	args, err := gooseArgs(root, args)
 	if err != nil {
 		fmt.Fprintf(streams.Err, "shiplock: %s\n", err)
@@ -144,9 +153,9 @@ func newRoot(g *globals) *cobra.Command {
 table) under a lock shared by every runner, so N replicas can migrate at once.
 
 ` + exitcode.Summary(),
-		SilenceUsage:      true,
-		SilenceErrors:     true,
-		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       buildVersion(),
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
 			g.startDeadline(cmd)
 			return g.setup()
@@ -154,6 +163,9 @@ table) under a lock shared by every runner, so N replicas can migrate at once.
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return unknownCommand(cmd, args) },
 	}
+	// --version without cobra's -v: goose's -v means verbose.
+	root.Flags().Bool("version", false, "print shiplock's version, commit and Go version (the database's: shiplock version)")
+	root.SetVersionTemplate("{{.Version}}")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usagef(err.Error()) })
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.databaseURL, "database-url", "", "database URL (env DATABASE_URL); postgres://, sqlite:// or a file path")
@@ -227,3 +239,24 @@ func (g *globals) redact(s string) string {
 	}
 	return g.sec.String(s)
 }
+
+// Command returns shiplock's command tree for generators that run outside
+// the binary (the release's man pages and shell completions).
+func Command() *cobra.Command { return newRoot(&globals{}) }
+
+// asPlugin makes root's help speak of itself as display ("kubectl
+// shiplock"), as kubectl runs it: usage lines and examples.
+func asPlugin(root *cobra.Command, display string) {
+	root.Annotations = map[string]string{cobra.CommandDisplayNameAnnotation: display}
+	var walk func(*cobra.Command)
+	walk = func(c *cobra.Command) {
+		c.Example = exampleCommand.ReplaceAllString(c.Example, "${1}"+display+" ")
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(root)
+}
+
+// exampleCommand is "shiplock" where an example line starts with it.
+var exampleCommand = regexp.MustCompile(`(?m)^(\s*)shiplock `)

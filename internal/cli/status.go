@@ -79,11 +79,21 @@ func (f *statusFlags) run(ctx context.Context, g *globals) error {
 
 func newVersionCmd(g *globals) *cobra.Command {
 	var noVersioning bool
+	var client bool
 	cmd := &cobra.Command{
 		Use:   "version",
-		Short: "Print the database's current schema version (read-only)",
-		Args:  cobra.NoArgs,
+		Short: "Print the database's current schema version (read-only), as goose version does",
+		Long: `Print the database's current schema version, as "goose version" does: the
+highest applied migration, 0 for none. It reads the database and takes no lock.
+
+shiplock's own version (module version, commit, Go version) is
+"shiplock --version" or "shiplock version --client", which need no database.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if client {
+				_, err := fmt.Fprint(g.streams.Out, buildVersion())
+				return err
+			}
 			if noVersioning {
 				// goose's version -no-versioning: the newest file's.
 				migs, err := g.loadMigrations()
@@ -109,6 +119,7 @@ func newVersionCmd(g *globals) *cobra.Command {
 	}
 	g.registerTimeout(cmd.Flags())
 	cmd.Flags().BoolVar(&noVersioning, "no-versioning", false, "goose's -no-versioning: print the newest file's version, reading no database")
+	cmd.Flags().BoolVar(&client, "client", false, "print shiplock's own version instead (as shiplock --version); no database")
 	return cmd
 }
 
