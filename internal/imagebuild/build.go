@@ -42,6 +42,8 @@ type Options struct {
 	// static Linux executable for the one platform of Platforms. Empty:
 	// build ./cmd/shiplock.
 	Binary string
+	// BuildFlags are more go build flags for every binary ("-buildvcs=true").
+	BuildFlags []string
 }
 
 // Migration is a migration image: Name ("accounts-migrate:v1") holds the
@@ -119,7 +121,7 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 			bin := prebuilt
 			if bin == "" {
 				bin = filepath.Join(dir, b.Name)
-				if err := GoBuild(ctx, o.ModuleDir, pkg, tags, p, bin); err != nil {
+				if err := GoBuild(ctx, o.ModuleDir, pkg, tags, p, bin, o.BuildFlags...); err != nil {
 					return nil, err
 				}
 			}

@@ -169,12 +169,14 @@ func Index(imgs ...v1.Image) (v1.ImageIndex, error) {
 }
 
 // GoBuild builds the Go package pkg (run from dir, a module directory) for
-// p into out: static (CGO_ENABLED=0) and reproducible.
-func GoBuild(ctx context.Context, dir, pkg, tags string, p v1.Platform, out string) error {
+// p into out: static (CGO_ENABLED=0) and reproducible. flags go after the
+// defaults, so "-buildvcs=true" stamps the commit (a release build).
+func GoBuild(ctx context.Context, dir, pkg, tags string, p v1.Platform, out string, flags ...string) error {
 	args := []string{"build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w", "-o", out}
 	if tags != "" {
 		args = append(args, "-tags", tags)
 	}
+	args = append(args, flags...)
 	cmd := exec.CommandContext(ctx, "go", append(args, pkg)...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+p.OS, "GOARCH="+p.Architecture, "GOFLAGS=")
