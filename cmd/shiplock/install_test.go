@@ -33,6 +33,13 @@ func TestGoInstall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(readme), "\nCGO_ENABLED=0 go install "+modulePath+"/cmd/shiplock@") {
+		t.Errorf("README.md does not give the command this test runs")
+	}
 	proxy := t.TempDir()
 	writeProxy(t, proxy, root)
 

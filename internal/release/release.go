@@ -119,7 +119,7 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 				return nil, fmt.Errorf("release: the checkout builds version %s, not %s (tag HEAD %s and commit every change)", res.Version, o.Version, o.Version)
 			}
 			if !strings.HasPrefix(res.Version, "v") {
-				return nil, fmt.Errorf("release: the binary has no module version (%q): build from a git checkout", res.Version)
+				return nil, fmt.Errorf("release: the binary has no module version (%q): release from a git clone (Go stamps none in a git worktree)", res.Version)
 			}
 			if o.Epoch.IsZero() {
 				if o.Epoch, err = commitTime(bi); err != nil {
@@ -210,7 +210,7 @@ func commitTime(bi *buildinfo.BuildInfo) (time.Time, error) {
 			return time.Parse(time.RFC3339, s.Value)
 		}
 	}
-	return time.Time{}, errors.New("release: the binary has no vcs.time: build from a git checkout")
+	return time.Time{}, errors.New("release: the binary has no vcs.time: release from a git clone")
 }
 
 func writeArchive(o Options, version string, p v1.Platform, bin string, docs []imagebuild.File) (Archive, error) {
