@@ -16,11 +16,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
-
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/shiplock/shiplock/internal/imagebuild"
 )
@@ -62,19 +59,12 @@ func run(ctx context.Context, args []string) error {
 		fs.Usage()
 		return fmt.Errorf("-out is required and there are no arguments")
 	}
-	for _, s := range strings.Split(platforms, ",") {
-		p, err := v1.ParsePlatform(s)
-		if err != nil {
-			return err
-		}
-		o.Platforms = append(o.Platforms, *p)
+	var err error
+	if o.Platforms, err = imagebuild.ParsePlatforms(platforms); err != nil {
+		return err
 	}
-	if s, ok := os.LookupEnv("SOURCE_DATE_EPOCH"); ok {
-		sec, err := strconv.ParseInt(s, 10, 64)
-		if err != nil {
-			return fmt.Errorf("SOURCE_DATE_EPOCH: %w", err)
-		}
-		o.Epoch = time.Unix(sec, 0)
+	if o.Epoch, err = imagebuild.SourceDateEpoch(); err != nil {
+		return err
 	}
 	for _, m := range migrations {
 		name, dir, ok := strings.Cut(m, "=")

@@ -15,12 +15,9 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"strconv"
-	"strings"
 	"time"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-
+	"github.com/shiplock/shiplock/internal/imagebuild"
 	"github.com/shiplock/shiplock/internal/release"
 )
 
@@ -56,21 +53,14 @@ func run(ctx context.Context, args []string) error {
 	if o.Out == "" {
 		return fmt.Errorf("-out is required")
 	}
+	var err error
 	if platforms != "" {
-		for _, s := range strings.Split(platforms, ",") {
-			p, err := v1.ParsePlatform(s)
-			if err != nil {
-				return err
-			}
-			o.Platforms = append(o.Platforms, *p)
+		if o.Platforms, err = imagebuild.ParsePlatforms(platforms); err != nil {
+			return err
 		}
 	}
-	if s, ok := os.LookupEnv("SOURCE_DATE_EPOCH"); ok {
-		sec, err := strconv.ParseInt(s, 10, 64)
-		if err != nil {
-			return fmt.Errorf("SOURCE_DATE_EPOCH: %w", err)
-		}
-		o.Epoch = time.Unix(sec, 0)
+	if o.Epoch, err = imagebuild.SourceDateEpoch(); err != nil {
+		return err
 	}
 	start := time.Now()
 	res, err := release.Build(ctx, o)

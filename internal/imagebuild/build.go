@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -245,4 +246,32 @@ func CheckBinary(file string, p v1.Platform) error {
 		}
 	}
 	return nil
+}
+
+// ParsePlatforms reads a comma-separated list such as
+// "linux/amd64,linux/arm64".
+func ParsePlatforms(s string) ([]v1.Platform, error) {
+	var ps []v1.Platform
+	for _, f := range strings.Split(s, ",") {
+		p, err := v1.ParsePlatform(f)
+		if err != nil {
+			return nil, err
+		}
+		ps = append(ps, *p)
+	}
+	return ps, nil
+}
+
+// SourceDateEpoch is $SOURCE_DATE_EPOCH as a time; the zero time when
+// unset (each tool's own default).
+func SourceDateEpoch() (time.Time, error) {
+	s, ok := os.LookupEnv("SOURCE_DATE_EPOCH")
+	if !ok {
+		return time.Time{}, nil
+	}
+	sec, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("SOURCE_DATE_EPOCH: %w", err)
+	}
+	return time.Unix(sec, 0), nil
 }
