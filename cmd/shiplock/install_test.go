@@ -81,6 +81,9 @@ func TestGoInstall(t *testing.T) {
 		"GOPROXY=file://"+filepath.ToSlash(proxy)+","+goenv("GOPROXY"),
 		"GONOSUMDB="+modulePath, // the checksum database does not know v0.0.0-test
 		"GOFLAGS=-modcacherw",
+		// cmd/go indexes a module version's files once for good (the
+		// module index in GOCACHE): this fake version changes.
+		"GODEBUG=goindex=0",
 	)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go install: %v\n%s", err, out)

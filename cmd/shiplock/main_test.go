@@ -96,7 +96,7 @@ func TestVersion(t *testing.T) {
 		}
 	}
 	var first string
-	for _, args := range [][]string{{"--version"}, {"version", "--client"}} {
+	for _, args := range [][]string{{"--version"}, {"version", "--client"}, {"-version"}} { // -version: goose's spelling
 		code, out, stderr := shiplock(t, dir, "shiplock", args...)
 		if code != 0 {
 			t.Fatalf("shiplock %v: exit %d\n%s", args, code, stderr)
@@ -112,7 +112,7 @@ func TestVersion(t *testing.T) {
 		if first == "" {
 			first = out
 		} else if out != first {
-			t.Errorf("version --client differs from --version:\n%s\n%s", out, first)
+			t.Errorf("shiplock %v differs from --version:\n%s\n%s", args, out, first)
 		}
 	}
 	_, help, _ := shiplock(t, dir, "shiplock", "version", "--help")
