@@ -26,6 +26,8 @@ need_pkg() { # need_pkg CHECK-COMMAND PACKAGE...
 # only the server binaries are needed, plus pg_dump and psql.
 need_pkg 'ls /usr/lib/postgresql/*/bin/initdb' postgresql
 need_pkg 'command -v pg_dump && command -v psql' postgresql-client
+# bash-completion: the completion test loads shiplock's script into bash.
+need_pkg 'test -f /usr/share/bash-completion/bash_completion' bash-completion
 command -v go >/dev/null || { echo "test/all.sh: Go is not installed (see the README)" >&2; exit 1; }
 
 # MariaDB, for the MySQL side of internal/testdb: installed and started when
