@@ -231,6 +231,8 @@ var kubeFlagNames = map[string]string{
 	"Gate.PasswordKey":        "--secret-password-key",
 	"Gate.URLSecret":          "--gate-url-secret",
 	"Namespace":               "--namespace",
+	"Labels":                  "-l",
+	"Select":                  "--select",
 	"NamePrefix":              "--name-prefix",
 	"NativeSidecar":           "--native-sidecar",
 	"BackoffLimit":            "--backoff-limit",

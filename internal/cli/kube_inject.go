@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -17,6 +18,9 @@ type kubeInjectFlags struct {
 	filename      string
 	pattern       string
 	name          string
+	selects       []string
+	labels        string
+	all           bool
 	replace       string
 	gateSecret    string
 	gateURLSecret string
@@ -28,15 +32,26 @@ func newKubeInjectCmd(g *globals) *cobra.Command {
 		Use:   "inject -f FILE [flags] [-- COMMAND [ARGS...]]",
 		Short: "Add the shiplock initContainer to the Deployments (and other pod templates) of a manifest",
 		Long: `Read Kubernetes manifests (multi-document YAML, from a file or "-" for
-stdin) and print them with shiplock's initContainer added to every pod
-template: Deployments, StatefulSets, DaemonSets, ReplicaSets, Jobs,
-CronJobs, Pods (also inside a List), or only those named --name.
+stdin) and print them with shiplock's initContainer added to the pod
+template of the workloads selected: --select KIND/NAME (repeatable, e.g.
+deployment/accounts) and -l LABEL=VALUE (the workload's own labels, in
+kubectl's syntax). Without either, the input must hold one workload
+(Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob, Pod, also
+inside a List), or --all injects into every one. Each workload changed is
+named on stderr ("injected into Deployment/accounts"); nothing selected is
+a usage error.
 
 Documents without a pod template are printed byte for byte as they were. A
 changed document keeps its comments and key order. The initContainer is
 named "shiplock": injecting again replaces it in place (a new --tag updates
 it) and, with the same flags, changes nothing. --replace NAME puts it in
-place of an existing initContainer, such as the old "nc -z && goose up" one.
+place of an existing container, such as the old "nc -z && goose up"
+initContainer, or the goose container of a migration Job (shiplock then is
+the Job's container); a selected workload without it is an error.
+
+--tag, --image-pull-policy and kube job's --namespace also take an envsubst
+placeholder ('$TAG', '${NAMESPACE}'), kept verbatim in the output so that a
+pipeline that runs envsubst on its templates keeps working.
 
 --pattern init (the default) runs "shiplock up" in every pod, before the
 app: replicas take turns through shiplock's lock. --pattern gate runs
@@ -73,7 +88,10 @@ the proxy it would otherwise be redirected to.`,
 	fs.StringVarP(&f.filename, "filename", "f", "", `manifests to inject into; "-" reads stdin (required)`)
 	fs.StringVar(&f.pattern, "pattern", "init", "init: the initContainer migrates (shiplock up); gate: it waits for the schema a Job migrates (shiplock await)")
 	fs.StringVar(&f.name, "name", "", "inject only into the workloads of this name")
-	fs.StringVar(&f.replace, "replace", "", "replace the existing initContainer of this name")
+	fs.StringArrayVar(&f.selects, "select", nil, "inject into this workload, KIND/NAME (e.g. deployment/accounts); repeatable")
+	fs.StringVarP(&f.labels, "selector", "l", "", "inject into the workloads whose labels match, e.g. app=accounts")
+	fs.BoolVar(&f.all, "all", false, "inject into every workload of the input")
+	fs.StringVar(&f.replace, "replace", "", "replace the existing container of this name (an initContainer, or a Job's goose container)")
 	fs.StringVar(&f.gateSecret, "gate-secret", "", "--pattern gate: Secret with read-only credentials (same keys as --secret)")
 	fs.StringVar(&f.gateURLSecret, "gate-url-secret", "", "--pattern gate: SECRET:KEY holding a read-only connection string")
 	return cmd
@@ -101,7 +119,23 @@ func (f *kubeInjectFlags) options(cmd *cobra.Command, g *globals, args []string)
 	if gate.URLSecret, err = parseSecretKey("--gate-url-secret", f.gateURLSecret); err != nil {
 		return manifest.InjectOptions{}, err
 	}
-	return manifest.InjectOptions{Options: o, Pattern: pattern, Gate: gate, Name: f.name, Replace: f.replace}, nil
+	var sel []manifest.Selector
+	for _, s := range f.selects {
+		x, err := manifest.ParseSelector(s)
+		if err != nil {
+			return manifest.InjectOptions{}, usagef("--select " + strings.TrimPrefix(err.Error(), "manifest: selector "))
+		}
+		sel = append(sel, x)
+	}
+	if f.all && (len(sel) > 0 || f.labels != "" || f.name != "") {
+		return manifest.InjectOptions{}, usagef("--all cannot be combined with --select, -l or --name")
+	}
+	return manifest.InjectOptions{Options: o, Pattern: pattern, Gate: gate, Name: f.name, Select: sel, Labels: f.labels, Replace: f.replace}, nil
+}
+
+// selected reports whether the flags chose the workloads.
+func (f *kubeInjectFlags) selected() bool {
+	return f.all || f.name != "" || f.labels != "" || len(f.selects) > 0
 }
 
 func (f *kubeInjectFlags) run(cmd *cobra.Command, g *globals, args []string) error {
@@ -113,9 +147,28 @@ func (f *kubeInjectFlags) run(cmd *cobra.Command, g *globals, args []string) err
 	if err != nil {
 		return err
 	}
-	out, err := manifest.Inject(in, opts)
+	out, found, err := manifest.InjectWorkloads(in, opts)
 	if err != nil {
 		return kubeError(err, source)
+	}
+	if len(found) > 1 && !f.selected() {
+		// An unrelated CronJob in the same file must not get a
+		// "shiplock up" by accident.
+		var ws []string
+		for _, w := range found {
+			ws = append(ws, w.String())
+		}
+		return usagef(fmt.Sprintf("%s: %d workloads (%s): choose with --select KIND/NAME or -l LABEL=VALUE, or give --all", source, len(found), strings.Join(ws, ", ")))
+	}
+	for _, w := range found {
+		switch {
+		case !w.Changed:
+			fmt.Fprintf(g.streams.Err, "unchanged %s: already injected\n", w)
+		case w.Replaced != "":
+			fmt.Fprintf(g.streams.Err, "injected into %s, in place of container %q\n", w, w.Replaced)
+		default:
+			fmt.Fprintf(g.streams.Err, "injected into %s\n", w)
+		}
 	}
 	if opts.Pattern == manifest.PatternGate && f.gateSecret == "" && f.gateURLSecret == "" {
 		fmt.Fprintln(g.streams.Err, "warning: the gate uses the migration's credentials; read-only ones suffice for shiplock await (--gate-secret or --gate-url-secret)")

@@ -3,17 +3,25 @@ package manifest
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
+	"slices"
 	"strings"
 
 	yaml "go.yaml.in/yaml/v3"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/labels"
 )
 
 // ErrNoWorkload is returned (wrapped) by Inject when the input has no pod
-// template to inject into, or none with the given name.
+// template to inject into, or none that the options select.
 var ErrNoWorkload = errors.New("manifest: no workload to inject into")
+
+// ErrNoContainer is returned (wrapped in a *DocError) by Inject when a
+// selected pod template has no container named InjectOptions.Replace (and
+// no shiplock container yet).
+var ErrNoContainer = errors.New("no container to replace")
 
 // InjectOptions describe the initContainer that Inject adds.
 type InjectOptions struct {
@@ -29,11 +37,22 @@ type InjectOptions struct {
 	Gate Credentials
 	// Name restricts Inject to the workloads of this name; empty means all.
 	Name string
-	// Replace is the name of an existing initContainer (the old
-	// "nc -z && goose up" one, say) that the shiplock initContainer
-	// replaces, in its place. It is ignored once the pod template has a
-	// container named InitContainerName.
+	// Select restricts Inject to these workloads; each must match one.
+	// Empty means all.
+	Select []Selector
+	// Labels restricts Inject to the workloads whose own labels match this
+	// selector, in kubectl's syntax ("app=accounts,tier!=batch").
+	Labels string
+	// Replace is the name of an existing container (the old
+	// "nc -z && goose up" one, say) that the shiplock container takes the
+	// place of: an initContainer of any pod template, or a container of a
+	// Job's or CronJob's pod (the seed's migration Job), where shiplock
+	// then runs as the Job's main container. Every selected pod template
+	// must have it, unless it already has the shiplock container (found by
+	// InitContainerName), which is then updated in place.
 	Replace string
+
+	labels labels.Selector // Labels, parsed by validate
 }
 
 // DocError is a document of Inject's input that could not be injected.
@@ -118,18 +137,42 @@ func (o *InjectOptions) validate() error {
 	if o.Replace != "" && o.Replace == InitContainerName {
 		o.Replace = ""
 	}
+	if o.Labels != "" {
+		sel, err := labels.Parse(o.Labels)
+		if err != nil {
+			return fieldErr("Labels", "%q: %v", o.Labels, err)
+		}
+		o.labels = sel
+	}
+	for i, s := range o.Select {
+		if _, ok := templatePaths[s.Kind]; !ok || s.Name == "" {
+			return fieldErr("Select", "%q: want KIND/NAME of a workload", s.String())
+		}
+		for _, t := range o.Select[:i] {
+			if t == s {
+				return fieldErr("Select", "%q is given twice", s.String())
+			}
+		}
+	}
 	return nil
 }
 
 // container renders the initContainer.
 func (o *InjectOptions) container(image string) corev1.Container {
-	args := o.Args
-	if len(args) == 0 {
-		args = []string{"up"}
-		if o.Pattern == PatternGate {
-			args = []string{"await"}
-		}
+	return o.containerArgs(image, o.args())
+}
+
+func (o *InjectOptions) args() []string {
+	if len(o.Args) > 0 {
+		return o.Args
 	}
+	if o.Pattern == PatternGate {
+		return []string{"await"}
+	}
+	return []string{"up"}
+}
+
+func (o *InjectOptions) containerArgs(image string, args []string) corev1.Container {
 	// No --wait-proxy and no --sidecar-shutdown (both default to none): a
 	// classic sidecar proxy starts only after the initContainers, and a
 	// native one is needed by the app afterwards. The database port
@@ -161,36 +204,47 @@ func (o *InjectOptions) container(image string) corev1.Container {
 // to Linkerd's skip-outbound-ports or Istio's excludeOutboundPorts, merged
 // into the list it may already have.
 //
-// Errors are *FieldError for options, *DocError for the input, and
-// ErrNoWorkload when nothing matched.
+// Errors are *FieldError for options, *DocError for the input (wrapping
+// ErrNoContainer when a template lacks opts.Replace), and ErrNoWorkload
+// when nothing matched.
 func Inject(docs []byte, opts InjectOptions) ([]byte, error) {
+	out, _, err := InjectWorkloads(docs, opts)
+	return out, err
+}
+
+// InjectWorkloads is Inject that also returns the workloads it matched, in
+// the order of the input, so that a caller can say what it changed.
+func InjectWorkloads(docs []byte, opts InjectOptions) ([]byte, []Workload, error) {
 	if err := opts.validate(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if opts.Image == "" {
 		_, err := imageRef(opts.Image, opts.Tag)
-		return nil, err
+		return nil, nil, err
 	}
 	var out strings.Builder
-	found := 0
+	var found []Workload
 	for i, c := range splitDocuments(docs) {
 		var doc yaml.Node
 		if err := yaml.Unmarshal([]byte(c.body), &doc); err != nil {
-			return nil, &DocError{Doc: i + 1, Err: fmt.Errorf("parse YAML: %w", err)}
+			return nil, nil, &DocError{Doc: i + 1, Err: fmt.Errorf("parse YAML: %w", err)}
 		}
 		changed := false
 		if doc.Kind == yaml.DocumentNode && len(doc.Content) == 1 {
-			n, ch, err := opts.injectObject(doc.Content[0])
+			ws, err := opts.injectObject(doc.Content[0])
 			if err != nil {
 				var de *DocError
 				if errors.As(err, &de) {
 					de.Doc = i + 1
-					return nil, de
+					return nil, nil, de
 				}
-				return nil, &DocError{Doc: i + 1, Err: err}
+				return nil, nil, &DocError{Doc: i + 1, Err: err}
 			}
-			found += n
-			changed = ch
+			for _, w := range ws {
+				w.Doc = i + 1
+				found = append(found, w)
+				changed = changed || w.Changed
+			}
 		}
 		out.WriteString(c.sep)
 		if !changed {
@@ -199,53 +253,74 @@ func Inject(docs []byte, opts InjectOptions) ([]byte, error) {
 		}
 		enc, err := encodeDocument(&doc, detectStyle(c.body), c.body)
 		if err != nil {
-			return nil, &DocError{Doc: i + 1, Err: fmt.Errorf("encode YAML: %w", err)}
+			return nil, nil, &DocError{Doc: i + 1, Err: fmt.Errorf("encode YAML: %w", err)}
 		}
 		out.WriteString(enc)
 	}
-	if found == 0 {
-		if opts.Name != "" {
-			return nil, fmt.Errorf("%w: none named %q", ErrNoWorkload, opts.Name)
+	for _, s := range opts.Select {
+		if !slices.ContainsFunc(found, func(w Workload) bool { return w.Kind == s.Kind && w.Name == s.Name }) {
+			return nil, nil, fmt.Errorf("%w: no %s%s", ErrNoWorkload, s, opts.restriction(s))
 		}
-		return nil, fmt.Errorf("%w: no Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob, Pod or PodTemplate", ErrNoWorkload)
 	}
-	return []byte(out.String()), nil
+	if len(found) == 0 {
+		if opts.Name != "" || opts.Labels != "" {
+			return nil, nil, fmt.Errorf("%w: none%s", ErrNoWorkload, opts.restriction(Selector{}))
+		}
+		return nil, nil, fmt.Errorf("%w: no Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob, Pod or PodTemplate", ErrNoWorkload)
+	}
+	return []byte(out.String()), found, nil
+}
+
+// restriction describes the options' other conditions than s, for an
+// error saying nothing matched them.
+func (o *InjectOptions) restriction(s Selector) string {
+	var conds []string
+	if o.Name != "" && o.Name != s.Name {
+		conds = append(conds, fmt.Sprintf("named %q", o.Name))
+	}
+	if o.Labels != "" {
+		conds = append(conds, fmt.Sprintf("with labels %q", o.Labels))
+	}
+	if len(conds) == 0 {
+		return ""
+	}
+	return " " + strings.Join(conds, " and ")
 }
 
 // injectObject injects into obj, or into the items of a List. It returns
-// how many pod templates matched and whether any changed.
-func (o *InjectOptions) injectObject(obj *yaml.Node) (int, bool, error) {
+// the pod templates that matched.
+func (o *InjectOptions) injectObject(obj *yaml.Node) ([]Workload, error) {
 	if obj.Kind != yaml.MappingNode {
-		return 0, false, nil
+		return nil, nil
 	}
 	kind, apiVersion := getString(obj, "kind"), getString(obj, "apiVersion")
-	name := getString(get(obj, "metadata"), "name")
+	meta := get(obj, "metadata")
+	name := getString(meta, "name")
 	if kind == "List" && apiVersion == "v1" {
 		items := get(obj, "items")
 		if items == nil || items.Kind != yaml.SequenceNode {
-			return 0, false, nil
+			return nil, nil
 		}
-		found, changed := 0, false
+		var found []Workload
 		for _, item := range items.Content {
-			n, ch, err := o.injectObject(item)
+			ws, err := o.injectObject(item)
 			if err != nil {
-				return 0, false, err
+				return nil, err
 			}
-			found += n
-			changed = changed || ch
+			found = append(found, ws...)
 		}
-		return found, changed, nil
+		return found, nil
 	}
 	tp, ok := templatePaths[kind]
 	group, _, hasGroup := strings.Cut(apiVersion, "/")
 	if !hasGroup {
 		group = ""
 	}
-	if !ok || group != tp.group || (o.Name != "" && name != o.Name) {
-		return 0, false, nil
+	if !ok || group != tp.group || !o.matches(kind, name, stringMap(get(meta, "labels"))) {
+		return nil, nil
 	}
-	fail := func(err error) (int, bool, error) {
-		return 0, false, &DocError{Kind: kind, Name: name, Err: err}
+	fail := func(err error) ([]Workload, error) {
+		return nil, &DocError{Kind: kind, Name: name, Err: err}
 	}
 	tmpl := obj
 	for _, key := range tp.path {
@@ -254,55 +329,147 @@ func (o *InjectOptions) injectObject(obj *yaml.Node) (int, bool, error) {
 			return fail(fmt.Errorf("no pod template at %s", strings.Join(tp.path, ".")))
 		}
 	}
-	changed, err := o.injectTemplate(tmpl)
-	if err != nil {
+	w := Workload{Kind: kind, Name: name}
+	var err error
+	if w.Changed, w.Replaced, err = o.injectTemplate(kind, tmpl); err != nil {
 		return fail(err)
 	}
-	return 1, changed, nil
+	return []Workload{w}, nil
 }
 
-// injectTemplate adds or updates the initContainer and the mesh
-// annotations of one pod template (a mapping with metadata and spec).
-func (o *InjectOptions) injectTemplate(tmpl *yaml.Node) (bool, error) {
+// slot is where the shiplock container goes in a pod spec: the list
+// (initContainers or containers) and the index in it, -1 to append.
+type slot struct {
+	list *yaml.Node
+	at   int
+	main bool // in containers: shiplock is the main container of a Job's pod
+}
+
+// place finds the shiplock container's slot in spec: the shiplock
+// container already there, else the container o.Replace names (an
+// initContainer, or a Job's container), else the end of initContainers.
+func (o *InjectOptions) place(kind string, spec *yaml.Node) (slot, error) {
+	inits, mains := get(spec, "initContainers"), get(spec, "containers")
+	find := func(list *yaml.Node, name string) int {
+		if list == nil || list.Kind != yaml.SequenceNode || name == "" {
+			return -1
+		}
+		for i, n := range list.Content {
+			if getString(n, "name") == name {
+				return i
+			}
+		}
+		return -1
+	}
+	for _, want := range []string{InitContainerName, o.Replace} {
+		if i := find(inits, want); i >= 0 {
+			return slot{list: inits, at: i}, nil
+		}
+		if i := find(mains, want); i >= 0 {
+			if kind != "Job" && kind != "CronJob" {
+				return slot{}, fmt.Errorf("%q is a container of the app, not an initContainer: --replace takes an initContainer, or the container of a Job", want)
+			}
+			if o.Pattern == PatternGate {
+				return slot{}, fmt.Errorf("the gate pattern waits in an initContainer; it cannot replace the Job's container %q", want)
+			}
+			return slot{list: mains, at: i, main: true}, nil
+		}
+	}
+	if o.Replace != "" {
+		return slot{}, fmt.Errorf("%w: no container named %q (initContainers: %s; containers: %s)",
+			ErrNoContainer, o.Replace, names(inits), names(mains))
+	}
+	inits, err := ensure(spec, "initContainers", yaml.SequenceNode, "containers")
+	if err != nil {
+		return slot{}, err
+	}
+	return slot{list: inits, at: -1}, nil
+}
+
+// names lists the containers of a sequence, for an error.
+func names(list *yaml.Node) string {
+	if list == nil || list.Kind != yaml.SequenceNode || len(list.Content) == 0 {
+		return "none"
+	}
+	var out []string
+	for _, n := range list.Content {
+		out = append(out, getString(n, "name"))
+	}
+	return strings.Join(out, ", ")
+}
+
+// injectTemplate adds or updates the shiplock container and the mesh
+// annotations of one pod template (a mapping with metadata and spec). It
+// reports whether the template changed and which container it replaced.
+func (o *InjectOptions) injectTemplate(kind string, tmpl *yaml.Node) (bool, string, error) {
 	spec := get(tmpl, "spec")
 	if spec == nil || spec.Kind != yaml.MappingNode {
-		return false, errors.New("the pod template has no spec")
+		return false, "", errors.New("the pod template has no spec")
 	}
 	meta := get(tmpl, "metadata")
 	annotations := stringMap(get(meta, "annotations"))
 	m, err := detectMesh(annotations, stringMap(get(meta, "labels")))
 	if err != nil {
-		return false, err
+		return false, "", err
 	}
 	m = resolveMesh(o.Mesh, m)
 
 	image, err := o.image(spec)
 	if err != nil {
-		return false, err
+		return false, "", err
 	}
-	c := o.container(image)
-	changed, err := o.setInitContainer(spec, c)
+	at, err := o.place(kind, spec)
 	if err != nil {
-		return false, err
+		return false, "", err
 	}
+	// An initContainer runs before a classic proxy has started, so only
+	// the database port must bypass it; a Job's main container must also
+	// let the proxy go when done (see mainMesh).
+	var want map[string]string
+	args := o.args()
 	if meshed(m) {
-		key := excludeAnnotation(m)
-		old, had := annotations[key]
-		if v := addPort(old, o.Database.port()); !had || v != old {
-			if meta == nil {
-				if meta, err = ensure(tmpl, "metadata", yaml.MappingNode, "spec"); err != nil {
-					return false, err
-				}
+		want = map[string]string{excludeAnnotation(m): addPort(annotations[excludeAnnotation(m)], o.Database.port())}
+	}
+	if at.main {
+		native := annotations[LinkerdNativeSidecar] == "true" || annotations[IstioNativeSidecar] == "true"
+		var extra map[string]string
+		if extra, args, err = mainMesh(m, native, o.Database.port(), args); err != nil {
+			return false, "", err
+		}
+		for k, v := range extra {
+			if k != excludeAnnotation(m) {
+				want[k] = v
 			}
-			an, err := ensure(meta, "annotations", yaml.MappingNode, "")
-			if err != nil {
-				return false, fmt.Errorf("metadata.%w", err)
-			}
-			setString(an, key, v)
-			changed = true
 		}
 	}
-	return changed, nil
+	c := o.containerArgs(image, args)
+	replaced := ""
+	if at.at >= 0 {
+		if n := getString(at.list.Content[at.at], "name"); n != InitContainerName {
+			replaced = n
+		}
+	}
+	changed, err := setContainer(at, c)
+	if err != nil {
+		return false, "", err
+	}
+	for _, key := range slices.Sorted(maps.Keys(want)) {
+		if old, had := annotations[key]; had && old == want[key] {
+			continue
+		}
+		if meta == nil {
+			if meta, err = ensure(tmpl, "metadata", yaml.MappingNode, "spec"); err != nil {
+				return false, "", err
+			}
+		}
+		an, err := ensure(meta, "annotations", yaml.MappingNode, "")
+		if err != nil {
+			return false, "", fmt.Errorf("metadata.%w", err)
+		}
+		setString(an, key, want[key])
+		changed = true
+	}
+	return changed, replaced, nil
 }
 
 // image resolves the initContainer's image, taking the tag of the
@@ -311,6 +478,9 @@ func (o *InjectOptions) image(spec *yaml.Node) (string, error) {
 	if hasTag, hasDigest := splitImage(o.Image); o.Tag == "" && !hasTag && !hasDigest {
 		if cs := get(spec, "containers"); cs != nil && cs.Kind == yaml.SequenceNode {
 			for _, c := range cs.Content {
+				if getString(c, "name") == InitContainerName {
+					continue // shiplock's own, as a Job's container
+				}
 				if t := imageTag(getString(c, "image")); t != "" {
 					return imageRef(o.Image, t)
 				}
@@ -320,33 +490,13 @@ func (o *InjectOptions) image(spec *yaml.Node) (string, error) {
 	return imageRef(o.Image, o.Tag)
 }
 
-// setInitContainer puts c into spec.initContainers: in place of the one
-// named InitContainerName (or o.Replace), else at the end. It reports
-// whether spec changed.
-func (o *InjectOptions) setInitContainer(spec *yaml.Node, c corev1.Container) (bool, error) {
-	inits, err := ensure(spec, "initContainers", yaml.SequenceNode, "containers")
-	if err != nil {
-		return false, err
-	}
-	at := -1
-	for _, want := range []string{InitContainerName, o.Replace} {
-		if want == "" {
-			continue
-		}
-		for i, n := range inits.Content {
-			if getString(n, "name") == want {
-				at = i
-				break
-			}
-		}
-		if at >= 0 {
-			break
-		}
-	}
-	if at >= 0 {
+// setContainer puts c into its slot: in place of the container there, or
+// at the end. It reports whether the spec changed.
+func setContainer(at slot, c corev1.Container) (bool, error) {
+	if at.at >= 0 {
 		var existing corev1.Container
-		if getString(inits.Content[at], "name") == InitContainerName {
-			if err := fromNode(inits.Content[at], &existing); err == nil && equality.Semantic.DeepEqual(existing, c) {
+		if getString(at.list.Content[at.at], "name") == InitContainerName {
+			if err := fromNode(at.list.Content[at.at], &existing); err == nil && equality.Semantic.DeepEqual(existing, c) {
 				return false, nil
 			}
 		}
@@ -355,16 +505,16 @@ func (o *InjectOptions) setInitContainer(spec *yaml.Node, c corev1.Container) (b
 	if err != nil {
 		return false, err
 	}
-	if at >= 0 {
-		if getString(inits.Content[at], "name") == InitContainerName {
+	if at.at >= 0 {
+		if getString(at.list.Content[at.at], "name") == InitContainerName {
 			// A comment on shiplock's own container is still true; one on
 			// the container it replaces (o.Replace) is not.
-			n.HeadComment = inits.Content[at].HeadComment
+			n.HeadComment = at.list.Content[at.at].HeadComment
 		}
-		inits.Content[at] = n
+		at.list.Content[at.at] = n
 	} else {
-		block(inits)
-		inits.Content = append(inits.Content, n)
+		block(at.list)
+		at.list.Content = append(at.list.Content, n)
 	}
 	return true, nil
 }

@@ -50,7 +50,8 @@ func PermanentExitCodes() []int32 {
 // JobOptions describe a Job that runs shiplock once.
 type JobOptions struct {
 	Options
-	// Namespace is the Job's namespace; empty leaves it to kubectl.
+	// Namespace is the Job's namespace; empty leaves it to kubectl. A
+	// placeholder ($NAMESPACE) is kept verbatim for envsubst.
 	Namespace string
 	// NamePrefix starts the Job's name (default "shiplock"), which is
 	// NamePrefix-COMMAND-HASH, HASH covering everything the Job runs.
@@ -80,6 +81,8 @@ type JobOptions struct {
 // Its name is derived from everything the Job runs (image, arguments,
 // database, settings), so applying the same release again changes nothing,
 // and any change gives a new Job instead of an "field is immutable" error.
+// With a placeholder Tag the name ends in "-$TAG", so the tag it stands for
+// must be valid in a name (lower-case letters, digits, '-' and '.').
 // It retries only what can heal: a podFailurePolicy fails the Job at once on
 // PermanentExitCodes from the migrate container and ignores pod
 // disruptions (a drained node), which do not count against BackoffLimit.
@@ -117,7 +120,7 @@ func Job(opts JobOptions) (*batchv1.Job, error) {
 	if errs := validation.IsDNS1123Label(prefix); len(errs) > 0 || len(prefix) > 40 {
 		return nil, fieldErr("NamePrefix", "%q: want at most 40 lower-case letters, digits and '-', starting and ending with a letter or digit", prefix)
 	}
-	if opts.Namespace != "" {
+	if opts.Namespace != "" && !IsPlaceholder(opts.Namespace) {
 		if errs := validation.IsDNS1123Label(opts.Namespace); len(errs) > 0 {
 			return nil, fieldErr("Namespace", "%q is not a namespace: %s", opts.Namespace, errs[0])
 		}
@@ -146,31 +149,9 @@ func Job(opts JobOptions) (*batchv1.Job, error) {
 		}
 	}
 
-	args := append([]string(nil), o.Args...)
-	var annotations map[string]string
-	if meshed(o.Mesh) {
-		annotations = map[string]string{excludeAnnotation(o.Mesh): addPort("", o.Database.port())}
-		switch {
-		case opts.NativeSidecar && o.Mesh == MeshLinkerd:
-			annotations[LinkerdNativeSidecar] = "true"
-		case opts.NativeSidecar:
-			annotations[IstioNativeSidecar] = "true"
-		case !shutdownVerbs[verb]:
-			return nil, &FieldError{Field: "Mesh", Msg: `"shiplock ` + verb + `" cannot shut the proxy down, so the Job would never complete (only up, down, redo and repair can): use`, Other: "NativeSidecar"}
-		default:
-			// A classic sidecar never exits by itself. shiplock waits for
-			// it to be ready (or a quick run would ask it to exit before
-			// it listens), and asks it to exit when done.
-			if o.Mesh == MeshLinkerd {
-				annotations[LinkerdProxyAdminShutdown] = "enabled"
-			}
-			if !hasFlag(args, "wait-proxy") {
-				args = append(args, "--wait-proxy="+string(o.Mesh))
-			}
-			if !hasFlag(args, "sidecar-shutdown") {
-				args = append(args, "--sidecar-shutdown="+string(o.Mesh))
-			}
-		}
+	annotations, args, err := mainMesh(o.Mesh, opts.NativeSidecar, o.Database.port(), o.Args)
+	if err != nil {
+		return nil, err
 	}
 
 	labels := map[string]string{
@@ -216,6 +197,11 @@ func Job(opts JobOptions) (*batchv1.Job, error) {
 		},
 	}
 	job.Name = jobName(prefix, verb, &job.Spec)
+	if IsPlaceholder(o.Tag) {
+		// The hash covers "$TAG", the same for every release: the tag
+		// itself must tell the releases' Jobs apart once envsubst ran.
+		job.Name += "-" + o.Tag
+	}
 	return job, nil
 }
 
@@ -267,4 +253,41 @@ func copyMap(m map[string]string) map[string]string {
 		out[k] = v
 	}
 	return out
+}
+
+// mainMesh returns the pod annotations and shiplock's arguments for a pod
+// whose main container is shiplock's (a Job's). With a mesh, the database
+// port bypasses the proxy; a native sidecar (native) is asked for and
+// stops by itself; a classic one never exits by itself, so shiplock waits
+// for it to be ready (or a quick run would ask it to exit before it
+// listens) and asks it to exit when done.
+func mainMesh(m Mesh, native bool, port int32, args []string) (map[string]string, []string, error) {
+	args = append([]string(nil), args...)
+	if !meshed(m) {
+		return nil, args, nil
+	}
+	annotations := map[string]string{excludeAnnotation(m): addPort("", port)}
+	verb := ""
+	if len(args) > 0 {
+		verb = args[0]
+	}
+	switch {
+	case native && m == MeshLinkerd:
+		annotations[LinkerdNativeSidecar] = "true"
+	case native:
+		annotations[IstioNativeSidecar] = "true"
+	case !shutdownVerbs[verb]:
+		return nil, nil, &FieldError{Field: "Mesh", Msg: `"shiplock ` + verb + `" cannot shut the proxy down, so the Job would never complete (only up, down, redo and repair can): use`, Other: "NativeSidecar"}
+	default:
+		if m == MeshLinkerd {
+			annotations[LinkerdProxyAdminShutdown] = "enabled"
+		}
+		if !hasFlag(args, "wait-proxy") {
+			args = append(args, "--wait-proxy="+string(m))
+		}
+		if !hasFlag(args, "sidecar-shutdown") {
+			args = append(args, "--sidecar-shutdown="+string(m))
+		}
+	}
+	return annotations, args, nil
 }

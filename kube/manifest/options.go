@@ -145,10 +145,11 @@ type Options struct {
 	// renders a different manifest.
 	Image string
 	// Tag is appended to Image as ":"+Tag; Image must then have no tag or
-	// digest of its own.
+	// digest of its own. A placeholder ($TAG, see [IsPlaceholder]) is kept
+	// verbatim for envsubst.
 	Tag string
-	// ImagePullPolicy is Always, IfNotPresent or Never; empty leaves it to
-	// Kubernetes.
+	// ImagePullPolicy is Always, IfNotPresent or Never, or a placeholder
+	// ($IMAGEPULLPOLICY); empty leaves it to Kubernetes.
 	ImagePullPolicy corev1.PullPolicy
 	// Command is the container's command (default ["shiplock"], which the
 	// runtime resolves through the image's PATH to /usr/local/bin/shiplock
@@ -273,7 +274,7 @@ func imageRef(image, tag string) (string, error) {
 		if hasTag || hasDigest {
 			return "", &FieldError{Field: "Tag", Msg: "cannot be combined with an image that has its own tag or digest:", Other: "Image"}
 		}
-		if !tagRE.MatchString(tag) {
+		if !tagRE.MatchString(tag) && !IsPlaceholder(tag) {
 			return "", fieldErr("Tag", "%q is not an image tag", tag)
 		}
 		return image + ":" + tag, nil
@@ -292,6 +293,9 @@ func (o *Options) validate() error {
 	switch o.ImagePullPolicy {
 	case "", corev1.PullAlways, corev1.PullIfNotPresent, corev1.PullNever:
 	default:
+		if IsPlaceholder(string(o.ImagePullPolicy)) {
+			break
+		}
 		return fieldErr("ImagePullPolicy", "%q: want Always, IfNotPresent or Never", o.ImagePullPolicy)
 	}
 	for _, a := range append(append([]string{}, o.Command...), o.Args...) {
