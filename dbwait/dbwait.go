@@ -43,9 +43,12 @@ type Options struct {
 	// RetryMissingDatabase keeps waiting while the server reports that the
 	// database does not exist (it may be created by another Job).
 	RetryMissingDatabase bool
-	// Logger receives one line per distinct outcome, not one per attempt;
-	// nil discards.
+	// Logger receives one line per distinct outcome, not one per attempt,
+	// and one every ProgressInterval while the wait goes on; nil discards.
 	Logger *slog.Logger
+	// ProgressInterval is how often a wait that goes on says so ("still
+	// waiting for the database"); 0 means 5 s, negative never.
+	ProgressInterval time.Duration
 }
 
 // Result describes a wait.
@@ -95,8 +98,9 @@ func Wait(ctx context.Context, db *sql.DB, c dialect.Classifier, o Options) (Res
 	}
 	delay := o.InitialBackoff
 	var (
-		seen = map[string]bool{}
-		res  Result
+		seen       = map[string]bool{}
+		res        Result
+		lastReport = start
 	)
 	for {
 		res.Attempts++
@@ -116,11 +120,15 @@ func Wait(ctx context.Context, db *sql.DB, c dialect.Classifier, o Options) (Res
 		if !retry {
 			return res, &Error{Class: class, Err: err, Attempts: res.Attempts, Waited: res.Waited}
 		}
-		if o := outcome(err, class); !seen[o] {
+		if oc := outcome(err, class); !seen[oc] {
 			// Once per distinct outcome, not per attempt: a reset loop
 			// retries every 100 ms.
-			seen[o] = true
+			seen[oc] = true
 			log.Info("waiting for the database", "reason", err.Error(), "class", class.String())
+			lastReport = time.Now()
+		} else if o.ProgressInterval > 0 && time.Since(lastReport) >= o.ProgressInterval {
+			log.Info("still waiting for the database", "reason", err.Error(), "attempts", res.Attempts, "waited", res.Waited.Round(time.Millisecond))
+			lastReport = time.Now()
 		}
 		sleep := delay/2 + rand.N(delay/2+1)
 		if o.Timeout < 0 || (!deadline.IsZero() && time.Now().Add(sleep).After(deadline)) {
@@ -161,6 +169,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxBackoff <= 0 {
 		o.MaxBackoff = 100 * time.Millisecond
+	}
+	if o.ProgressInterval == 0 {
+		o.ProgressInterval = 5 * time.Second
 	}
 	return o
 }

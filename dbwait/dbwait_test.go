@@ -187,7 +187,7 @@ func TestResetLoopLogsOnce(t *testing.T) {
 	var logs bytes.Buffer
 	db := open(t, "postgres://u@"+l.Addr().String()+"/db?sslmode=disable")
 	res, err := dbwait.Wait(ctx, db, postgres.Dialect{}, dbwait.Options{
-		Timeout: time.Hour, Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+		Timeout: time.Hour, Logger: slog.New(slog.NewTextHandler(&logs, nil)), ProgressInterval: -1,
 	})
 	// database/sql may dial up to three times per attempt.
 	if !errors.Is(err, context.Canceled) || res.Attempts < resets/3 {
@@ -198,5 +198,58 @@ func TestResetLoopLogsOnce(t *testing.T) {
 	// the startup message is written, "broken pipe"; or as an early EOF.
 	if lines < 1 || lines > 3 {
 		t.Errorf("%d log lines for %d attempts, want one per distinct outcome:\n%s", lines, res.Attempts, logs.String())
+	}
+}
+
+// cancelOn is a slog.Handler that cancels a context at the first record
+// with its message, and keeps that record.
+type cancelOn struct {
+	msg    string
+	cancel context.CancelFunc
+	got    chan slog.Record
+}
+
+func (h *cancelOn) Enabled(context.Context, slog.Level) bool { return true }
+func (h *cancelOn) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == h.msg {
+		select {
+		case h.got <- r.Clone():
+			h.cancel()
+		default:
+		}
+	}
+	return nil
+}
+func (h *cancelOn) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *cancelOn) WithGroup(string) slog.Handler      { return h }
+
+// A wait that goes on says so every ProgressInterval, with the reason and
+// the attempts so far: one line per distinct outcome is not enough for a
+// wait of minutes.
+func TestProgressWhileWaiting(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	h := &cancelOn{msg: "still waiting for the database", cancel: cancel, got: make(chan slog.Record, 1)}
+	db := open(t, "postgres://u@"+addr+"/db?sslmode=disable")
+	_, err = dbwait.Wait(ctx, db, postgres.Dialect{}, dbwait.Options{Timeout: time.Hour, Logger: slog.New(h), ProgressInterval: 50 * time.Millisecond})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Wait = %v, want it cancelled by the progress line", err)
+	}
+	r := <-h.got
+	var reason string
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "reason" {
+			reason = a.Value.String()
+		}
+		return true
+	})
+	if !strings.Contains(reason, "refused") {
+		t.Errorf("progress line's reason %q, want the refused connection", reason)
 	}
 }

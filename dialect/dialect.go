@@ -298,3 +298,23 @@ func QueryRecords(ctx context.Context, q Querier, query string) ([]Record, error
 	}
 	return out, rows.Err()
 }
+
+// Activity is what a server process runs, seen from another session.
+type Activity struct {
+	// Query is the statement it runs now, as the server received it; ""
+	// when it runs nothing.
+	Query string
+	// Running is how long Query has run.
+	Running time.Duration
+	// BlockedBy describes the sessions whose locks it waits for ("pid 123
+	// (app: psql, idle in transaction for 00:00:12)"); "" when it waits for
+	// none.
+	BlockedBy string
+}
+
+// Observer is implemented by dialects that can see, from another session,
+// what a server process runs: a heartbeat names the statement a long
+// migration is on and what holds it up.
+type Observer interface {
+	Activity(ctx context.Context, q Querier, pid int64) (Activity, error)
+}

@@ -19,6 +19,9 @@ func (m *Migrator) apply(ctx context.Context, conn *sql.Conn, todo []*Migration,
 		return nil, ErrStopped
 	}
 	if m.opts.TxMode == TxAll {
+		for _, mig := range todo {
+			m.starting(mig, dir)
+		}
 		var results []MigrationResult
 		gctx, release := m.graceContext(ctx)
 		err := m.retry(gctx, "the run", func() error {
@@ -55,6 +58,9 @@ func (m *Migrator) apply(ctx context.Context, conn *sql.Conn, todo []*Migration,
 			err error
 		)
 		async := i < len(todo)-1 && time.Since(lastDurable) < durableEvery
+		if !m.stopRequested() {
+			m.starting(mig, dir)
+		}
 		rec, resume := m.resumable[mig.Version]
 		switch {
 		case m.stopRequested():

@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"sync/atomic"
 	"time"
 
 	"github.com/shiplock/shiplock/dialect"
@@ -117,6 +118,12 @@ type Options struct {
 	// ErrStopped; the next run continues. A wait for the lock ends at
 	// once. nil never stops.
 	Stop <-chan struct{}
+	// ProgressInterval is how often a long run logs what it is waiting
+	// for: a statement that has run longer than this ("still running",
+	// with its file:line and the sessions whose locks it waits for), and
+	// the migration lock's holder. 0 means DefaultProgressInterval;
+	// negative logs none of it.
+	ProgressInterval time.Duration
 	// StopGrace is how long a statement running outside a transaction may
 	// go on after Stop closes; then it is cancelled on the server (on
 	// PostgreSQL from a second session), so that the runner can still
@@ -137,6 +144,8 @@ type Migrator struct {
 	// resumable are the markers of migrations interrupted half-way,
 	// read under the lock by the run in progress: apply resumes them.
 	resumable map[int64]dialect.Record
+	// current is the migration the run in progress is on.
+	current *atomic.Pointer[running]
 }
 
 // New returns a Migrator for migrations (as returned by Load) on db.
@@ -304,7 +313,12 @@ func (m *Migrator) run(ctx context.Context, plan func(*state) ([]*Migration, err
 		m.resumable[r.Version] = r
 	}
 	defer func() { m.resumable = nil }()
+	var cur atomic.Pointer[running]
+	stopBeat := m.heartbeat(ctx, conn, &cur, todo, dir)
+	m.current = &cur
 	applied, err := m.apply(ctx, conn, todo, dir)
+	stopBeat()
+	m.current = nil
 	res.Applied = applied
 	// Computed, not re-read: a migration may have changed search_path, and
 	// goose_db_version is found through it.
@@ -338,8 +352,11 @@ func (m *Migrator) lock(ctx context.Context, conn *sql.Conn, plan func(*state) (
 		recheckGap = 200 * time.Millisecond
 	)
 	delay := first
-	// Name the holder once the wait is long enough to be worth a line.
-	lastReport := time.Now().Add(-8 * time.Second)
+	lockStart := time.Now()
+	// Name the holder once the wait is long enough to be worth a line,
+	// and again every progress interval.
+	every := m.progressEvery()
+	lastReport := time.Now()
 	waiter, canWait := m.dialect.(dialect.LockWaiter)
 	if canWait {
 		if err := waiter.ListenForRelease(ctx, conn); err != nil {
@@ -359,9 +376,9 @@ func (m *Migrator) lock(ctx context.Context, conn *sql.Conn, plan func(*state) (
 		if ok {
 			return nil, true, nil
 		}
-		if time.Since(lastReport) > 10*time.Second {
+		if every > 0 && time.Since(lastReport) >= every {
 			holder, _ := m.dialect.LockHolder(ctx, conn)
-			m.log.Info("waiting for the migration lock", "holder", holder)
+			m.log.Info("waiting for the migration lock", "holder", holder, "waited", time.Since(lockStart).Round(time.Millisecond))
 			lastReport = time.Now()
 		}
 		if canWait {

@@ -556,3 +556,30 @@ func (Dialect) ListAll(ctx context.Context, q dialect.Querier) ([]dialect.Versio
 }
 
 func (Dialect) NoLockTimeout() string { return "SET lock_timeout = 0" }
+
+// qActivity reads what a server process runs and who blocks it.
+const qActivity = `SELECT coalesce(a.query, ''), a.state = 'active',
+	coalesce(extract(epoch FROM clock_timestamp() - a.query_start), 0)::float8,
+	coalesce((SELECT string_agg(format('pid %s (app: %s, %s for %s)', b.pid, coalesce(nullif(b.application_name, ''), '?'), b.state,
+			date_trunc('second', clock_timestamp() - coalesce(b.xact_start, b.query_start))), ', ' ORDER BY b.pid)
+		FROM pg_stat_activity b WHERE b.pid = ANY (pg_blocking_pids(a.pid))), '')
+	FROM pg_stat_activity a WHERE a.pid = $1`
+
+// Activity reads pg_stat_activity, and pg_blocking_pids for the sessions
+// whose locks pid waits for.
+func (Dialect) Activity(ctx context.Context, q dialect.Querier, pid int64) (dialect.Activity, error) {
+	var (
+		a       dialect.Activity
+		active  bool
+		seconds float64
+	)
+	err := q.QueryRowContext(ctx, qActivity, pid).Scan(&a.Query, &active, &seconds, &a.BlockedBy)
+	if err == sql.ErrNoRows || (err == nil && !active) {
+		return dialect.Activity{}, nil
+	}
+	if err != nil {
+		return dialect.Activity{}, err
+	}
+	a.Running = time.Duration(seconds * float64(time.Second))
+	return a, nil
+}
