@@ -51,7 +51,7 @@ func TestProgressHeartbeat(t *testing.T) {
 		t.Fatal(err)
 	}
 	files := fstest.MapFS{
-		"00001_t.sql": base["00001_t.sql"],
+		"00001_t.sql":     base["00001_t.sql"],
 		"00002_email.sql": &fstest.MapFile{Data: []byte("-- +goose Up\nSELECT 1;\n\nALTER TABLE accounts\n  ADD COLUMN email text;\n\n-- +goose Down\nALTER TABLE accounts DROP COLUMN email;\n")},
 	}
 
