@@ -188,6 +188,11 @@ type Result struct {
 	// Unversioned is true for a run without versioning (UpUnversioned):
 	// From and To are then not database versions; To is the last file run.
 	Unversioned bool
+	// Repaired are the interrupted versions that Repair settled, and
+	// Repair what it did to them ("resumed", "forgot", ...); empty for
+	// the other runs.
+	Repaired []int64
+	Repair   string
 }
 
 // UpOptions select what Up applies. The zero value applies everything.

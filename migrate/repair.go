@@ -33,6 +33,11 @@ const (
 	Skip
 )
 
+// pastTense says what the action did, for a summary.
+func (a RepairAction) pastTense() string {
+	return [...]string{Resume: "resumed", Restart: "restarted", MarkDone: "marked done", Forget: "forgot", Skip: "skipped the interrupted statement of"}[a]
+}
+
 // RepairOptions modify Repair. The zero value is the safe default.
 type RepairOptions struct {
 	// Force lets Resume, Skip and Restart run although the file changed
@@ -58,8 +63,8 @@ func ParseRepairAction(s string) (RepairAction, error) {
 	return 0, fmt.Errorf("unknown repair action %q (want resume, skip, restart, mark-done or forget)", s)
 }
 
-// ErrNothingToRepair is returned by Repair when no migration was
-// interrupted.
+// ErrNothingToRepair is returned by Repair, with a Result that says the
+// current version, when no migration was interrupted.
 var ErrNothingToRepair = fmt.Errorf("migrate: no interrupted migration to repair")
 
 // Repair settles the interrupted NO TRANSACTION migrations (normally one)
@@ -81,10 +86,10 @@ func (m *Migrator) Repair(ctx context.Context, action RepairAction, opts RepairO
 		}
 	}
 	markers := st.interrupted()
+	res := &Result{From: st.current, To: st.current, Repair: action.pastTense()}
 	if len(markers) == 0 {
-		return nil, ErrNothingToRepair
+		return res, ErrNothingToRepair
 	}
-	res := &Result{From: st.current}
 	for _, r := range markers {
 		dir := Up
 		if r.State == dialect.StateReverting {
@@ -137,6 +142,7 @@ func (m *Migrator) Repair(ctx context.Context, action RepairAction, opts RepairO
 			res.Duration = time.Since(start)
 			return res, &PartialError{Applied: res.Applied, Err: err}
 		}
+		res.Repaired = append(res.Repaired, r.Version)
 		if action != Forget {
 			res.Applied = append(res.Applied, mr)
 			m.logResults([]MigrationResult{mr})

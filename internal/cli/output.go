@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/shiplock/shiplock/migrate"
@@ -36,10 +37,31 @@ func plural(n int, word string) string {
 
 // summary is the one-line outcome of a run: "applied 3 migrations, now at
 // version 20261126120000 (was 20261101000000) in 1.2s".
+// A redo says "reverted 1 migration and applied 1 migration"; a repair
+// names what it did to which interrupted version.
 func summary(res *migrate.Result, err error) string {
-	verb := "applied"
-	if len(res.Applied) > 0 && res.Applied[len(res.Applied)-1].Direction == migrate.Down {
-		verb = "reverted"
+	var ups, downs int
+	for _, r := range res.Applied {
+		if r.Direction == migrate.Down {
+			downs++
+		} else {
+			ups++
+		}
+	}
+	var did []string
+	if res.Repair != "" && len(res.Repaired) > 0 {
+		vs := make([]string, len(res.Repaired))
+		for i, v := range res.Repaired {
+			vs[i] = fmt.Sprint(v)
+		}
+		did = append(did, fmt.Sprintf("%s interrupted version %s", res.Repair, strings.Join(vs, ", ")))
+	} else {
+		if downs > 0 {
+			did = append(did, "reverted "+plural(downs, "migration"))
+		}
+		if ups > 0 {
+			did = append(did, "applied "+plural(ups, "migration"))
+		}
 	}
 	if res.Unversioned {
 		// No version was read or written: say what ran, by file.
@@ -53,14 +75,16 @@ func summary(res *migrate.Result, err error) string {
 		return fmt.Sprintf("%s, last file version %d, in %s", what, res.To, round(res.Duration))
 	}
 	switch {
-	case err != nil && len(res.Applied) == 0:
+	case err != nil && len(did) == 0:
 		return fmt.Sprintf("failed at version %d; nothing changed", res.From)
 	case err != nil:
-		return fmt.Sprintf("failed after %s %s, now at version %d (was %d)", verb, plural(len(res.Applied), "migration"), res.To, res.From)
-	case len(res.Applied) == 0:
+		return fmt.Sprintf("failed after %s, now at version %d (was %d)", strings.Join(did, " and "), res.To, res.From)
+	case res.Repair != "" && len(did) == 0:
+		return fmt.Sprintf("nothing to repair: no migration was interrupted, at version %d", res.To)
+	case len(did) == 0:
 		return fmt.Sprintf("nothing to do, at version %d", res.To)
 	}
-	return fmt.Sprintf("%s %s, now at version %d (was %d) in %s", verb, plural(len(res.Applied), "migration"), res.To, res.From, round(res.Duration))
+	return fmt.Sprintf("%s, now at version %d (was %d) in %s", strings.Join(did, " and "), res.To, res.From, round(res.Duration))
 }
 
 type problemJSON struct {

@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"github.com/spf13/cobra"
 
@@ -84,8 +83,7 @@ func (f *repairFlags) runRepair(ctx context.Context, g *globals) error {
 	return g.mutate(ctx, &f.run, f.output, func(m *migrate.Migrator) (*migrate.Result, error) {
 		res, err := m.Repair(ctx, chosen[0], migrate.RepairOptions{Force: f.force})
 		if errors.Is(err, migrate.ErrNothingToRepair) {
-			fmt.Fprintln(g.streams.Out, "nothing to repair: no migration was interrupted")
-			return &migrate.Result{}, nil
+			return res, nil // the summary says so
 		}
 		return res, err
 	})
