@@ -325,7 +325,7 @@ func OpenConfig(cfg *pgx.ConnConfig) *sql.DB {
 	// A run sends each of its own queries a few times at most: one round
 	// trip each (unnamed statements) beats preparing and caching them.
 	cfg.DefaultQueryExecMode = pgx.QueryExecModeExec
-	return stdlib.OpenDB(*cfg, stdlib.OptionShouldPing(shouldPing))
+	return sql.OpenDB(connector{stdlib.GetConnector(*cfg, stdlib.OptionShouldPing(shouldPing))})
 }
 
 // shouldPing keeps database/sql's liveness ping for connections idle more

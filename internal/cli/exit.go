@@ -3,9 +3,11 @@ package cli
 import (
 	"context"
 	"errors"
+	"strings"
 
 	"github.com/shiplock/shiplock/dbwait"
 	"github.com/shiplock/shiplock/dialect"
+	"github.com/shiplock/shiplock/dialect/postgres"
 	"github.com/shiplock/shiplock/exitcode"
 	"github.com/shiplock/shiplock/migrate"
 	"github.com/shiplock/shiplock/migrate/sqlfile"
@@ -18,6 +20,16 @@ type usageError struct{ msg string }
 func (e *usageError) Error() string { return e.msg }
 
 func usagef(msg string) error { return &usageError{msg: msg} }
+
+// errorText is err's message with what the server said besides it:
+// PostgreSQL's DETAIL and HINT, on lines of their own as psql shows them.
+func errorText(err error) string {
+	msg := err.Error()
+	if d := postgres.Detail(err); d != "" && !strings.Contains(msg, d) {
+		msg += "\n" + d
+	}
+	return msg
+}
 
 // exitError carries an exit code, and a message when msg is set (else the
 // command printed what it had to say).

@@ -132,7 +132,7 @@ func Main(ctx context.Context, args []string, streams Streams) int {
 		err = fmt.Errorf("the command's --timeout of %s ran out: %w", g.timeout, err)
 	}
 	code := g.exitCode(err)
-	if msg := err.Error(); msg != "" {
+	if msg := errorText(err); msg != "" {
 		fmt.Fprintf(streams.Err, "shiplock: %s\n", g.redact(msg))
 		if code.Retryable() {
 			fmt.Fprintf(streams.Err, "shiplock: exit %d, %s: running the same command again can succeed\n", code, code.Info().Short)
