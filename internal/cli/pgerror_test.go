@@ -32,8 +32,8 @@ func TestWrongPasswordOneReason(t *testing.T) {
 func TestErrorDetailAndHint(t *testing.T) {
 	url := testdb.Postgres(t)
 	dir := writeDir(t, map[string]string{
-		"00001_a.sql": "-- +goose Up\nCREATE TABLE a (id int PRIMARY KEY);\nINSERT INTO a VALUES (1);\n-- +goose Down\nDROP TABLE a;\n",
-		"00002_dup.sql": "-- +goose Up\nINSERT INTO a VALUES (1);\n-- +goose Down\nSELECT 1;\n",
+		"00001_a.sql":    "-- +goose Up\nCREATE TABLE a (id int PRIMARY KEY);\nINSERT INTO a VALUES (1);\n-- +goose Down\nDROP TABLE a;\n",
+		"00002_dup.sql":  "-- +goose Up\nINSERT INTO a VALUES (1);\n-- +goose Down\nSELECT 1;\n",
 		"00003_hint.sql": "-- +goose Up\nSELECT lower(1, 2);\n-- +goose Down\nSELECT 1;\n",
 	})
 	term := filepath.Join(t.TempDir(), "termination-log")
