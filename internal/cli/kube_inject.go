@@ -69,7 +69,12 @@ A pod template injected by Linkerd (linkerd.io/inject: enabled) or Istio
 linkerd|istio (the namespace injects), gets the database port added to
 config.linkerd.io/skip-outbound-ports or
 traffic.sidecar.istio.io/excludeOutboundPorts: an initContainer runs before
-the proxy it would otherwise be redirected to.`,
+the proxy it would otherwise be redirected to. The bypass is pod-wide: the
+app's own database traffic leaves the mesh too. A template whose proxy is a
+native sidecar (config.beta.linkerd.io/proxy-enable-native-sidecar or
+sidecar.istio.io/nativeSidecar "true") needs none and gets none; where the
+namespace or the mesh's install turns native sidecars on, use --mesh none.
+See docs/patterns.md.`,
 		Example: `  # The accounts Deployment, migrating in every pod before the app starts.
   shiplock kube inject -f deployment.yaml \
     --image registry.example.com/accounts-migrations \

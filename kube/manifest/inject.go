@@ -425,19 +425,22 @@ func (o *InjectOptions) injectTemplate(kind string, tmpl *yaml.Node) (bool, stri
 	// An initContainer runs before a classic proxy has started, so only
 	// the database port must bypass it; a Job's main container must also
 	// let the proxy go when done (see mainMesh).
+	// A native sidecar proxy starts before the initContainers, so nothing
+	// needs to bypass it; a bypass would also take the app's own database
+	// traffic out of the mesh (the annotation is pod-wide).
+	native := annotations[LinkerdNativeSidecar] == "true" || annotations[IstioNativeSidecar] == "true"
 	var want map[string]string
 	args := o.args()
-	if meshed(m) {
+	if meshed(m) && !native {
 		want = map[string]string{excludeAnnotation(m): addPort(annotations[excludeAnnotation(m)], o.Database.port())}
 	}
 	if at.main {
-		native := annotations[LinkerdNativeSidecar] == "true" || annotations[IstioNativeSidecar] == "true"
 		var extra map[string]string
 		if extra, args, err = mainMesh(m, native, o.Database.port(), args); err != nil {
 			return false, "", err
 		}
 		for k, v := range extra {
-			if k != excludeAnnotation(m) {
+			if k != excludeAnnotation(m) && want != nil {
 				want[k] = v
 			}
 		}

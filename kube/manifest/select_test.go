@@ -258,3 +258,23 @@ func TestPlaceholders(t *testing.T) {
 		}
 	}
 }
+
+// A pod template whose proxy is a native sidecar gets no bypass: the proxy
+// runs before the initContainers, and a pod-wide bypass would also take
+// the app's own database traffic out of the mesh.
+func TestInjectNativeSidecarNoBypass(t *testing.T) {
+	for _, native := range []string{LinkerdNativeSidecar, IstioNativeSidecar} {
+		inject := "linkerd.io/inject: enabled"
+		if native == IstioNativeSidecar {
+			inject = "sidecar.istio.io/inject: \"true\""
+		}
+		in := "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: a\nspec:\n  template:\n    metadata:\n      annotations:\n        " + inject + "\n        " + native + ": \"true\"\n    spec:\n      containers:\n      - name: a\n        image: a:v1\n"
+		out, err := Inject([]byte(in), accountsInject())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(out), LinkerdSkipOutboundPorts) || strings.Contains(string(out), IstioExcludeOutboundPorts) || !strings.Contains(string(out), "name: shiplock") {
+			t.Errorf("%s: want the initContainer and no bypass:\n%s", native, out)
+		}
+	}
+}
