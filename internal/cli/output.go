@@ -65,7 +65,11 @@ func summary(res *migrate.Result, err error) string {
 	}
 	if res.Unversioned {
 		// No version was read or written: say what ran, by file.
-		what := fmt.Sprintf("%s %s without versioning (goose_db_version untouched)", verb, plural(len(res.Applied), "migration"))
+		done := strings.Join(did, " and ")
+		if done == "" {
+			done = "applied 0 migrations"
+		}
+		what := done + " without versioning (goose_db_version untouched)"
 		switch {
 		case err != nil:
 			return "failed after " + what
