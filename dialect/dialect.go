@@ -81,6 +81,9 @@ type Record struct {
 type Dialect interface {
 	// Name is the dialect's short name: "postgres", "sqlite", "mysql".
 	Name() string
+	// VersionTable is goose's version table the dialect reads and writes;
+	// shiplock's own table is VersionTable().Records(), beside it.
+	VersionTable() Table
 
 	// TablesExist reports whether goose_db_version and shiplock_versions
 	// exist where the unqualified queries find them (through search_path,

@@ -81,14 +81,15 @@ func Check(ctx context.Context, db *sql.DB, d dialect.Dialect, need int64) (Stat
 	if versions {
 		rows, err := d.ListVersions(ctx, conn)
 		if err != nil {
-			return Status{}, fmt.Errorf("read goose_db_version: %w", err)
+			return Status{}, fmt.Errorf("read %s: %w", d.VersionTable(), err)
 		}
 		st.Current = current(rows)
 	}
 	if records {
 		recs, err := d.ListRecords(ctx, conn)
 		if err != nil {
-			return Status{}, fmt.Errorf("read shiplock_versions: %w", err)
+			_, r := d.VersionTable().Names()
+			return Status{}, fmt.Errorf("read %s: %w", r, err)
 		}
 		sort.Slice(recs, func(i, j int) bool { return recs[i].Version < recs[j].Version })
 		for _, r := range recs {
@@ -104,7 +105,7 @@ func Check(ctx context.Context, db *sql.DB, d dialect.Dialect, need int64) (Stat
 			}
 		}
 	}
-	st.Ready, st.Reason = judge(versions, st, progress)
+	st.Ready, st.Reason = judge(versions, st, progress, d.VersionTable())
 	return st, nil
 }
 
@@ -137,7 +138,7 @@ func current(rows []dialect.VersionRow) int64 {
 	return cur
 }
 
-func judge(tableExists bool, st Status, progress string) (bool, string) {
+func judge(tableExists bool, st Status, progress string, table dialect.Table) (bool, string) {
 	if n := len(st.Interrupted); n > 0 {
 		reason := fmt.Sprintf("version %d interrupted half-way (crash marker)", st.Interrupted[0])
 		if n > 1 {
@@ -150,7 +151,7 @@ func judge(tableExists bool, st Status, progress string) (bool, string) {
 	case st.Need <= 0:
 		return true, fmt.Sprintf("at %d, no version needed", st.Current)
 	case !tableExists:
-		return false, "no goose_db_version table yet"
+		return false, fmt.Sprintf("no %s table yet", table)
 	case st.Current < st.Need && progress != "":
 		return false, fmt.Sprintf("at %d, need %d: %s", st.Current, st.Need, progress)
 	case st.Current < st.Need:

@@ -57,7 +57,7 @@ func (m *Migrator) AcceptChecksum(ctx context.Context, version int64) (*Accepted
 	}
 	if !st.recordTableExists {
 		if err := m.dialect.EnsureRecordTable(ctx, conn); err != nil {
-			return nil, fmt.Errorf("create shiplock_versions: %w", err)
+			return nil, fmt.Errorf("create %s: %w", recordsTable(m.dialect), err)
 		}
 	}
 	rec := st.records[version]

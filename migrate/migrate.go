@@ -253,7 +253,15 @@ func (m *Migrator) run(ctx context.Context, plan func(*state) ([]*Migration, err
 	}
 	res := &Result{From: st.current, To: st.current, Ahead: m.ahead(st)}
 	todo, err := plan(st)
-	if err != nil || len(todo) == 0 {
+	// Up also records the checksums of versions goose applied: on a
+	// database goose migrated fully, nothing else would ever take the lock
+	// to record them. Once they are there, the no-op start stays
+	// read-only.
+	work := func(st *state) bool {
+		todo, err := plan(st)
+		return err != nil || len(todo) > 0 || dir == Up && m.unrecorded(st)
+	}
+	if err != nil || len(todo) == 0 && !(dir == Up && m.unrecorded(st)) {
 		res.Duration = time.Since(start)
 		return res, err
 	}
@@ -268,13 +276,13 @@ func (m *Migrator) run(ctx context.Context, plan func(*state) ([]*Migration, err
 	}
 
 	lockStart := time.Now()
-	done, locked, err := m.takeLock(ctx, conn, plan)
+	done, locked, err := m.takeLock(ctx, conn, work)
 	res.LockWait = time.Since(lockStart)
 	if err != nil {
 		return res, err
 	}
 	if !locked {
-		// Another runner applied everything while we waited.
+		// Another runner did everything while we waited.
 		res.From, res.To, res.Ahead = done.current, done.current, m.ahead(done)
 		res.Duration = time.Since(start)
 		return res, nil
@@ -309,6 +317,11 @@ func (m *Migrator) run(ctx context.Context, plan func(*state) ([]*Migration, err
 	if todo, err = plan(st); err != nil {
 		return res, err
 	}
+	if len(todo) == 0 { // only checksums to record: prepare did that
+		res.To = st.current
+		res.Duration = time.Since(start)
+		return res, nil
+	}
 	if err := m.checkEncoding(ctx, conn, todo, dir); err != nil {
 		return res, err
 	}
@@ -336,10 +349,10 @@ func (m *Migrator) run(ctx context.Context, plan func(*state) ([]*Migration, err
 }
 
 // lock polls the dialect's try-lock with capped, jittered backoff. Between
-// attempts it re-plans from a fresh read: when another runner has already
+// attempts it asks work about a fresh read: when another runner has already
 // done all the work, it returns locked=false with that state and the caller
 // stops without ever holding the lock.
-func (m *Migrator) lock(ctx context.Context, conn *sql.Conn, plan func(*state) ([]*Migration, error)) (*state, bool, error) {
+func (m *Migrator) lock(ctx context.Context, conn *sql.Conn, work func(*state) bool) (*state, bool, error) {
 	if m.opts.LockTimeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, m.opts.LockTimeout)
@@ -410,7 +423,7 @@ func (m *Migrator) lock(ctx context.Context, conn *sql.Conn, plan func(*state) (
 			}
 			delay = min(delay*2, limit)
 		}
-		if plan == nil {
+		if work == nil {
 			continue // a run that reads no version table (UpUnversioned)
 		}
 		st, err := m.readState(ctx, conn)
@@ -420,16 +433,16 @@ func (m *Migrator) lock(ctx context.Context, conn *sql.Conn, plan func(*state) (
 			}
 			return nil, false, err
 		}
-		if todo, err := plan(st); err == nil && len(todo) == 0 {
+		if !work(st) {
 			return st, false, nil
 		}
 	}
 }
 
 // takeLock is lock, ended by Options.Stop too.
-func (m *Migrator) takeLock(ctx context.Context, conn *sql.Conn, plan func(*state) ([]*Migration, error)) (*state, bool, error) {
+func (m *Migrator) takeLock(ctx context.Context, conn *sql.Conn, work func(*state) bool) (*state, bool, error) {
 	lctx, stopWait := m.stoppable(ctx)
-	done, locked, err := m.lock(lctx, conn, plan)
+	done, locked, err := m.lock(lctx, conn, work)
 	stopWait()
 	if err != nil && errors.Is(context.Cause(lctx), ErrStopped) {
 		err = fmt.Errorf("%w while waiting for the migration lock", ErrStopped)
@@ -484,21 +497,21 @@ func (m *Migrator) prepare(ctx context.Context, conn *sql.Conn, st *state) (bool
 			// that exists now is the one we wanted; as goose does, re-read.
 			again, rerr := m.readState(ctx, conn)
 			if rerr != nil || !again.tableExists {
-				return false, fmt.Errorf("create goose_db_version: %w", err)
+				return false, fmt.Errorf("create %s: %w", m.dialect.VersionTable(), err)
 			}
-			m.log.Info("goose_db_version was created by another program meanwhile", "err", err)
+			m.log.Info("the version table was created by another program meanwhile", "table", m.dialect.VersionTable().String(), "err", err)
 			st = again
 		}
 		changed = true
 	}
 	// Also for an existing table: it may lack the marker columns.
 	if err := m.dialect.EnsureRecordTable(ctx, conn); err != nil {
-		return false, fmt.Errorf("create or upgrade shiplock_versions: %w", err)
+		return false, fmt.Errorf("create or upgrade %s: %w", recordsTable(m.dialect), err)
 	}
 	changed = changed || !st.recordTableExists
 	for v := range st.applied {
-		mig := m.byVersion[v]
-		if _, ok := st.records[v]; ok || mig == nil || mig.Checksum == "" {
+		mig := m.needsRecord(st, v)
+		if mig == nil {
 			continue
 		}
 		if err := m.dialect.PutRecord(ctx, conn, m.record(mig, dialect.StateApplied, 0)); err != nil {
@@ -508,6 +521,26 @@ func (m *Migrator) prepare(ctx context.Context, conn *sql.Conn, st *state) (bool
 		changed = true
 	}
 	return changed, nil
+}
+
+// needsRecord returns the file of applied version v when its checksum is
+// not recorded (goose applied it), else nil.
+func (m *Migrator) needsRecord(st *state, v int64) *Migration {
+	mig := m.byVersion[v]
+	if _, ok := st.records[v]; ok || mig == nil || mig.Checksum == "" {
+		return nil
+	}
+	return mig
+}
+
+// unrecorded reports whether an applied version's checksum is missing.
+func (m *Migrator) unrecorded(st *state) bool {
+	for v := range st.applied {
+		if m.needsRecord(st, v) != nil {
+			return true
+		}
+	}
+	return false
 }
 
 func (m *Migrator) record(mig *Migration, state string, statement int) dialect.Record {

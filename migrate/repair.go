@@ -82,7 +82,7 @@ func (m *Migrator) Repair(ctx context.Context, action RepairAction, opts RepairO
 	if st.recordTableExists {
 		// A marker written before the marker columns existed.
 		if err := m.dialect.EnsureRecordTable(ctx, conn); err != nil {
-			return nil, fmt.Errorf("upgrade shiplock_versions: %w", err)
+			return nil, fmt.Errorf("upgrade %s: %w", recordsTable(m.dialect), err)
 		}
 	}
 	markers := st.interrupted()
@@ -162,8 +162,8 @@ func (m *Migrator) lockedState(ctx context.Context) (*sql.Conn, *state, func(), 
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("connect: %w", err)
 	}
-	never := func(*state) ([]*Migration, error) { return []*Migration{nil}, nil }
-	if _, _, err := m.lock(ctx, conn, never); err != nil {
+	always := func(*state) bool { return true }
+	if _, _, err := m.lock(ctx, conn, always); err != nil {
 		conn.Close()
 		return nil, nil, nil, err
 	}

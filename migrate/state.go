@@ -44,7 +44,7 @@ func (m *Migrator) readState(ctx context.Context, conn *sql.Conn) (*state, error
 	var err error
 	st.tableExists, st.recordTableExists, err = m.dialect.TablesExist(ctx, conn)
 	if err != nil {
-		return nil, fmt.Errorf("read goose_db_version: %w", err)
+		return nil, fmt.Errorf("read %s: %w", m.dialect.VersionTable(), err)
 	}
 	if !st.tableExists {
 		return st, nil
@@ -59,7 +59,8 @@ func (m *Migrator) readState(ctx context.Context, conn *sql.Conn) (*state, error
 		rows, err = m.dialect.ListVersions(ctx, conn)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read goose_db_version and shiplock_versions: %w", err)
+		v, r := m.dialect.VersionTable().Names()
+		return nil, fmt.Errorf("read %s and %s: %w", v, r, err)
 	}
 	for _, r := range recs {
 		st.records[r.Version] = r
@@ -169,7 +170,7 @@ func (p Problem) String() string {
 	case OutOfOrder:
 		return fmt.Sprintf("%s: version %d is pending but older than the newest applied version", p.File, p.Version)
 	case Unrecorded:
-		return fmt.Sprintf("%s: version %d was applied without shiplock; its checksum is recorded on the next up", p.File, p.Version)
+		return fmt.Sprintf("%s: version %d was applied without shiplock; its checksum is recorded by the next up (even with nothing to apply)", p.File, p.Version)
 	case InvalidIndex:
 		return fmt.Sprintf("index %s is INVALID (a CREATE INDEX CONCURRENTLY failed); drop it and apply the migration again", p.File)
 	case InProgress:
@@ -341,4 +342,10 @@ func (m *Migrator) checkRunnable(todo []*Migration) error {
 		}
 	}
 	return nil
+}
+
+// recordsTable names shiplock's own table, for messages.
+func recordsTable(d dialect.Dialect) string {
+	_, r := d.VersionTable().Names()
+	return r
 }

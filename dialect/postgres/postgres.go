@@ -20,8 +20,48 @@ import (
 // and goose runners exclude each other.
 const LockID int64 = 4097083626
 
-// Dialect is the PostgreSQL dialect. The zero value is ready to use.
-type Dialect struct{}
+// Dialect is the PostgreSQL dialect. The zero value is ready to use, with
+// goose's default table.
+type Dialect struct {
+	// Table is goose's version table (goose's -table); the zero value is
+	// goose_db_version, found through search_path as goose's CLI finds it.
+	// shiplock's own table is Table.Records(), in the same schema. The
+	// lock does not depend on it: goose's lock id is one constant.
+	Table dialect.Table
+}
+
+func (d Dialect) VersionTable() dialect.Table { return d.Table }
+
+// sql rewrites a query written for goose_db_version and shiplock_versions
+// for d.Table: every query below names the tables only so.
+func (d Dialect) sql(q string) string {
+	if d.Table.IsZero() {
+		return q
+	}
+	v, r := d.names()
+	return strings.NewReplacer("goose_db_version", v, "shiplock_versions", r).Replace(q)
+}
+
+// names are the tables as SQL: a plain identifier folded to lower case, as
+// PostgreSQL reads goose's unquoted name, then quoted.
+func (d Dialect) names() (versions, records string) {
+	schema := d.Table.Schema()
+	qualify := func(id dialect.Ident) string {
+		if schema.Text == "" {
+			return pgx.Identifier{fold(id)}.Sanitize()
+		}
+		return pgx.Identifier{fold(schema), fold(id)}.Sanitize()
+	}
+	return qualify(d.Table.Name()), qualify(d.Table.Records())
+}
+
+// fold is the catalog name of an identifier.
+func fold(id dialect.Ident) string {
+	if id.Quoted {
+		return id.Text
+	}
+	return strings.ToLower(id.Text)
+}
 
 var _ dialect.Dialect = Dialect{}
 
@@ -106,21 +146,21 @@ const (
 		LIMIT 1`
 )
 
-func (Dialect) TablesExist(ctx context.Context, q dialect.Querier) (versions, records bool, err error) {
-	err = q.QueryRowContext(ctx, qTablesExist).Scan(&versions, &records)
+func (d Dialect) TablesExist(ctx context.Context, q dialect.Querier) (versions, records bool, err error) {
+	err = q.QueryRowContext(ctx, d.sql(qTablesExist)).Scan(&versions, &records)
 	return versions, records, err
 }
 
-func (Dialect) CreateVersionTable(ctx context.Context, q dialect.Querier) error {
-	if _, err := q.ExecContext(ctx, qCreateVersionTable); err != nil {
+func (d Dialect) CreateVersionTable(ctx context.Context, q dialect.Querier) error {
+	if _, err := q.ExecContext(ctx, d.sql(qCreateVersionTable)); err != nil {
 		return err
 	}
-	_, err := q.ExecContext(ctx, qInsertVersion, int64(0), true)
+	_, err := q.ExecContext(ctx, d.sql(qInsertVersion), int64(0), true)
 	return err
 }
 
-func (Dialect) ListVersions(ctx context.Context, q dialect.Querier) ([]dialect.VersionRow, error) {
-	rows, err := q.QueryContext(ctx, qListVersions)
+func (d Dialect) ListVersions(ctx context.Context, q dialect.Querier) ([]dialect.VersionRow, error) {
+	rows, err := q.QueryContext(ctx, d.sql(qListVersions))
 	if err != nil {
 		return nil, err
 	}
@@ -155,7 +195,7 @@ func (d Dialect) MarkReverted(ctx context.Context, q dialect.Querier, versions .
 // MarkAppliedSQL inserts goose_db_version rows in the order of rs (ids
 // ascending, as goose inserts them one by one) and the records of those
 // with a checksum, replacing any progress marker; one statement.
-func (Dialect) MarkAppliedSQL(rs ...dialect.Record) string {
+func (d Dialect) MarkAppliedSQL(rs ...dialect.Record) string {
 	var versions, records []string
 	for _, r := range rs {
 		versions = append(versions, fmt.Sprintf("(%d, true)", r.Version))
@@ -163,23 +203,24 @@ func (Dialect) MarkAppliedSQL(rs ...dialect.Record) string {
 			records = append(records, fmt.Sprintf("(%d, %s, %s, 'applied', 0)", r.Version, quote(r.Source), quote(r.Checksum)))
 		}
 	}
-	insert := "INSERT INTO goose_db_version (version_id, is_applied) VALUES " + strings.Join(versions, ", ")
+	// Table names are rewritten in the SQL text only, never in the values.
+	insert := d.sql("INSERT INTO goose_db_version (version_id, is_applied) VALUES ") + strings.Join(versions, ", ")
 	if len(records) == 0 {
 		return insert
 	}
 	return "WITH v AS (" + insert + ")\n" +
-		"INSERT INTO shiplock_versions (version_id, source, checksum, state, statement) VALUES " + strings.Join(records, ", ") + `
+		d.sql("INSERT INTO shiplock_versions (version_id, source, checksum, state, statement) VALUES ") + strings.Join(records, ", ") + `
 		ON CONFLICT (version_id) DO UPDATE SET source = EXCLUDED.source, checksum = EXCLUDED.checksum,
 			state = EXCLUDED.state, statement = 0, updated_at = now()`
 }
 
-func (Dialect) MarkRevertedSQL(versions ...int64) string {
+func (d Dialect) MarkRevertedSQL(versions ...int64) string {
 	list := make([]string, len(versions))
 	for i, v := range versions {
 		list[i] = strconv.FormatInt(v, 10)
 	}
 	in := strings.Join(list, ", ")
-	return "WITH v AS (DELETE FROM goose_db_version WHERE version_id IN (" + in + ")) DELETE FROM shiplock_versions WHERE version_id IN (" + in + ")"
+	return d.sql("WITH v AS (DELETE FROM goose_db_version WHERE version_id IN (" + in + ")) DELETE FROM shiplock_versions WHERE version_id IN (" + in + ")")
 }
 
 // quote makes a string literal that reads the same whatever
@@ -192,21 +233,23 @@ func quote(s string) string {
 // goose_db_version, so that a migration's search_path changes or schema
 // drops do not move or remove it, and adds the marker columns to a table
 // that lacks them (goose never reads this table).
-func (Dialect) EnsureRecordTable(ctx context.Context, q dialect.Querier) error {
+func (d Dialect) EnsureRecordTable(ctx context.Context, q dialect.Querier) error {
 	var n int
-	if err := q.QueryRowContext(ctx, qRecordTableColumns).Scan(&n); err != nil {
+	if err := q.QueryRowContext(ctx, d.sql(qRecordTableColumns)).Scan(&n); err != nil {
 		return err
 	}
 	if n == 4 {
 		return nil // an ALTER would take an exclusive lock for nothing
 	}
-	name := "shiplock_versions"
-	var schema string
-	switch err := q.QueryRowContext(ctx, qVersionTableSchema).Scan(&schema); {
-	case err == nil:
-		name = pgx.Identifier{schema, name}.Sanitize()
-	case err != sql.ErrNoRows:
-		return err
+	_, name := d.names()
+	if d.Table.Schema().Text == "" {
+		var schema string
+		switch err := q.QueryRowContext(ctx, d.sql(qVersionTableSchema)).Scan(&schema); {
+		case err == nil:
+			name = pgx.Identifier{schema, fold(d.Table.Records())}.Sanitize()
+		case err != sql.ErrNoRows:
+			return err
+		}
 	}
 	if _, err := q.ExecContext(ctx, fmt.Sprintf(qCreateRecordTable, name)); err != nil {
 		return err
@@ -215,17 +258,17 @@ func (Dialect) EnsureRecordTable(ctx context.Context, q dialect.Querier) error {
 	return err
 }
 
-func (Dialect) ListRecords(ctx context.Context, q dialect.Querier) ([]dialect.Record, error) {
-	return dialect.QueryRecords(ctx, q, qListRecords)
+func (d Dialect) ListRecords(ctx context.Context, q dialect.Querier) ([]dialect.Record, error) {
+	return dialect.QueryRecords(ctx, q, d.sql(qListRecords))
 }
 
-func (Dialect) PutRecord(ctx context.Context, q dialect.Querier, r dialect.Record) error {
-	_, err := q.ExecContext(ctx, qPutRecord, r.Version, r.Source, r.Checksum, r.State, r.Statement, r.InFlight && r.State != dialect.StateApplied, r.Total)
+func (d Dialect) PutRecord(ctx context.Context, q dialect.Querier, r dialect.Record) error {
+	_, err := q.ExecContext(ctx, d.sql(qPutRecord), r.Version, r.Source, r.Checksum, r.State, r.Statement, r.InFlight && r.State != dialect.StateApplied, r.Total)
 	return err
 }
 
-func (Dialect) DeleteRecord(ctx context.Context, q dialect.Querier, v int64) error {
-	_, err := q.ExecContext(ctx, qDeleteRecord, v)
+func (d Dialect) DeleteRecord(ctx context.Context, q dialect.Querier, v int64) error {
+	_, err := q.ExecContext(ctx, d.sql(qDeleteRecord), v)
 	return err
 }
 
@@ -521,8 +564,8 @@ func (Dialect) WaitForRelease(ctx context.Context, conn *sql.Conn, max time.Dura
 	return err
 }
 
-func (Dialect) ListAll(ctx context.Context, q dialect.Querier) ([]dialect.VersionRow, []dialect.Record, error) {
-	rows, err := q.QueryContext(ctx, qListAll)
+func (d Dialect) ListAll(ctx context.Context, q dialect.Querier) ([]dialect.VersionRow, []dialect.Record, error) {
+	rows, err := q.QueryContext(ctx, d.sql(qListAll))
 	if err != nil {
 		return nil, nil, err
 	}

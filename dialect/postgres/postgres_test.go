@@ -31,6 +31,115 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+// TestConformanceCustomTable: the suite on goose's -table names: plain,
+// mixed case (folded, as PostgreSQL reads goose's unquoted name), quoted,
+// and qualified by a schema outside search_path.
+func TestConformanceCustomTable(t *testing.T) {
+	for _, name := range []string{"app_versions", "AppVersions", `"App Versions"`, "migr.app_versions", `"Migr"."v"`} {
+		t.Run(name, func(t *testing.T) {
+			table, err := dialect.ParseTable(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dialecttest.Run(t, func(t testing.TB) dialecttest.Opener {
+				url := testdb.Postgres(t)
+				db, err := postgres.Open(url)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer db.Close()
+				if _, err := db.Exec(`CREATE SCHEMA migr; CREATE SCHEMA "Migr"`); err != nil {
+					t.Fatal(err)
+				}
+				return func(t testing.TB) (*sql.DB, dialect.Dialect) {
+					db, err := postgres.Open(url)
+					if err != nil {
+						t.Fatal(err)
+					}
+					return db, postgres.Dialect{Table: table}
+				}
+			})
+		})
+	}
+}
+
+// TestCustomTablePlacement: shiplock's own table sits in the version
+// table's schema, named after it, so two services with their own version
+// tables in one schema keep their checksums apart; the default table's is
+// shiplock_versions.
+func TestCustomTablePlacement(t *testing.T) {
+	ctx := context.Background()
+	db, err := postgres.Open(testdb.Postgres(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`CREATE SCHEMA migr`); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"", "Billing_Versions", "migr.orders_versions"} {
+		table, err := dialect.ParseTable(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := postgres.Dialect{Table: table}
+		if err := d.CreateVersionTable(ctx, db); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.EnsureRecordTable(ctx, db); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.MarkApplied(ctx, db, dialect.Record{Version: 1, Source: "00001_goose_db_version_shiplock_versions.sql", Checksum: "c-" + name}); err != nil {
+			t.Fatal(err)
+		}
+		_, recs, err := d.ListAll(ctx, db)
+		if err != nil || len(recs) != 1 || recs[0].Checksum != "c-"+name || recs[0].Source != "00001_goose_db_version_shiplock_versions.sql" {
+			t.Fatalf("%q: records = %+v, %v", name, recs, err)
+		}
+	}
+	var got string
+	if err := db.QueryRow(`SELECT string_agg(table_schema || '.' || table_name, ' ' ORDER BY table_schema || '.' || table_name COLLATE "C") FROM information_schema.tables
+		WHERE table_schema IN ('public', 'migr')`).Scan(&got); err != nil {
+		t.Fatal(err)
+	}
+	want := "migr.orders_versions migr.orders_versions_shiplock public.billing_versions public.billing_versions_shiplock public.goose_db_version public.shiplock_versions"
+	if got != want {
+		t.Fatalf("tables = %s\nwant     %s", got, want)
+	}
+}
+
+// TestCustomTableSameLock: the lock does not depend on the version table,
+// as goose's session locker's id does not: a runner on a custom table and
+// one on goose_db_version exclude each other.
+func TestCustomTableSameLock(t *testing.T) {
+	ctx := context.Background()
+	db, err := postgres.Open(testdb.Postgres(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	c1, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c1.Close()
+	c2, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	table, err := dialect.ParseTable("migr.app_versions")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := (postgres.Dialect{Table: table}).TryLock(ctx, c1); err != nil || !ok {
+		t.Fatalf("lock on the custom table: %v, %v", ok, err)
+	}
+	if ok, err := (postgres.Dialect{}).TryLock(ctx, c2); err != nil || ok {
+		t.Fatalf("lock on goose_db_version while the custom table's is held: %v, %v; want not acquired", ok, err)
+	}
+}
+
 // TestRecordTableUpgrade: a shiplock_versions written before the marker
 // columns existed is read as is (by read-only readers) and gains them.
 func TestRecordTableUpgrade(t *testing.T) {

@@ -45,27 +45,31 @@ func (*Dialect) AsyncCommit() string { return "" }
 func (*Dialect) Flush(context.Context, *sql.Conn) error { return nil }
 
 // MarkAppliedSQL: one INSERT per version, in order, and per record.
-func (*Dialect) MarkAppliedSQL(rs ...dialect.Record) string {
+func (d *Dialect) MarkAppliedSQL(rs ...dialect.Record) string {
+	// Table names are rewritten in the SQL text only, never in the values
+	// (and never used as a format: a quoted name may hold a %).
+	insertVersion := d.sql("INSERT INTO goose_db_version (version_id, is_applied) VALUES (")
+	insertRecord := d.sql("INSERT INTO shiplock_versions (version_id, source, checksum, state, statement) VALUES (")
 	var b strings.Builder
 	for _, r := range rs {
-		fmt.Fprintf(&b, "INSERT INTO goose_db_version (version_id, is_applied) VALUES (%d, 1);\n", r.Version)
+		fmt.Fprintf(&b, "%s%d, 1);\n", insertVersion, r.Version)
 		if r.Checksum != "" {
-			fmt.Fprintf(&b, `INSERT INTO shiplock_versions (version_id, source, checksum, state, statement) VALUES (%d, %s, %s, 'applied', 0)
+			fmt.Fprintf(&b, `%s%d, %s, %s, 'applied', 0)
 		ON CONFLICT (version_id) DO UPDATE SET source = excluded.source, checksum = excluded.checksum,
 			state = excluded.state, statement = 0, updated_at = datetime('now');
-`, r.Version, quote(r.Source), quote(r.Checksum))
+`, insertRecord, r.Version, quote(r.Source), quote(r.Checksum))
 		}
 	}
 	return b.String()
 }
 
-func (*Dialect) MarkRevertedSQL(versions ...int64) string {
+func (d *Dialect) MarkRevertedSQL(versions ...int64) string {
 	list := make([]string, len(versions))
 	for i, v := range versions {
 		list[i] = strconv.FormatInt(v, 10)
 	}
 	in := strings.Join(list, ", ")
-	return fmt.Sprintf("DELETE FROM goose_db_version WHERE version_id IN (%s); DELETE FROM shiplock_versions WHERE version_id IN (%s)", in, in)
+	return d.sql(fmt.Sprintf("DELETE FROM goose_db_version WHERE version_id IN (%s); DELETE FROM shiplock_versions WHERE version_id IN (%s)", in, in))
 }
 
 func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }

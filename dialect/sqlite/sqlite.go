@@ -24,6 +24,10 @@ import (
 type Dialect struct {
 	// LockPath is the lock file; "" disables locking (in-memory databases).
 	LockPath string
+	// Table is goose's version table (goose's -table; zero:
+	// goose_db_version); shiplock's own table is Table.Records(), in the
+	// same schema (attached database).
+	Table dialect.Table
 
 	mu   sync.Mutex
 	lock *os.File
@@ -31,7 +35,46 @@ type Dialect struct {
 
 var _ dialect.Dialect = (*Dialect)(nil)
 
-func (*Dialect) Name() string           { return "sqlite" }
+func (*Dialect) Name() string { return "sqlite" }
+
+func (d *Dialect) VersionTable() dialect.Table { return d.Table }
+
+// sql rewrites a query written for goose_db_version and shiplock_versions
+// in the main schema for d.Table. A plain identifier is written as given,
+// as goose writes it: SQLite keeps the CREATE TABLE text in its schema, and
+// matches names without regard to case.
+func (d *Dialect) sql(q string) string {
+	if d.Table.IsZero() {
+		return q
+	}
+	schema := d.Table.Schema()
+	name, records := d.Table.Name(), d.Table.Records()
+	qualify := func(id dialect.Ident) string {
+		if schema.Text == "" {
+			return ident(id)
+		}
+		return ident(schema) + "." + ident(id)
+	}
+	master, pragmaSchema := "sqlite_master", ""
+	if schema.Text != "" {
+		master, pragmaSchema = ident(schema)+".sqlite_master", ", "+quote(schema.Text)
+	}
+	return strings.NewReplacer(
+		"'goose_db_version'", quote(name.Text)+" COLLATE NOCASE",
+		"'shiplock_versions'", quote(records.Text)+" COLLATE NOCASE",
+		"pragma_table_info('shiplock_versions')", "pragma_table_info("+quote(records.Text)+pragmaSchema+")",
+		"sqlite_master", master,
+		"goose_db_version", qualify(name),
+		"shiplock_versions", qualify(records),
+	).Replace(q)
+}
+
+func ident(id dialect.Ident) string {
+	if !id.Quoted {
+		return id.Text
+	}
+	return `"` + strings.ReplaceAll(id.Text, `"`, `""`) + `"`
+}
 func (*Dialect) TransactionalDDL() bool { return true }
 
 const (
@@ -68,21 +111,21 @@ const (
 	qDeleteRecord = `DELETE FROM shiplock_versions WHERE version_id = ?`
 )
 
-func (*Dialect) TablesExist(ctx context.Context, q dialect.Querier) (versions, records bool, err error) {
-	err = q.QueryRowContext(ctx, qTablesExist).Scan(&versions, &records)
+func (d *Dialect) TablesExist(ctx context.Context, q dialect.Querier) (versions, records bool, err error) {
+	err = q.QueryRowContext(ctx, d.sql(qTablesExist)).Scan(&versions, &records)
 	return versions, records, err
 }
 
-func (*Dialect) CreateVersionTable(ctx context.Context, q dialect.Querier) error {
-	if _, err := q.ExecContext(ctx, qCreateVersionTable); err != nil {
+func (d *Dialect) CreateVersionTable(ctx context.Context, q dialect.Querier) error {
+	if _, err := q.ExecContext(ctx, d.sql(qCreateVersionTable)); err != nil {
 		return err
 	}
-	_, err := q.ExecContext(ctx, qInsertVersion, int64(0), true)
+	_, err := q.ExecContext(ctx, d.sql(qInsertVersion), int64(0), true)
 	return err
 }
 
-func (*Dialect) ListVersions(ctx context.Context, q dialect.Querier) ([]dialect.VersionRow, error) {
-	rows, err := q.QueryContext(ctx, qListVersions)
+func (d *Dialect) ListVersions(ctx context.Context, q dialect.Querier) ([]dialect.VersionRow, error) {
+	rows, err := q.QueryContext(ctx, d.sql(qListVersions))
 	if err != nil {
 		return nil, err
 	}
@@ -118,43 +161,43 @@ func (d *Dialect) MarkReverted(ctx context.Context, q dialect.Querier, versions 
 	return err
 }
 
-func (*Dialect) EnsureRecordTable(ctx context.Context, q dialect.Querier) error {
-	if _, err := q.ExecContext(ctx, qCreateRecordTable); err != nil {
+func (d *Dialect) EnsureRecordTable(ctx context.Context, q dialect.Querier) error {
+	if _, err := q.ExecContext(ctx, d.sql(qCreateRecordTable)); err != nil {
 		return err
 	}
 	var n int
-	if err := q.QueryRowContext(ctx, qRecordColumns).Scan(&n); err != nil || n == 2 {
+	if err := q.QueryRowContext(ctx, d.sql(qRecordColumns)).Scan(&n); err != nil || n == 2 {
 		return err
 	}
 	for _, add := range []string{
 		"ALTER TABLE shiplock_versions ADD COLUMN in_flight INTEGER NOT NULL DEFAULT 0",
 		"ALTER TABLE shiplock_versions ADD COLUMN total INTEGER NOT NULL DEFAULT 0",
 	} {
-		if _, err := q.ExecContext(ctx, add); err != nil {
+		if _, err := q.ExecContext(ctx, d.sql(add)); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (*Dialect) ListRecords(ctx context.Context, q dialect.Querier) ([]dialect.Record, error) {
+func (d *Dialect) ListRecords(ctx context.Context, q dialect.Querier) ([]dialect.Record, error) {
 	var n int
-	if err := q.QueryRowContext(ctx, qRecordColumns).Scan(&n); err != nil {
+	if err := q.QueryRowContext(ctx, d.sql(qRecordColumns)).Scan(&n); err != nil {
 		return nil, err
 	}
 	if n < 2 {
-		return dialect.QueryRecords(ctx, q, qListRecordsOld)
+		return dialect.QueryRecords(ctx, q, d.sql(qListRecordsOld))
 	}
-	return dialect.QueryRecords(ctx, q, qListRecords)
+	return dialect.QueryRecords(ctx, q, d.sql(qListRecords))
 }
 
-func (*Dialect) PutRecord(ctx context.Context, q dialect.Querier, r dialect.Record) error {
-	_, err := q.ExecContext(ctx, qPutRecord, r.Version, r.Source, r.Checksum, r.State, r.Statement, r.InFlight && r.State != dialect.StateApplied, r.Total)
+func (d *Dialect) PutRecord(ctx context.Context, q dialect.Querier, r dialect.Record) error {
+	_, err := q.ExecContext(ctx, d.sql(qPutRecord), r.Version, r.Source, r.Checksum, r.State, r.Statement, r.InFlight && r.State != dialect.StateApplied, r.Total)
 	return err
 }
 
-func (*Dialect) DeleteRecord(ctx context.Context, q dialect.Querier, v int64) error {
-	_, err := q.ExecContext(ctx, qDeleteRecord, v)
+func (d *Dialect) DeleteRecord(ctx context.Context, q dialect.Querier, v int64) error {
+	_, err := q.ExecContext(ctx, d.sql(qDeleteRecord), v)
 	return err
 }
 

@@ -10,7 +10,23 @@ import (
 	"github.com/shiplock/shiplock/dialect/sqlite"
 )
 
-func TestConformance(t *testing.T) {
+func TestConformance(t *testing.T) { conformance(t, dialect.Table{}) }
+
+// TestConformanceCustomTable: the suite on goose's -table names, plain,
+// mixed case, quoted and qualified by an attached database's name.
+func TestConformanceCustomTable(t *testing.T) {
+	for _, name := range []string{"app_versions", "AppVersions", `"app versions"`, "main.app_versions"} {
+		t.Run(name, func(t *testing.T) {
+			table, err := dialect.ParseTable(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			conformance(t, table)
+		})
+	}
+}
+
+func conformance(t *testing.T, table dialect.Table) {
 	dialecttest.Run(t, func(t testing.TB) dialecttest.Opener {
 		path := filepath.Join(t.TempDir(), "test.db")
 		return func(t testing.TB) (*sql.DB, dialect.Dialect) {
@@ -18,6 +34,7 @@ func TestConformance(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			d.Table = table
 			return db, d
 		}
 	})

@@ -28,8 +28,9 @@ type target struct {
 	pg      *pgx.ConnConfig
 }
 
-// resolveTarget finds the database from --database-url, DATABASE_URL or
-// the PG* variables, and parses it. It never opens a connection.
+// resolveTarget finds the database from --database-url, DATABASE_URL,
+// GOOSE_DBSTRING (read as GOOSE_DRIVER says) or the PG* variables, and
+// parses it. It never opens a connection.
 //
 // For PostgreSQL, pgx's parser is the one reader of the settings: it reads
 // the connection string, then the PG* environment, the service file
@@ -44,12 +45,12 @@ func (g *globals) resolveTarget() (target, error) {
 }
 
 func (g *globals) findTarget() (target, error) {
-	raw := g.databaseURL
-	if raw == "" {
-		raw = g.streams.getenv("DATABASE_URL")
+	driver, err := g.dbDriver()
+	if err != nil {
+		return target{}, err
 	}
-	if raw != "" {
-		switch g.driver {
+	if raw := g.set.database.value; raw != "" {
+		switch driver {
 		case "postgres":
 			return g.parsePostgres(raw)
 		case "sqlite":
@@ -58,15 +59,15 @@ func (g *globals) findTarget() (target, error) {
 				t = target{dialect: "sqlite", conn: raw} // a file path
 			}
 			return t, nil
-		case "":
-		default:
-			return target{}, usagef(fmt.Sprintf("--driver %q: want postgres or sqlite", g.driver))
 		}
 		t, err := parseTarget(raw)
 		if err != nil || t.dialect != "postgres" {
 			return t, err
 		}
 		return g.parsePostgres(t.conn)
+	}
+	if driver == "sqlite" {
+		return target{}, usagef(fmt.Sprintf("%s %s: set GOOSE_DBSTRING (or DATABASE_URL) to the database file", g.set.driver.source, g.set.driver.value))
 	}
 	given := false
 	for _, env := range pgGiven {
@@ -186,20 +187,21 @@ func (g *globals) openDB() (*sql.DB, dialect.Dialect, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	db, d, err := t.open()
+	db, d, err := t.open(g.table)
 	if err == nil {
 		g.classifier = d // for the exit code
 	}
 	return db, d, err
 }
 
-// open opens the target. The handle is lazy: nothing is dialled yet.
-func (t target) open() (*sql.DB, dialect.Dialect, error) {
+// open opens the target, with goose's version table table. The handle is
+// lazy: nothing is dialled yet.
+func (t target) open(table dialect.Table) (*sql.DB, dialect.Dialect, error) {
 	switch t.dialect {
 	case "sqlite":
-		return openSQLite(t.conn)
+		return openSQLite(t.conn, table)
 	default:
-		return postgres.OpenConfig(t.pg), postgres.Dialect{}, nil
+		return postgres.OpenConfig(t.pg), postgres.Dialect{Table: table}, nil
 	}
 }
 

@@ -130,7 +130,7 @@ func (g *globals) withTarget(ctx context.Context, opts migrate.Options, wait *wa
 	if err != nil {
 		return err
 	}
-	db, d, err := t.open()
+	db, d, err := t.open(g.table)
 	if err != nil {
 		return err
 	}

@@ -28,6 +28,11 @@ var globalFlagUsers = map[string][]string{
 	"allow-empty":  fileCommands,
 	"log-format":   append(slicesClone(dbCommands), "kube run"),
 	"log-level":    append(slicesClone(dbCommands), "kube run"),
+	// The version table: every command that reads goose's table, and the
+	// manifests, which render it; env shows it.
+	"table": {"up", "down", "redo", "status", "version", "plan", "verify", "repair", "await", "check", "kube job", "kube inject", "kube run", "env"},
+	// --env feeds the database, the directory and the table.
+	"env": append(append(slicesClone(dbCommands), fileCommands...), "create", "kube job", "kube inject", "kube run", "env"),
 }
 
 func slicesClone(s []string) []string { return append([]string(nil), s...) }
@@ -60,7 +65,7 @@ func usedGlobalFlags(cmd *cobra.Command) *pflag.FlagSet {
 }
 
 // envOrder is the order of flagEnv in help.
-var envOrder = []string{"database-url", "certfile", "dir", "termination-log", "linkerd-admin-port", "istio-status-port", "kubeconfig"}
+var envOrder = []string{"database-url", "certfile", "dir", "table", "env", "termination-log", "linkerd-admin-port", "istio-status-port", "kubeconfig"}
 
 // flagEnv are the environment variables behind a flag, for the help of the
 // commands that show the flag. The kube commands render --database-url
@@ -73,9 +78,12 @@ var flagEnv = map[string]string{
   PGREQUIREAUTH     accepted authentication methods, e.g. scram-sha-256: never
                     send the password in the clear to a server without TLS
   PGDBNAME          alias of PGDATABASE (manifests written for nc + goose)
+  GOOSE_DBSTRING GOOSE_DRIVER  goose's, when DATABASE_URL is not set
 `,
 	"certfile":           "  PGSSLROOTCERT PGSSLCERT PGSSLKEY  what --certfile, --ssl-cert and --ssl-key set\n",
-	"dir":                "  SHIPLOCK_DIR      migrations directory (default ./migrations)\n",
+	"dir":                "  SHIPLOCK_DIR      migrations directory (default ./migrations); then goose's GOOSE_MIGRATION_DIR\n",
+	"table":              "  SHIPLOCK_TABLE    goose's version table (default goose_db_version); then goose's GOOSE_TABLE\n",
+	"env":                "  .env              goose's GOOSE_* variables, read from --env FILE (default .env): below\n                    flags, DATABASE_URL, SHIPLOCK_* and the GOOSE_* environment\n",
 	"termination-log":    "  SHIPLOCK_TERMINATION_LOG  the termination log's path\n",
 	"linkerd-admin-port": "  SHIPLOCK_LINKERD_ADMIN_PORT  the Linkerd proxy's admin port\n",
 	"istio-status-port":  "  SHIPLOCK_ISTIO_STATUS_PORT   Istio's status port\n",
@@ -128,6 +136,7 @@ var examples = map[string]string{
 	"wait":     "  shiplock wait --wait-timeout 5m && ./app",
 	"await":    "  shiplock await --timeout 10m             # the gate initContainer",
 	"check":    "  shiplock check --version 20261126120000  # an exec readiness probe",
+	"env":      "  shiplock env                             # what shiplock would use, and from where\n  shiplock env --env deploy/goose.env -o json",
 	"kube":     "  shiplock kube job --image registry.example.com/app-migrations --tag v2 --secret db -- up",
 }
 

@@ -103,6 +103,10 @@ func (f *kubeFlags) options(cmd *cobra.Command, g *globals, args []string) (mani
 		ImagePullPolicy: corev1.PullPolicy(f.pullPolicy),
 		Args:            args,
 		MigrationsDir:   f.migrationsDir,
+		// The version table is the repository's setting, like its files:
+		// resolved here (flags, SHIPLOCK_TABLE, GOOSE_TABLE, .env) and
+		// rendered for the pod.
+		Table: g.table.String(),
 		Database: manifest.Database{
 			Host:        f.dbHost,
 			Port:        f.dbPort,
@@ -213,6 +217,7 @@ var kubeFlagNames = map[string]string{
 	"Command":                 "--command",
 	"Args":                    "the shiplock arguments (after --)",
 	"MigrationsDir":           "--migrations-dir",
+	"Table":                   "--table",
 	"Mesh":                    "--mesh",
 	"Resources":               "--requests/--limits",
 	"Database.Host":           "--db-host",

@@ -68,6 +68,15 @@ type globals struct {
 	logLevel   string
 	log        *slog.Logger
 	sec        *redact.Secrets // what must never be printed; grows as settings are read
+
+	// goose's settings: --table and --env as given; the resolved version
+	// table; every setting with its source (shiplock env); a default .env
+	// that could not be read, which goose ignores too (a warning).
+	tableName, envFile string
+	table              dialect.Table
+	set                settings
+	envFileErr         error
+
 	// stopGrace is set (in nanoseconds) by a command that handles Stop
 	// itself: a stop then cancels ctx only that long (plus time to record
 	// progress) after it came.
@@ -158,7 +167,7 @@ table) under a lock shared by every runner, so N replicas can migrate at once.
 		Version:       buildVersion(),
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
 			g.startDeadline(cmd)
-			return g.setup()
+			return g.setup(cmd.Flags().Changed)
 		},
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return unknownCommand(cmd, args) },
@@ -172,7 +181,9 @@ table) under a lock shared by every runner, so N replicas can migrate at once.
 	pf.StringVar(&g.driver, "driver", "", "read --database-url as postgres or sqlite (goose's DRIVER; set by the goose form \"shiplock DRIVER DBSTRING COMMAND\")")
 	_ = pf.MarkHidden("driver")
 	g.tls.register(pf)
-	pf.StringVar(&g.dir, "dir", "", "migrations directory (env SHIPLOCK_DIR, default ./migrations)")
+	pf.StringVar(&g.dir, "dir", "", "migrations directory (env SHIPLOCK_DIR, GOOSE_MIGRATION_DIR; default ./migrations)")
+	pf.StringVar(&g.tableName, "table", "", "goose's version table, NAME or SCHEMA.NAME as goose's -table (env SHIPLOCK_TABLE, GOOSE_TABLE; default goose_db_version)")
+	pf.StringVar(&g.envFile, "env", "", `file of goose's variables (GOOSE_DRIVER, GOOSE_DBSTRING, GOOSE_MIGRATION_DIR, GOOSE_TABLE), as goose's -env; default .env if present; "none" reads none`)
 	pf.BoolVar(&g.allowEmpty, "allow-empty", false, "accept a migrations directory with no migration files (else exit 3, so a wrong --dir never passes as \"nothing to do\")")
 	pf.StringVar(&g.logFormat, "log-format", "auto", "log format on stderr: auto (text on a terminal, JSON otherwise), text or json")
 	pf.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -183,20 +194,17 @@ table) under a lock shared by every runner, so N replicas can migrate at once.
 		newValidateCmd(g), newCreateCmd(g), newFixCmd(g),
 		newRepairCmd(g), newWaitCmd(g),
 		newAwaitCmd(g), newCheckCmd(g), newLintCmd(g),
-		newKubeCmd(g),
+		newKubeCmd(g), newEnvCmd(g),
 	)
 	usageArgs(root)
 	setupHelp(root)
 	return root
 }
 
-func (g *globals) setup() error {
+func (g *globals) setup(changed func(string) bool) error {
 	g.sec = g.newSecrets()
-	if g.dir == "" {
-		g.dir = g.streams.getenv("SHIPLOCK_DIR")
-	}
-	if g.dir == "" {
-		g.dir = "migrations"
+	if err := g.resolveSettings(changed); err != nil {
+		return err
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(g.logLevel)); err != nil {
@@ -219,6 +227,9 @@ func (g *globals) setup() error {
 		return usagef(fmt.Sprintf("--log-format %q: want auto, text or json", g.logFormat))
 	}
 	g.log = slog.New(redact.Handler(h, g.sec))
+	if g.envFileErr != nil {
+		g.log.Warn("ignoring "+defaultEnvFile+", as goose does: it cannot be read", "err", g.envFileErr)
+	}
 	return nil
 }
 

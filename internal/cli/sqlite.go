@@ -9,7 +9,11 @@ import (
 	"github.com/shiplock/shiplock/dialect/sqlite"
 )
 
-func openSQLite(path string) (*sql.DB, dialect.Dialect, error) {
+func openSQLite(path string, table dialect.Table) (*sql.DB, dialect.Dialect, error) {
 	db, d, err := sqlite.Open(path)
-	return db, d, err
+	if err != nil {
+		return nil, nil, err
+	}
+	d.Table = table
+	return db, d, nil
 }

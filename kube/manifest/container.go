@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/shiplock/shiplock/dialect"
 )
 
 // Container names.
@@ -75,8 +77,9 @@ func securityContext() *corev1.SecurityContext {
 	}
 }
 
-// env is the container's environment: the migrations directory, then the
-// database, in the order libpq users read them. No value is a password.
+// env is the container's environment: the migrations directory and version
+// table, then the database, in the order libpq users read them. No value
+// is a password.
 func env(o *Options, creds Credentials) []corev1.EnvVar {
 	d := &o.Database
 	dir := o.MigrationsDir
@@ -84,6 +87,9 @@ func env(o *Options, creds Credentials) []corev1.EnvVar {
 		dir = DefaultMigrationsDir
 	}
 	vars := []corev1.EnvVar{{Name: "SHIPLOCK_DIR", Value: dir}}
+	if t, _ := dialect.ParseTable(o.Table); !t.IsZero() {
+		vars = append(vars, corev1.EnvVar{Name: "SHIPLOCK_TABLE", Value: o.Table})
+	}
 	switch {
 	case !creds.URLSecret.isZero():
 		vars = append(vars, secretEnv("DATABASE_URL", creds.URLSecret.Name, creds.URLSecret.Key))

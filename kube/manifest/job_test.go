@@ -310,6 +310,7 @@ func TestJobOptionErrors(t *testing.T) {
 		{"bad sslmode", func(o *JobOptions) { o.Database.SSLMode = "sometimes" }, "Database.SSLMode"},
 		{"bad pull policy", func(o *JobOptions) { o.ImagePullPolicy = "Sometimes" }, "ImagePullPolicy"},
 		{"relative dir", func(o *JobOptions) { o.MigrationsDir = "migrations" }, "MigrationsDir"},
+		{"bad table", func(o *JobOptions) { o.Table = "a.b.c" }, "Table"},
 		{"native without mesh", func(o *JobOptions) { o.NativeSidecar = true }, "NativeSidecar"},
 		{"mesh and status", func(o *JobOptions) { o.Args = []string{"status"}; o.Mesh = MeshIstio }, "Mesh"},
 		{"bad prefix", func(o *JobOptions) { o.NamePrefix = "Accounts" }, "NamePrefix"},
@@ -357,6 +358,28 @@ func TestJobMeshArgs(t *testing.T) {
 		}
 		if got := strings.Join(job.Spec.Template.Spec.Containers[0].Args, " "); got != tt.want {
 			t.Errorf("%s native=%v %v: args %q, want %q", tt.mesh, tt.native, tt.args, got, tt.want)
+		}
+	}
+}
+
+// TestJobTable: goose's -table travels into the pod as SHIPLOCK_TABLE, read
+// by every shiplock command there (up, await); the default renders nothing.
+func TestJobTable(t *testing.T) {
+	for _, tt := range []struct{ table, want string }{{"", ""}, {"goose_db_version", ""}, {"migr.app_versions", "migr.app_versions"}} {
+		o := accountsJob("up")
+		o.Table = tt.table
+		job, err := Job(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := ""
+		for _, e := range job.Spec.Template.Spec.Containers[0].Env {
+			if e.Name == "SHIPLOCK_TABLE" {
+				got = e.Value
+			}
+		}
+		if got != tt.want {
+			t.Errorf("Table %q renders SHIPLOCK_TABLE=%q; want %q", tt.table, got, tt.want)
 		}
 	}
 }

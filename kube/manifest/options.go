@@ -13,6 +13,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/validation"
 
+	"github.com/shiplock/shiplock/dialect"
+
 	"github.com/shiplock/shiplock/internal/redact"
 )
 
@@ -163,6 +165,10 @@ type Options struct {
 	// MigrationsDir is where the image keeps the migration files, rendered
 	// as SHIPLOCK_DIR (default "/migrations").
 	MigrationsDir string
+	// Table is goose's version table (goose's -table: NAME or
+	// SCHEMA.NAME), rendered as SHIPLOCK_TABLE; "" is goose_db_version and
+	// renders nothing.
+	Table string
 	// Database is the database to migrate.
 	Database Database
 	// Mesh is the service mesh of the pods; see [MeshAuto].
@@ -305,6 +311,9 @@ func (o *Options) validate() error {
 	}
 	if o.MigrationsDir != "" && !path.IsAbs(o.MigrationsDir) {
 		return fieldErr("MigrationsDir", "%q: want an absolute path inside the image", o.MigrationsDir)
+	}
+	if _, err := dialect.ParseTable(o.Table); err != nil {
+		return fieldErr("Table", "%v", err)
 	}
 	switch o.Mesh {
 	case MeshAuto, MeshNone, MeshLinkerd, MeshIstio:
