@@ -351,7 +351,8 @@ func (m *Migrator) run(ctx context.Context, plan func(*state) ([]*Migration, err
 // lock polls the dialect's try-lock with capped, jittered backoff. Between
 // attempts it asks work about a fresh read: when another runner has already
 // done all the work, it returns locked=false with that state and the caller
-// stops without ever holding the lock.
+// stops without ever holding the lock. A nil work reads nothing and waits
+// for the lock.
 func (m *Migrator) lock(ctx context.Context, conn *sql.Conn, work func(*state) bool) (*state, bool, error) {
 	if m.opts.LockTimeout > 0 {
 		var cancel context.CancelFunc
