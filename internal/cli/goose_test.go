@@ -347,9 +347,12 @@ func TestTLSFiles(t *testing.T) {
 		"postgres://app@db.example/accounts?sslmode=verify-full&sslrootcert=/nonexistent",
 		"host=db.example user=app dbname=accounts sslmode=verify-full sslrootcert=/nonexistent",
 	} {
-		g := &globals{databaseURL: base}
+		g := &globals{databaseURL: base, envFile: "none"}
 		g.sec = g.newSecrets()
 		g.tls = tlsFiles{rootCert: ca, cert: cert, key: key}
+		if err := g.resolveSettings(); err != nil {
+			t.Fatal(err)
+		}
 		tg, err := g.resolveTarget()
 		if err != nil {
 			t.Fatalf("%s: %v", base, err)
@@ -360,8 +363,11 @@ func TestTLSFiles(t *testing.T) {
 		}
 		// Without the flags, the same string fails on its own CA file:
 		// the flag is what made the difference.
-		g = &globals{databaseURL: base}
+		g = &globals{databaseURL: base, envFile: "none"}
 		g.sec = g.newSecrets()
+		if err := g.resolveSettings(); err != nil {
+			t.Fatal(err)
+		}
 		if _, err := g.resolveTarget(); err == nil {
 			t.Errorf("%s: parsed without the flags although its sslrootcert does not exist", base)
 		}

@@ -167,7 +167,7 @@ table) under a lock shared by every runner, so N replicas can migrate at once.
 		Version:       buildVersion(),
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
 			g.startDeadline(cmd)
-			return g.setup(cmd.Flags().Changed)
+			return g.setup()
 		},
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return unknownCommand(cmd, args) },
@@ -201,9 +201,9 @@ table) under a lock shared by every runner, so N replicas can migrate at once.
 	return root
 }
 
-func (g *globals) setup(changed func(string) bool) error {
+func (g *globals) setup() error {
 	g.sec = g.newSecrets()
-	if err := g.resolveSettings(changed); err != nil {
+	if err := g.resolveSettings(); err != nil {
 		return err
 	}
 	var level slog.Level

@@ -69,14 +69,14 @@ func pick(vars map[string]string) map[string]string {
 // variables (DATABASE_URL, SHIPLOCK_*), goose's variables (GOOSE_*), the
 // .env file, defaults. The database itself is resolved later, by
 // resolveTarget, from g.set.database and g.set.driver.
-func (g *globals) resolveSettings(flagSet func(string) bool) error {
+func (g *globals) resolveSettings() error {
 	dotenv, file, err := g.loadEnvFile()
 	if err != nil {
 		return err
 	}
 	g.set.envFile = file
 	first := func(flag, flagValue string, names ...string) setting {
-		if flag != "" && flagSet(flag) {
+		if flagValue != "" {
 			return setting{flagValue, "--" + flag}
 		}
 		for _, n := range names {
