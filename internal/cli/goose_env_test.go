@@ -142,16 +142,9 @@ func TestGooseEnvDifferential(t *testing.T) {
 					t.Fatalf("shiplock %s: exit %d\n%s%s", strings.Join(args, " "), code, out, errOut)
 				}
 			}
-			byGoose := newDB()
-			run("goose", byGoose, "up")
-			byShiplock := newDB()
-			run("shiplock", byShiplock, "up")
-			gooseThenShiplock := newDB()
-			run("goose", gooseThenShiplock, "up-to", "2")
-			run("shiplock", gooseThenShiplock, "up")
-			shiplockThenGoose := newDB()
-			run("shiplock", shiplockThenGoose, "up", "--to", "2")
-			run("goose", shiplockThenGoose, "up")
+			dbs := fourWays(newDB, run, "2")
+			byGoose := dbs["goose"]
+			delete(dbs, "goose")
 
 			dump := func(url string) string {
 				return testdb.PgDump(t, url, "--no-owner", "--no-privileges", "--exclude-table=migr.app_versions_shiplock", "--exclude-table-data="+table)
@@ -160,7 +153,7 @@ func TestGooseEnvDifferential(t *testing.T) {
 			if wantRows != "[0 1 2 3 4]" || strings.Contains(want, "goose_db_version") {
 				t.Fatalf("goose did not use its settings: rows %s\n%s", wantRows, want)
 			}
-			for name, url := range map[string]string{"shiplock": byShiplock, "goose then shiplock": gooseThenShiplock, "shiplock then goose": shiplockThenGoose} {
+			for name, url := range dbs {
 				if got := dump(url); got != want {
 					t.Errorf("%s: dump differs from goose's:\n--- goose\n%s\n--- %s\n%s", name, want, name, got)
 				}
@@ -173,6 +166,28 @@ func TestGooseEnvDifferential(t *testing.T) {
 			run("shiplock", byGoose, "status", "--exit-code")
 		})
 	}
+}
+
+// fourWays migrates four new databases: by goose alone, by shiplock alone,
+// by goose up to half then shiplock, by shiplock up to half then goose.
+func fourWays(newDB func() string, run func(tool, db string, args ...string), half string) map[string]string {
+	dbs := map[string]string{}
+	for _, way := range [][2]string{{"goose", ""}, {"shiplock", ""}, {"goose", "shiplock"}, {"shiplock", "goose"}} {
+		db := newDB()
+		if way[1] == "" {
+			run(way[0], db, "up")
+			dbs[way[0]] = db
+			continue
+		}
+		if way[0] == "goose" {
+			run("goose", db, "up-to", half)
+		} else {
+			run("shiplock", db, "up", "--to", half)
+		}
+		run(way[1], db, "up")
+		dbs[way[0]+" then "+way[1]] = db
+	}
+	return dbs
 }
 
 // versionRows are the applied versions in the version table, in id order.
@@ -230,21 +245,13 @@ func TestGooseEnvDifferentialSQLite(t *testing.T) {
 		}
 		return s + "\nrows " + rows
 	}
-	byGoose := newDB()
-	run("goose", byGoose, "up")
-	byShiplock := newDB()
-	run("shiplock", byShiplock, "up")
-	gooseThenShiplock := newDB()
-	run("goose", gooseThenShiplock, "up-to", "1")
-	run("shiplock", gooseThenShiplock, "up")
-	shiplockThenGoose := newDB()
-	run("shiplock", shiplockThenGoose, "up", "--to", "1")
-	run("goose", shiplockThenGoose, "up")
-	want := schema(byGoose)
+	dbs := fourWays(newDB, run, "1")
+	want := schema(dbs["goose"])
+	delete(dbs, "goose")
 	if !strings.Contains(want, "CREATE TABLE AppVersions") || !strings.HasSuffix(want, "rows [0 1 2 3]") {
 		t.Fatalf("goose did not use its settings:\n%s", want)
 	}
-	for name, path := range map[string]string{"shiplock": byShiplock, "goose then shiplock": gooseThenShiplock, "shiplock then goose": shiplockThenGoose} {
+	for name, path := range dbs {
 		if got := schema(path); got != want {
 			t.Errorf("%s differs from goose:\n--- goose\n%s\n--- %s\n%s", name, want, name, got)
 		}
