@@ -19,7 +19,7 @@ var (
 // "shiplock") that read it. A global flag missing here is shown on every
 // command, and TestHelpListsOnlyUsedFlags fails until it is added.
 var globalFlagUsers = map[string][]string{
-	"database-url": append(slicesClone(dbCommands), "kube job", "kube inject", "kube run"),
+	"database-url": append(slicesClone(dbCommands), "kube job", "kube inject", "kube run", "env"),
 	"driver":       dbCommands,
 	"certfile":     dbCommands,
 	"ssl-cert":     dbCommands,
