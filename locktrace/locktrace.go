@@ -154,7 +154,8 @@ func Trace(ctx context.Context, target, shadow *sql.DB, all []*migrate.Migration
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	if err := claimScratch(ctx, target, shadow); err != nil {
+	user := userRelations(o.Dialect)
+	if err := claimScratch(ctx, target, shadow, user); err != nil {
 		return nil, err
 	}
 	shadowVersion, err := replay(ctx, shadow, all, targetVersion, o)
@@ -162,11 +163,11 @@ func Trace(ctx context.Context, target, shadow *sql.DB, all []*migrate.Migration
 		return nil, err
 	}
 	rep := &Report{TargetVersion: targetVersion}
-	tables, err := readTables(ctx, target)
+	tables, err := readTables(ctx, target, user)
 	if err != nil {
 		return nil, fmt.Errorf("read the target's tables: %w", err)
 	}
-	if diff, err := compareCatalogs(ctx, target, shadow); err != nil {
+	if diff, err := compareCatalogs(ctx, target, shadow, user); err != nil {
 		return nil, err
 	} else if diff != "" {
 		rep.Warnings = append(rep.Warnings, fmt.Sprintf("the scratch database, replayed to version %d, differs from the target: %s; locks on what differs may be missing or wrong", shadowVersion, diff))
@@ -178,7 +179,7 @@ func Trace(ctx context.Context, target, shadow *sql.DB, all []*migrate.Migration
 	defer conn.Close()
 	for _, mig := range pending {
 		o.Logger.Info("tracing", "version", mig.Version, "file", mig.Source)
-		steps, err := traceMigration(ctx, conn, mig, tables, o)
+		steps, err := traceMigration(ctx, conn, mig, tables, user, o)
 		rep.Steps = append(rep.Steps, steps...)
 		if err != nil {
 			return rep, err
@@ -189,7 +190,7 @@ func Trace(ctx context.Context, target, shadow *sql.DB, all []*migrate.Migration
 
 // claimScratch makes sure shadow may receive migrations: it is empty (then
 // it gets the marker) or carries the marker, and it is not the target.
-func claimScratch(ctx context.Context, target, shadow *sql.DB) error {
+func claimScratch(ctx context.Context, target, shadow *sql.DB, user string) error {
 	var marked bool
 	if err := shadow.QueryRowContext(ctx, `SELECT to_regclass($1) IS NOT NULL`, scratchMarker).Scan(&marked); err != nil {
 		return fmt.Errorf("scratch database: %w", err)
@@ -197,7 +198,7 @@ func claimScratch(ctx context.Context, target, shadow *sql.DB) error {
 	if !marked {
 		var n int
 		err := shadow.QueryRowContext(ctx, `SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-			WHERE `+userSchema+` AND c.relkind IN ('r','p','v','m','S','f')`).Scan(&n)
+			WHERE `+user+` AND c.relkind IN ('r','p','v','m','S','f')`).Scan(&n)
 		if err != nil {
 			return fmt.Errorf("scratch database: %w", err)
 		}
@@ -271,22 +272,36 @@ func replay(ctx context.Context, shadow *sql.DB, all []*migrate.Migration, targe
 	return res.To, nil
 }
 
-// userSchema selects the relations of the application: not the system
-// catalogs, not TOAST tables, not shiplock's and goose's bookkeeping (nor
-// their indexes: a target goose migrated has no shiplock_versions).
-const userSchema = `n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp%'
-	AND coalesce((SELECT t.relname FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid WHERE i.indexrelid = c.oid), c.relname)
-		NOT IN ('goose_db_version', 'goose_db_version_id_seq', 'shiplock_versions', '` + scratchMarker + `')`
+// userRelations is the SQL condition on c (pg_class) and n (pg_namespace)
+// that selects the relations of the application: not the system catalogs,
+// not TOAST tables, not goose's and shiplock's bookkeeping tables (named as
+// d's version table is) nor their indexes (a target goose migrated has no
+// shiplock_versions).
+func userRelations(d dialect.Dialect) string {
+	fold := func(id dialect.Ident) string { // as PostgreSQL stores the name
+		if id.Quoted {
+			return id.Text
+		}
+		return strings.ToLower(id.Text)
+	}
+	t := d.VersionTable()
+	names := []string{fold(t.Name()), fold(t.Name()) + "_id_seq", fold(t.Records()), scratchMarker}
+	for i, n := range names {
+		names[i] = "'" + strings.ReplaceAll(n, "'", "''") + "'"
+	}
+	return `n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp%'
+	AND coalesce((SELECT t.relname FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid WHERE i.indexrelid = c.oid), c.relname) NOT IN (` + strings.Join(names, ", ") + `)`
+}
 
 var relkinds = map[string]string{"r": "table", "p": "partitioned table", "i": "index", "I": "partitioned index", "m": "materialized view", "S": "sequence", "t": "TOAST table", "v": "view", "f": "foreign table"}
 
 // readTables reads the target's relations: size, estimated rows, activity.
-func readTables(ctx context.Context, target *sql.DB) (map[string]*Table, error) {
+func readTables(ctx context.Context, target *sql.DB, user string) (map[string]*Table, error) {
 	rows, err := target.QueryContext(ctx, `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), c.relkind::text, c.reltuples::float8,
 			pg_table_size(c.oid), coalesce(s.seq_scan, 0), coalesce(s.idx_scan, 0), coalesce(s.n_tup_ins + s.n_tup_upd + s.n_tup_del, 0)
 		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 		LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
-		WHERE `+userSchema+` AND c.relkind IN ('r','p','i','I','m')`)
+		WHERE `+user+` AND c.relkind IN ('r','p','i','I','m')`)
 	if err != nil {
 		return nil, err
 	}
@@ -308,12 +323,12 @@ func readTables(ctx context.Context, target *sql.DB) (map[string]*Table, error) 
 // target's ("" when they agree): a replay that does not rebuild the target
 // (objects made by hand, a migration that depends on data) traces another
 // schema.
-func compareCatalogs(ctx context.Context, target, shadow *sql.DB) (string, error) {
+func compareCatalogs(ctx context.Context, target, shadow *sql.DB, user string) (string, error) {
 	read := func(db *sql.DB) (map[string]bool, error) {
 		rows, err := db.QueryContext(ctx, `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) || coalesce('.' || quote_ident(a.attname) || ' ' || format_type(a.atttypid, a.atttypmod), '')
 			FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 			LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-			WHERE `+userSchema+` AND c.relkind IN ('r','p','i','I','m','v','S')`)
+			WHERE `+user+` AND c.relkind IN ('r','p','i','I','m','v','S')`)
 		if err != nil {
 			return nil, err
 		}
@@ -377,12 +392,12 @@ type relation struct {
 
 // snapshot reads, on the tracing backend, every user relation with its
 // storage and this transaction's scan count, and the locks held.
-func snapshot(ctx context.Context, q dialect.Querier) (map[int64]relation, map[int64]Mode, error) {
+func snapshot(ctx context.Context, q dialect.Querier, user string) (map[int64]relation, map[int64]Mode, error) {
 	rows, err := q.QueryContext(ctx, `SELECT c.oid::int8, quote_ident(n.nspname) || '.' || quote_ident(c.relname), c.relkind::text, c.relfilenode::int8,
 			coalesce(pg_stat_get_xact_numscans(c.oid), 0),
 			(SELECT string_agg(l.mode, ',') FROM pg_locks l WHERE l.locktype = 'relation' AND l.relation = c.oid AND l.pid = pg_backend_pid() AND l.granted)
 		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-		WHERE `+userSchema+` AND c.relkind IN ('r','p','i','I','m')`)
+		WHERE `+user+` AND c.relkind IN ('r','p','i','I','m')`)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -411,7 +426,7 @@ func snapshot(ctx context.Context, q dialect.Querier) (map[int64]relation, map[i
 // returns a step per statement: a transactional file in one transaction,
 // a NO TRANSACTION file a transaction per statement (as each commits on
 // its own there), except the statements PostgreSQL refuses to run in one.
-func traceMigration(ctx context.Context, conn *sql.Conn, mig *migrate.Migration, tables map[string]*Table, o Options) ([]Step, error) {
+func traceMigration(ctx context.Context, conn *sql.Conn, mig *migrate.Migration, tables map[string]*Table, user string, o Options) ([]Step, error) {
 	if mig.Kind != migrate.KindSQL {
 		return []Step{{Version: mig.Version, File: mig.Source, Note: "Go migration: not traced", Locks: []Lock{}}}, fmt.Errorf("%s: a Go migration cannot be traced; the trace stops before it", mig.Source)
 	}
@@ -426,7 +441,7 @@ func traceMigration(ctx context.Context, conn *sql.Conn, mig *migrate.Migration,
 		}
 		if tr == nil {
 			var err error
-			if tr, err = begin(ctx, conn, tables); err != nil {
+			if tr, err = begin(ctx, conn, tables, user); err != nil {
 				return fail(err)
 			}
 			defer tr.tx.Rollback()
@@ -478,23 +493,24 @@ func isTxBlockError(err error) bool {
 // statements have locked so far.
 type tracer struct {
 	tx     *sql.Tx
+	user   string // userRelations
 	tables map[string]*Table
 	rels   map[int64]relation
 	held   map[int64]Mode
 	since  map[int64]int // relation -> the statement that took its lock
 }
 
-func begin(ctx context.Context, conn *sql.Conn, tables map[string]*Table) (*tracer, error) {
+func begin(ctx context.Context, conn *sql.Conn, tables map[string]*Table, user string) (*tracer, error) {
 	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, err
 	}
-	rels, held, err := snapshot(ctx, tx)
+	rels, held, err := snapshot(ctx, tx, user)
 	if err != nil {
 		tx.Rollback()
 		return nil, err
 	}
-	return &tracer{tx: tx, tables: tables, rels: rels, held: held, since: map[int64]int{}}, nil
+	return &tracer{tx: tx, user: user, tables: tables, rels: rels, held: held, since: map[int64]int{}}, nil
 }
 
 // run executes one statement and adds to step the locks it took, and the
@@ -503,7 +519,7 @@ func (t *tracer) run(ctx context.Context, step *Step, stmt string) error {
 	if _, err := t.tx.ExecContext(ctx, stmt); err != nil {
 		return err
 	}
-	after, locks, err := snapshot(ctx, t.tx)
+	after, locks, err := snapshot(ctx, t.tx, t.user)
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 
 	_ "github.com/jackc/pgx/v5/stdlib"
 
+	"github.com/shiplock/shiplock/dialect"
 	"github.com/shiplock/shiplock/dialect/postgres"
 	"github.com/shiplock/shiplock/internal/testdb"
 	"github.com/shiplock/shiplock/locktrace"
@@ -59,13 +60,18 @@ func open(t *testing.T) *sql.DB {
 // migrations.
 func setup(t *testing.T) (*sql.DB, []*migrate.Migration) {
 	t.Helper()
+	return setupWith(t, postgres.Dialect{})
+}
+
+func setupWith(t *testing.T, d postgres.Dialect) (*sql.DB, []*migrate.Migration) {
+	t.Helper()
 	ctx := context.Background()
 	target := open(t)
 	migs, err := migrate.Load(files, ".", nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := migrate.New(target, postgres.Dialect{}, migs, migrate.Options{}).Up(ctx, migrate.UpOptions{To: 2}); err != nil {
+	if _, err := migrate.New(target, d, migs, migrate.Options{}).Up(ctx, migrate.UpOptions{To: 2}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := target.Exec(`INSERT INTO accounts SELECT g, g, 'n' || g FROM generate_series(1, 1000) g;
@@ -263,5 +269,34 @@ func TestTraceWarnsOnDrift(t *testing.T) {
 	}
 	if len(rep.Warnings) != 1 || !strings.Contains(rep.Warnings[0], "only in the target: public.accounts.by_hand integer") {
 		t.Errorf("warnings %q, want one naming public.accounts.by_hand", rep.Warnings)
+	}
+}
+
+// TestTraceCustomTable: goose's -table names the bookkeeping, which is
+// neither traced nor called a difference between the databases.
+func TestTraceCustomTable(t *testing.T) {
+	table, err := dialect.ParseTable("App_Versions")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := postgres.Dialect{Table: table}
+	target, migs := setupWith(t, d)
+	// As goose leaves it: no table of shiplock's beside the version table.
+	if _, err := target.Exec(`DROP TABLE app_versions_shiplock`); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := locktrace.Trace(context.Background(), target, open(t), migs, 2, pending(t, migs, 2), locktrace.Options{Dialect: d})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Warnings) != 0 {
+		t.Errorf("warnings: %q", rep.Warnings)
+	}
+	for _, s := range rep.Steps {
+		for _, l := range s.Locks {
+			if strings.Contains(l.Relation, "app_versions") {
+				t.Errorf("%s statement %d: bookkeeping traced: %+v", s.File, s.Index, l)
+			}
+		}
 	}
 }

@@ -92,7 +92,7 @@ func (f *lockFlags) run(ctx context.Context, g *globals, m *migrate.Migrator, db
 		return err
 	}
 	defer cleanup()
-	rep, err := locktrace.Trace(ctx, db, shadow, m.Migrations(), st.Current, pending, locktrace.Options{Dialect: postgres.Dialect{}, Logger: g.log})
+	rep, err := locktrace.Trace(ctx, db, shadow, m.Migrations(), st.Current, pending, locktrace.Options{Dialect: postgres.Dialect{Table: g.table}, Logger: g.log})
 	if rep != nil {
 		for _, w := range rep.Warnings {
 			g.log.Warn(w)
