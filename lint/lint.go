@@ -388,6 +388,7 @@ func (c *checker) action(fc *fileCtx, s *stmt, a *action, txID int) {
 			if a.col.notNull && !a.col.hasDefault {
 				c.report(fc, s.line, RuleAddNotNull, "ADD COLUMN %s.%s NOT NULL without a default", tbl, a.col.name)
 			}
+			c.inlineConstraints(fc, s, tbl, a.col)
 		}
 		if mut {
 			t.cols[a.col.name] = &column{typ: a.col.typ, isNew: !fc.applied}
@@ -476,9 +477,33 @@ func (c *checker) action(fc *fileCtx, s *stmt, a *action, txID int) {
 			delete(c.tables, tbl)
 			c.tables[a.newName] = t
 		}
+	case aRewrite:
+		if existing {
+			c.report(fc, s.line, RuleTableRewrite, "ALTER TABLE %s %s rewrites it under ACCESS EXCLUSIVE", tbl, a.name)
+		}
 	case aDropConstraint:
 		if mut {
 			delete(t.checks, a.name)
+		}
+	}
+}
+
+// inlineConstraints reports the constraints written in an ADD COLUMN of an
+// existing table: PostgreSQL adds them under the ADD COLUMN's ACCESS
+// EXCLUSIVE lock, and a column constraint cannot be NOT VALID. A CHECK
+// scans every row even though the new column is all NULL; a REFERENCES
+// is validated by a scan only when the column has a default (without
+// one PostgreSQL marks it valid at once); UNIQUE and PRIMARY KEY build
+// their index.
+func (c *checker) inlineConstraints(fc *fileCtx, s *stmt, tbl string, col colDef) {
+	for _, kind := range col.cons {
+		switch {
+		case kind == "check":
+			c.report(fc, s.line, RuleConstraintNotValid, "ADD COLUMN %s.%s with an inline CHECK checks every existing row under ACCESS EXCLUSIVE", tbl, col.name)
+		case kind == "foreign key" && col.hasDefault:
+			c.report(fc, s.line, RuleConstraintNotValid, "ADD COLUMN %s.%s with a default and an inline REFERENCES validates every existing row under lock", tbl, col.name)
+		case kind == "unique" || kind == "primary key":
+			c.report(fc, s.line, RuleUniqueConstraint, "ADD COLUMN %s.%s %s builds its index under ACCESS EXCLUSIVE", tbl, col.name, upper(kind))
 		}
 	}
 }

@@ -64,6 +64,7 @@ const (
 	RuleConcurrentlyInTx   = "concurrently-in-tx"
 	RuleVolatileDefault    = "volatile-default"
 	RuleTypeRewrite        = "column-type-rewrite"
+	RuleTableRewrite       = "table-rewrite"
 	RuleSetNotNull         = "set-not-null-scan"
 	RuleConstraintNotValid = "constraint-not-valid"
 	RuleUniqueConstraint   = "unique-constraint-lock"
@@ -99,14 +100,17 @@ var rules = []Rule{
 	{RuleTypeRewrite, Error, Lock,
 		"ALTER COLUMN TYPE rewrites the table and rebuilds its indexes under ACCESS EXCLUSIVE, unless the change is binary-coercible (varchar(n) to a longer varchar or text, numeric to a larger precision)",
 		"add a column of the new type, backfill it in batches, switch the application, drop the old column in a later release"},
+	{RuleTableRewrite, Error, Lock,
+		"SET LOGGED, SET UNLOGGED, SET TABLESPACE or SET ACCESS METHOD writes the whole table anew under ACCESS EXCLUSIVE: reads and writes wait for the whole copy",
+		"choose persistence, tablespace and access method when the table is created; for a busy table, an online repack tool (pg_repack --tablespace) outside the migration, or a maintenance window"},
 	{RuleSetNotNull, Error, Lock,
 		"SET NOT NULL scans the whole table under ACCESS EXCLUSIVE unless a validated CHECK (col IS NOT NULL) already proves it",
 		"ADD CONSTRAINT c CHECK (col IS NOT NULL) NOT VALID; VALIDATE CONSTRAINT c in a later transaction; then SET NOT NULL (no scan, PostgreSQL 12+) and DROP CONSTRAINT c"},
 	{RuleConstraintNotValid, Error, Lock,
-		"ADD FOREIGN KEY or CHECK validates every existing row while holding a lock that blocks writes (ACCESS EXCLUSIVE for CHECK; SHARE ROW EXCLUSIVE on both tables for a foreign key)",
-		"ADD CONSTRAINT ... NOT VALID, then VALIDATE CONSTRAINT in a later transaction (another file)"},
+		"ADD FOREIGN KEY or CHECK validates every existing row while holding a lock that blocks writes (ACCESS EXCLUSIVE for CHECK; SHARE ROW EXCLUSIVE on both tables for a foreign key); so does a CHECK written in ADD COLUMN, and a REFERENCES in ADD COLUMN with a default (a column constraint cannot be NOT VALID)",
+		"ADD CONSTRAINT ... NOT VALID, then VALIDATE CONSTRAINT in a later transaction (another file); for a new column, ADD COLUMN without the constraint first"},
 	{RuleUniqueConstraint, Error, Lock,
-		"ADD UNIQUE, PRIMARY KEY or EXCLUDE builds its index under ACCESS EXCLUSIVE: reads and writes wait for the whole build",
+		"ADD UNIQUE, PRIMARY KEY or EXCLUDE (also written in ADD COLUMN) builds its index under ACCESS EXCLUSIVE: reads and writes wait for the whole build",
 		"CREATE UNIQUE INDEX CONCURRENTLY (NO TRANSACTION file), then ADD CONSTRAINT ... UNIQUE USING INDEX (or PRIMARY KEY USING INDEX)"},
 	{RuleValidateSameTx, Error, Lock,
 		"VALIDATE CONSTRAINT in the same transaction as its ADD ... NOT VALID keeps the ADD's strong lock for the whole validation scan",

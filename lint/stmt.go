@@ -57,7 +57,7 @@ const (
 	aRenameColumn
 	aRenameTable
 	aDropConstraint
-	aRewrite // SET LOGGED/UNLOGGED, SET TABLESPACE
+	aRewrite // SET LOGGED/UNLOGGED, SET TABLESPACE, SET ACCESS METHOD
 	aHarmless
 )
 
@@ -78,6 +78,9 @@ type colDef struct {
 	hasDefault bool
 	volatile   string // the volatile function or feature of the default, if any
 	notNull    bool
+	// cons are the kinds of its inline constraints ("check", "unique",
+	// "primary key", "foreign key"), as conDef.kind.
+	cons []string
 }
 
 type conDef struct {
@@ -332,6 +335,18 @@ func recognise(toks []token, text string, base int) stmt {
 	return s
 }
 
+// tokenText joins the tokens' texts with spaces.
+func tokenText(toks []token) string {
+	var b strings.Builder
+	for i, t := range toks {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(t.text)
+	}
+	return b.String()
+}
+
 func hasWord(toks []token, w string) bool {
 	for _, t := range toks {
 		if t.is(w) {
@@ -508,8 +523,10 @@ func readConstraint(c *cursor) conDef {
 	}
 	n := len(rest)
 	con.notValid = n >= 2 && rest[n-2].is("not") && rest[n-1].is("valid")
-	for i := 0; i+1 < n; i++ {
-		if rest[i].is("using") && rest[i+1].is("index") {
+	// USING INDEX name adopts an existing index; USING INDEX TABLESPACE x
+	// only places the index the constraint builds.
+	for i := 0; i+2 < n; i++ {
+		if rest[i].is("using") && rest[i+1].is("index") && !rest[i+2].is("tablespace") {
 			con.usingIndex = true
 		}
 	}
@@ -541,14 +558,29 @@ func readColumn(c *cursor) colDef {
 		col.hasDefault = true
 	}
 	rest := c.t[c.i:]
+	depth = 0
 	for i := 0; i < len(rest); i++ {
 		t := rest[i]
+		// Only the constraint words outside parentheses: a CHECK's or a
+		// generation expression's own words are not constraints.
+		if depth += nesting(t); depth > 0 || t.kind != tIdent {
+			continue
+		}
 		switch {
 		case t.is("not") && i+1 < len(rest) && rest[i+1].is("null"):
 			col.notNull = true
 			i++
 		case t.is("primary"):
 			col.notNull = true
+			col.cons = append(col.cons, "primary key")
+		case t.is("unique"):
+			col.cons = append(col.cons, "unique")
+		case t.is("check"):
+			col.cons = append(col.cons, "check")
+		case t.is("references"):
+			col.cons = append(col.cons, "foreign key")
+		case t.is("set") && i+1 < len(rest) && rest[i+1].is("default"):
+			i++ // ON DELETE SET DEFAULT: a referential action, not a default
 		case t.is("default"):
 			col.hasDefault = true
 			if f := volatileCall(rest[i+1:]); f != "" {
@@ -677,8 +709,9 @@ func readAction(c *cursor) action {
 			c.accept("to")
 			a.newName = c.name()
 		}
-	case c.accept("set", "logged") || c.accept("set", "unlogged") || c.accept("set", "tablespace"):
+	case c.accept("set", "logged") || c.accept("set", "unlogged") || c.accept("set", "tablespace") || c.accept("set", "access", "method"):
 		a.kind = aRewrite
+		a.name = upper(tokenText(c.t[:c.i]))
 	case c.accept("set") || c.accept("reset") || c.accept("enable") || c.accept("disable") || c.accept("owner"):
 		a.kind = aHarmless
 	default:

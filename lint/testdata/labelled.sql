@@ -90,6 +90,18 @@ ALTER TABLE amounts ALTER COLUMN v TYPE numeric(14,2);
 CREATE TABLE drafts (id int PRIMARY KEY, body varchar(10));
 ALTER TABLE drafts ALTER COLUMN body TYPE integer USING 0;
 
+-- case hazard table-rewrite
+ALTER TABLE events SET LOGGED;
+-- case hazard table-rewrite
+ALTER TABLE IF EXISTS public.orders SET TABLESPACE archive_hdd;
+-- case hazard table-rewrite
+ALTER TABLE sessions SET UNLOGGED, SET (fillfactor = 70);
+-- case safe table-rewrite
+CREATE UNLOGGED TABLE import_rows (id int, body text);
+ALTER TABLE import_rows SET LOGGED;
+-- case safe table-rewrite
+ALTER TABLE orders SET (autovacuum_vacuum_scale_factor = 0.01);
+
 -- case hazard set-not-null-scan
 ALTER TABLE users ALTER COLUMN email SET NOT NULL;
 -- case hazard set-not-null-scan
@@ -132,6 +144,31 @@ ALTER TABLE orders VALIDATE CONSTRAINT qty_pos;
 CREATE TABLE lines (id int PRIMARY KEY, order_id int);
 ALTER TABLE lines ADD CONSTRAINT lines_order_fk FOREIGN KEY (order_id) REFERENCES orders (id);
 
+-- case hazard constraint-not-valid
+-- a CHECK written in ADD COLUMN scans every row, though the column is all NULL
+ALTER TABLE accounts ADD COLUMN phone text
+    CHECK (phone ~ '^\+[0-9]{6,15}$');
+-- case hazard constraint-not-valid
+ALTER TABLE orders ADD COLUMN user_id bigint DEFAULT 0 CONSTRAINT orders_user_fk REFERENCES users (id);
+-- case safe constraint-not-valid
+-- a REFERENCES on a new column without a default is valid at once, no scan
+ALTER TABLE orders ADD COLUMN user_id bigint REFERENCES users (id) ON DELETE SET NULL;
+-- case safe constraint-not-valid
+ALTER TABLE accounts ADD COLUMN phone text;
+ALTER TABLE accounts ADD CONSTRAINT accounts_phone_check CHECK (phone ~ '^\+[0-9]{6,15}$') NOT VALID;
+-- case safe constraint-not-valid
+CREATE TABLE carts (id int PRIMARY KEY);
+ALTER TABLE carts ADD COLUMN qty int NOT NULL DEFAULT 1 CHECK (qty > 0);
+
+-- case hazard unique-constraint-lock
+ALTER TABLE users ADD COLUMN code text UNIQUE;
+-- case hazard unique-constraint-lock
+ALTER TABLE legacy ADD COLUMN id bigint GENERATED ALWAYS AS IDENTITY CONSTRAINT legacy_pkey PRIMARY KEY;
+-- case hazard unique-constraint-lock
+ALTER TABLE users ADD CONSTRAINT users_email_key UNIQUE (email) USING INDEX TABLESPACE fast_ssd;
+-- case safe unique-constraint-lock
+CREATE TABLE coupons (id int PRIMARY KEY);
+ALTER TABLE coupons ADD COLUMN code text UNIQUE;
 -- case hazard unique-constraint-lock
 ALTER TABLE users ADD CONSTRAINT users_email_key UNIQUE (email);
 -- case hazard unique-constraint-lock
@@ -298,6 +335,9 @@ ALTER TABLE t5 ALTER COLUMN n TYPE integer;
 ALTER TABLE users ADD COLUMN tenant_id bigint NOT NULL;
 -- case hazard add-not-null-no-default
 ALTER TABLE users ADD tenant_id bigint NOT NULL REFERENCES tenants (id);
+-- case hazard add-not-null-no-default
+-- SET DEFAULT is a referential action here, not the column's default
+ALTER TABLE users ADD COLUMN tenant_id bigint NOT NULL REFERENCES tenants (id) ON DELETE SET DEFAULT;
 -- case safe add-not-null-no-default
 ALTER TABLE users ADD COLUMN tenant_id bigint NOT NULL DEFAULT 0;
 -- case safe add-not-null-no-default
