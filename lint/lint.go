@@ -290,6 +290,9 @@ func (c *checker) ddlWithDML(fc *fileCtx, s *stmt, t *txInfo) {
 func (fc *fileCtx) mutable() bool { return !fc.down }
 
 func (c *checker) stmt(fc *fileCtx, s *stmt, txID int) {
+	for i := range s.ctes {
+		c.stmt(fc, &s.ctes[i], txID)
+	}
 	switch s.kind {
 	case sCreateTable:
 		if !fc.mutable() {

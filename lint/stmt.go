@@ -42,6 +42,9 @@ type stmt struct {
 	cols         []colDef // CREATE TABLE's columns
 	checks       []conDef // CREATE TABLE's CHECK constraints
 	verb         string   // first words, for messages ("REINDEX")
+	// ctes are the UPDATEs and DELETEs of a WITH's data-modifying
+	// queries: they run whatever the main statement is.
+	ctes []stmt
 }
 
 type actKind uint8
@@ -289,7 +292,7 @@ func recognise(toks []token, text string, base int) stmt {
 			s.idempotent = hasIfExists(toks)
 		}
 	case first.is("with"):
-		recogniseDML(c, &s, skipWith(c))
+		recogniseDML(c, &s, skipWith(c, &s, text, base))
 	case first.is("update") || first.is("delete") || first.is("insert") || first.is("select") || first.is("values"):
 		recogniseDML(c, &s, first.text)
 	case first.is("reindex"):
@@ -382,8 +385,9 @@ func fullOption(group []token) bool {
 }
 
 // skipWith moves past WITH [RECURSIVE] name [(cols)] AS [NOT] [MATERIALIZED]
-// (query) [, ...] and returns the main verb.
-func skipWith(c *cursor) string {
+// (query) [, ...], keeps the queries that are an UPDATE or DELETE in
+// s.ctes, and returns the main verb.
+func skipWith(c *cursor, s *stmt, text string, base int) string {
 	c.i++
 	c.accept("recursive")
 	for !c.done() {
@@ -394,7 +398,11 @@ func skipWith(c *cursor) string {
 		}
 		c.accept("not")
 		c.accept("materialized")
+		start := c.i
 		c.skipGroup()
+		if q := c.t[start:c.i]; len(q) > 2 && (q[1].is("update") || q[1].is("delete")) {
+			s.ctes = append(s.ctes, recognise(q[1:len(q)-1], text, base))
+		}
 		if !(c.peek(0).kind == tOp && c.peek(0).text == ",") {
 			break
 		}

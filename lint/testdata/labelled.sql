@@ -261,6 +261,15 @@ UPDATE users SET active = true;
 DELETE FROM audit_events;
 -- case hazard dml-without-where
 UPDATE ONLY public.users AS u SET score = (SELECT count(*) FROM orders o WHERE o.user_id = u.id);
+-- case hazard dml-without-where
+WITH gone AS (DELETE FROM users RETURNING *) SELECT count(*) FROM gone;
+-- case hazard dml-without-where
+WITH moved AS (DELETE FROM sessions RETURNING id, body)
+INSERT INTO sessions_archive (id, body) SELECT id, body FROM moved;
+-- case hazard dml-without-where
+WITH a AS (SELECT 1), b AS MATERIALIZED (UPDATE users SET score = 0 RETURNING id) SELECT * FROM b;
+-- case safe dml-without-where
+WITH gone AS (DELETE FROM sessions WHERE expires < now() RETURNING id) SELECT count(*) FROM gone;
 -- case safe dml-without-where
 UPDATE users SET active = true WHERE last_login > now() - interval '1 year';
 -- case safe dml-without-where
