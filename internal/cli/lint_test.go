@@ -1,8 +1,10 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -117,5 +119,81 @@ func TestLintGitBase(t *testing.T) {
 	}
 	if code, out := run(context.Background(), "lint", "--dir", dir, "--git-base", "no-such-rev"); code != exitcode.Usage {
 		t.Errorf("--git-base no-such-rev: exit %v, want usage\n%s", code, out)
+	}
+}
+
+// runEnv runs the CLI with env as its whole environment and returns the
+// exit code, stdout and stderr apart.
+func runEnv(env map[string]string, args ...string) (exitcode.Code, string, string) {
+	var out, errOut bytes.Buffer
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	code := Main(context.Background(), args, Streams{Out: &out, Err: &errOut, LookupEnv: lookup})
+	return exitcode.Code(code), out.String(), errOut.String()
+}
+
+// TestLintEnvsub: lint reads an ENVSUB file with the variables expanded, as
+// up runs it: the table a new file creates under ${TABLE} is the one the
+// next file indexes only when TABLE names it.
+func TestLintEnvsub(t *testing.T) {
+	dir := writeDir(t, map[string]string{
+		"00001_create.sql": "-- +goose ENVSUB ON\n-- +goose Up\nCREATE TABLE ${TABLE} (id bigint PRIMARY KEY);\n-- +goose Down\nDROP TABLE ${TABLE};\n",
+		"00002_index.sql":  "-- +goose Up\nCREATE INDEX accounts_id ON accounts (id);\n-- +goose Down\nDROP INDEX accounts_id;\n",
+	})
+	code, out, errOut := runEnv(map[string]string{"TABLE": "accounts"}, "lint", "--dir", dir)
+	if code != exitcode.OK || out != "" || !strings.Contains(errOut, "0 findings") {
+		t.Errorf("TABLE=accounts (the index is on the new table): exit %v\n%s%s", code, out, errOut)
+	}
+	code, out, errOut = runEnv(map[string]string{"TABLE": "ledger"}, "lint", "--dir", dir)
+	if code != exitcode.BadFile || !strings.Contains(out, "00002_index.sql:2: create-index-lock error: CREATE INDEX on existing table accounts") {
+		t.Errorf("TABLE=ledger (accounts exists): exit %v\n%s%s", code, out, errOut)
+	}
+}
+
+// TestLintFailOn: --fail-on sets the lowest severity that exits 3; the
+// JSON output carries each finding's fields and the baseline.
+func TestLintFailOn(t *testing.T) {
+	dirs := map[string]string{
+		// LOCK TABLE: a warning, and nothing else.
+		"warning": writeDir(t, map[string]string{"00001_lock.sql": "-- +goose Up\nLOCK TABLE users IN SHARE MODE;\n-- +goose Down\nSELECT 1;\n"}),
+		// No Down section: an info, and nothing else.
+		"info": writeDir(t, map[string]string{"00001_nick.sql": "-- +goose Up\nCREATE TABLE nicks (id int);\n"}),
+	}
+	for _, tt := range []struct {
+		dir, failOn string
+		want        exitcode.Code
+	}{
+		{"warning", "error", exitcode.OK},
+		{"warning", "warning", exitcode.BadFile},
+		{"warning", "info", exitcode.BadFile},
+		{"info", "error", exitcode.OK},
+		{"info", "warning", exitcode.OK},
+		{"info", "info", exitcode.BadFile},
+		{"info", "none", exitcode.OK},
+	} {
+		code, out, errOut := runEnv(nil, "lint", "--dir", dirs[tt.dir], "--fail-on", tt.failOn, "-o", "json")
+		if code != tt.want {
+			t.Errorf("a %s finding, --fail-on %s: exit %v, want %v\n%s%s", tt.dir, tt.failOn, code, tt.want, out, errOut)
+		}
+	}
+
+	code, out, _ := runEnv(nil, "lint", "--dir", dirs["warning"], "-o", "json")
+	var rep struct {
+		Findings []struct {
+			File, Rule, Severity, Message, Fix, Section string
+			Line                                        int
+		}
+		Checked, Read, Suppressed int
+		Baseline                  string
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("-o json: %v\n%s", err, out)
+	}
+	if code != exitcode.OK || len(rep.Findings) != 1 || rep.Checked != 1 || rep.Read != 1 || !strings.HasPrefix(rep.Baseline, "no baseline") {
+		t.Fatalf("-o json: exit %v, %+v", code, rep)
+	}
+	f := rep.Findings[0]
+	if f.File != filepath.Join(dirs["warning"], "00001_lock.sql") || f.Line != 2 || f.Rule != "lock-table" || f.Severity != "warning" ||
+		f.Section != "up" || !strings.Contains(f.Message, "LOCK TABLE users") || f.Fix == "" {
+		t.Errorf("-o json finding: %+v", f)
 	}
 }
