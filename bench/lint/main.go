@@ -95,6 +95,15 @@ func run() error {
 	if out, err := build.CombinedOutput(); err != nil {
 		return fmt.Errorf("build shiplock: %v\n%s", err, out)
 	}
+	// The default build (no tags) links the Kubernetes client: its
+	// start-up alone costs more memory than the whole lint of the slim
+	// build, so both are measured.
+	defBin := filepath.Join(work, "shiplock-default")
+	build = exec.Command("go", "build", "-trimpath", "-o", defBin, "./cmd/shiplock")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("build shiplock (default): %v\n%s", err, out)
+	}
 	squawkVersion, _ := exec.Command(*squawk, "--version").Output()
 
 	dir := filepath.Join(work, "migrations")
@@ -103,18 +112,19 @@ func run() error {
 		return err
 	}
 	shiplockCmd := []string{bin, "lint", "--dir", dir, "--fail-on", "none", "-o", "json"}
+	defaultCmd := append([]string{defBin}, shiplockCmd[1:]...)
 	squawkCmd := []string{*squawk, "--reporter", "json", filepath.Join(dir, "*.sql")}
 
 	// Untimed first runs (page cache, first exec), then alternate.
-	for _, c := range [][]string{shiplockCmd, squawkCmd} {
+	for _, c := range [][]string{shiplockCmd, defaultCmd, squawkCmd} {
 		if _, _, err := timed(work, c); err != nil {
 			return err
 		}
 	}
-	var ss, qs []sample
+	var ss, ds, qs, helpSlim, helpDef []sample
 	var shipOut, squawkOut []byte
 	for i := 0; i < *reps; i++ {
-		order := [][]string{shiplockCmd, squawkCmd}
+		order := [][]string{shiplockCmd, squawkCmd, defaultCmd, {bin, "--help"}, {defBin, "--help"}}
 		if i%2 == 1 {
 			order[0], order[1] = order[1], order[0]
 		}
@@ -123,9 +133,16 @@ func run() error {
 			if err != nil {
 				return err
 			}
-			if c[0] == bin {
+			switch {
+			case c[0] == bin && c[1] == "--help":
+				helpSlim = append(helpSlim, s)
+			case c[0] == defBin && c[1] == "--help":
+				helpDef = append(helpDef, s)
+			case c[0] == bin:
 				ss, shipOut = append(ss, s), out
-			} else {
+			case c[0] == defBin:
+				ds = append(ds, s)
+			default:
 				qs, squawkOut = append(qs, s), out
 			}
 		}
@@ -153,12 +170,14 @@ func run() error {
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	p("### shiplock lint vs squawk (%s UTC)\n\n", started.Format("2006-01-02 15:04"))
 	p("- set: %d generated goose files (each creates a table and a plain index on it, every 5th adds a column with a volatile default to an existing table, every 7th indexes an existing table; every Down drops what its Up made); %d timed runs of each tool, alternating; wall time and peak RSS from GNU time (`/usr/bin/time -f '%%e %%M'`)\n", *files, *reps)
-	p("- shiplock: `shiplock lint --dir D --fail-on none -o json` (static binary, `-tags nokube,nosqlite -ldflags '-s -w'`, %s); squawk: %s native binary of the squawk-cli package, `squawk --reporter json 'D/*.sql'`\n", runtime.Version(), strings.TrimSpace(string(squawkVersion)))
+	p("- shiplock: `shiplock lint --dir D --fail-on none -o json`, static binaries (%s): the slim build, `CGO_ENABLED=0 go build -trimpath -tags nokube,nosqlite -ldflags '-s -w'` (no Kubernetes client, no SQLite), in every row but the two marked default; the default build, `CGO_ENABLED=0 go build -trimpath ./cmd/shiplock`; squawk: %s native binary of the squawk-cli package, `squawk --reporter json 'D/*.sql'`\n", runtime.Version(), strings.TrimSpace(string(squawkVersion)))
 	p("- machine: %d CPUs, load average before %s, after %s\n\n", runtime.NumCPU(), load0, loadavg())
 	p("<!-- README table: begin -->\n")
 	p("| %d goose files | shiplock lint | squawk |\n|---|---:|---:|\n", *files)
 	p("| wall time, median (min–max) | %s | %s |\n", wallCell(ss), wallCell(qs))
 	p("| peak RSS, median | %s | %s |\n", rssCell(ss), rssCell(qs))
+	p("| peak RSS, median, default build | %s | |\n", rssCell(ds))
+	p("| peak RSS of `shiplock --help` (start-up alone), slim / default build | %s / %s | |\n", rssCell(helpSlim), rssCell(helpDef))
 	p("| findings | %d | %d |\n", len(shipF), len(sqF))
 	p("| noise: DROP in a Down section | %d | %d |\n", shipNoise.down, sqNoise.down)
 	p("| noise: plain index on a table created in the same file | %d | %d |\n", shipNoise.index, sqNoise.index)
@@ -171,7 +190,7 @@ func run() error {
 		p("| %s | %d | %d | %d | %d | %d | %d |\n", r.rule, r.hazards, r.ship, r.squawk, r.safes, r.shipFP, r.squawkFP)
 	}
 	p("\nA squawk false positive is a safe case on which squawk reports a rule mapped to the case's rule class (its other rules, such as prefer-robust-stmts, are not counted). Cases of shiplock's other rules (%d hazardous), which squawk does not have: shiplock found %d.\n", recall.otherHazards, recall.otherShip)
-	p("\nRaw samples (wall s, peak RSS KiB): shiplock %v; squawk %v\n", ss, qs)
+	p("\nRaw samples (wall s, peak RSS KiB): shiplock %v; squawk %v; shiplock default build %v; --help slim %v, default %v\n", ss, qs, ds, helpSlim, helpDef)
 	fmt.Print(b.String())
 	if *keep != "" {
 		path := filepath.Join(*keep, "lint-"+started.Format("2006-01-02-1504")+".md")
