@@ -78,6 +78,8 @@ func (f *kubeJobFlags) options(cmd *cobra.Command, g *globals, args []string) (m
 
 func newKubeJobCmd(g *globals) *cobra.Command {
 	f := &kubeJobFlags{}
+	var hook string
+	var wave int
 	cmd := &cobra.Command{
 		Use:   "job [flags] -- COMMAND [ARGS...]",
 		Short: "Print a Job that runs one shiplock command (up, down --to V, ...)",
@@ -100,6 +102,13 @@ pod gets config.linkerd.io/proxy-admin-shutdown: enabled, which that needs.
 With --native-sidecar the mesh runs its proxy as a Kubernetes native sidecar
 (1.29+) instead, which the kubelet stops by itself: nothing is shut down.
 
+With --hook argocd the Job is an Argo CD PreSync hook
+(argocd.argoproj.io/hook: PreSync, hook-delete-policy BeforeHookCreation,
+sync-wave --sync-wave); with --hook helm a Helm pre-install,pre-upgrade hook
+(hook-delete-policy before-hook-creation, hook-weight --sync-wave). A hook
+runs before the release's other resources exist: the Secret it reads must
+exist already, or be a hook of a lower wave or weight.
+
 The database is given by flags only, never read from this shell's
 environment; --database-url may be a URL without a password. The shiplock
 arguments are checked as shiplock will parse them in the pod.`,
@@ -111,19 +120,34 @@ arguments are checked as shiplock will parse them in the pod.`,
 
   # Undo a release's schema change, out of band.
   shiplock kube job --image registry.example.com/accounts-migrations:v1.4.2 \
-    --url-secret accounts-db:uri -- down --to 20261101000000`,
-		RunE: func(cmd *cobra.Command, args []string) error { return f.run(cmd, g, args) },
+    --url-secret accounts-db:uri -- down --to 20261101000000
+
+  # An Argo CD PreSync hook, committed next to the Application's manifests.
+  shiplock kube job --hook argocd --image registry.example.com/accounts-migrations:v1.4.2 \
+    --db-host postgres.accounts.svc --db-name accounts --secret account-secret -- up`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts, err := f.options(cmd, g, args)
+			if err != nil {
+				return err
+			}
+			if opts.Hook, err = manifest.ParseHook(hook); err != nil {
+				return usagef(fmt.Sprintf("--hook %q: want none, helm or argocd", hook))
+			}
+			if cmd.Flags().Changed("sync-wave") && opts.Hook == manifest.HookNone {
+				return usagef("--sync-wave needs --hook argocd or helm")
+			}
+			opts.SyncWave = wave
+			return f.run(g, args, opts)
+		},
 	}
 	cmd.Flags().SetInterspersed(false)
 	f.register(cmd.Flags(), true)
+	cmd.Flags().StringVar(&hook, "hook", "none", "render the Job as a hook: argocd (PreSync, BeforeHookCreation), helm (pre-install,pre-upgrade, before-hook-creation) or none")
+	cmd.Flags().IntVar(&wave, "sync-wave", 0, "with --hook: the Argo CD sync wave (or Helm hook weight) of the Job; a Secret it reads that is a hook needs a lower one")
 	return cmd
 }
 
-func (f *kubeJobFlags) run(cmd *cobra.Command, g *globals, args []string) error {
-	opts, err := f.options(cmd, g, args)
-	if err != nil {
-		return err
-	}
+func (f *kubeJobFlags) run(g *globals, args []string, opts manifest.JobOptions) error {
 	job, err := manifest.Job(opts)
 	if err != nil {
 		return kubeError(err, "")

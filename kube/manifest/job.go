@@ -4,6 +4,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
+	"strconv"
 	"strings"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -74,6 +76,62 @@ type JobOptions struct {
 	// namespace's default. The token is never mounted: shiplock needs no
 	// Kubernetes API.
 	ServiceAccountName string
+	// Hook makes the Job a deployment tool's hook; see [Hook].
+	Hook Hook
+	// SyncWave orders the Job among the hooks: Argo CD's sync wave, or
+	// Helm's hook weight (default 0). A Secret the Job reads that is
+	// itself a hook needs a lower one.
+	SyncWave int
+}
+
+// Hook is the deployment tool whose hook a Job is.
+type Hook string
+
+const (
+	// HookNone, the zero value, renders no hook annotations.
+	HookNone Hook = ""
+	// HookHelm is a Helm pre-install and pre-upgrade hook that Helm deletes
+	// (by name) just before the next release creates it again.
+	HookHelm Hook = "helm"
+	// HookArgoCD is an Argo CD PreSync hook (argocd.argoproj.io/hook),
+	// deleted with BeforeHookCreation, in wave SyncWave. Argo CD runs it on
+	// every sync, before the Application's own resources exist.
+	HookArgoCD Hook = "argocd"
+)
+
+// Hook annotations.
+const (
+	HelmHook                 = "helm.sh/hook"
+	HelmHookWeight           = "helm.sh/hook-weight"
+	HelmHookDeletePolicy     = "helm.sh/hook-delete-policy"
+	ArgoCDHook               = "argocd.argoproj.io/hook"
+	ArgoCDHookDeletePolicy   = "argocd.argoproj.io/hook-delete-policy"
+	ArgoCDSyncWave           = "argocd.argoproj.io/sync-wave"
+	helmHookEvents           = "pre-install,pre-upgrade"
+	helmBeforeHookCreation   = "before-hook-creation"
+	argoCDBeforeHookCreation = "BeforeHookCreation"
+)
+
+// ParseHook parses "none" (or ""), "helm" or "argocd".
+func ParseHook(s string) (Hook, error) {
+	switch s {
+	case "", "none":
+		return HookNone, nil
+	case string(HookHelm), string(HookArgoCD):
+		return Hook(s), nil
+	}
+	return "", fmt.Errorf("manifest: unknown hook %q: want none, helm or argocd", s)
+}
+
+// hookAnnotations are the Job's own annotations for h.
+func hookAnnotations(h Hook, wave int) map[string]string {
+	switch h {
+	case HookHelm:
+		return map[string]string{HelmHook: helmHookEvents, HelmHookWeight: strconv.Itoa(wave), HelmHookDeletePolicy: helmBeforeHookCreation}
+	case HookArgoCD:
+		return map[string]string{ArgoCDHook: "PreSync", ArgoCDHookDeletePolicy: argoCDBeforeHookCreation, ArgoCDSyncWave: strconv.Itoa(wave)}
+	}
+	return nil
 }
 
 // Job renders a Job that runs shiplock with opts.Args.
@@ -130,6 +188,15 @@ func Job(opts JobOptions) (*batchv1.Job, error) {
 			return nil, fieldErr("ServiceAccountName", "%q is not a ServiceAccount name: %s", opts.ServiceAccountName, errs[0])
 		}
 	}
+	switch opts.Hook {
+	case HookNone:
+		if opts.SyncWave != 0 {
+			return nil, &FieldError{Field: "SyncWave", Msg: "needs a hook:", Other: "Hook"}
+		}
+	case HookHelm, HookArgoCD:
+	default:
+		return nil, fieldErr("Hook", "%q: want helm, argocd or empty", opts.Hook)
+	}
 	backoff := int32(DefaultBackoffLimit)
 	if opts.BackoffLimit != nil {
 		if backoff = *opts.BackoffLimit; backoff < 0 {
@@ -166,8 +233,9 @@ func Job(opts JobOptions) (*batchv1.Job, error) {
 	job := &batchv1.Job{
 		TypeMeta: metav1.TypeMeta{APIVersion: "batch/v1", Kind: "Job"},
 		ObjectMeta: metav1.ObjectMeta{
-			Namespace: opts.Namespace,
-			Labels:    labels,
+			Namespace:   opts.Namespace,
+			Labels:      labels,
+			Annotations: hookAnnotations(opts.Hook, opts.SyncWave),
 		},
 		Spec: batchv1.JobSpec{
 			BackoffLimit:            &backoff,

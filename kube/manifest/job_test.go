@@ -57,6 +57,17 @@ func TestJobGolden(t *testing.T) {
 			o.NativeSidecar = true
 			return o
 		}},
+		{"argocd", func() JobOptions {
+			o := accountsJob("up")
+			o.Hook = HookArgoCD
+			o.SyncWave = 1
+			return o
+		}},
+		{"helm", func() JobOptions {
+			o := accountsJob("up")
+			o.Hook = HookHelm
+			return o
+		}},
 		{"url-secret", func() JobOptions {
 			o := accountsJob("redo")
 			o.Database = Database{Credentials: Credentials{URLSecret: SecretKey{Name: "accounts-db-app", Key: "uri"}}}
