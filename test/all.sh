@@ -59,6 +59,8 @@ if [ "${SHIPLOCK_SKIP_KUBE:-}" != 1 ] && [ -f .ci/kube.sh ]; then
 	# shellcheck source=/dev/null
 	source .ci/kube.sh
 	export SHIPLOCK_TEST_REQUIRE_KUBE=1
+	# test/kube/build.sh builds helm for the chart's tests (charts/).
+	export SHIPLOCK_HELM=${SHIPLOCK_HELM:-${SHIPLOCK_KUBE_BIN:-/tmp/shiplock-kube/bin}/helm} SHIPLOCK_TEST_REQUIRE_HELM=1
 fi
 
 say "go vet"

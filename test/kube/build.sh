@@ -8,6 +8,8 @@
 #       replace directives point every staging module at its v0.Y.Z release
 #       (stamp: .version)
 #   etcd    $ETCD_VERSION (v3.6.16), go.etcd.io/etcd/server/v3 (stamp: .etcd-version)
+#   helm    $HELM_VERSION (v3.22.0), helm.sh/helm/v3/cmd/helm, for the chart's
+#           tests (stamp: .helm-version)
 #   nodeagent  test/kube/nodeagent, unit-tested and rebuilt when its
 #              sources change (stamp: .nodeagent-hash)
 #
@@ -102,6 +104,16 @@ if [[ ! -x $OUT/etcd || "$(cat "$OUT/.etcd-version" 2>/dev/null)" != "$ETCD_VERS
   kube_log "build: etcd $ETCD_VERSION built in $(( $(date +%s) - s ))s"
 else
   kube_log "build: $OUT has etcd $ETCD_VERSION"
+fi
+
+# ---- helm (charts/shiplock's tests) ---------------------------------------------
+if [[ ! -x $OUT/helm || "$(cat "$OUT/.helm-version" 2>/dev/null)" != "$HELM_VERSION" ]]; then
+  s=$(date +%s)
+  GOBIN=$OUT CGO_ENABLED=0 go install -trimpath -ldflags "-s -w" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+  echo "$HELM_VERSION" > "$OUT/.helm-version"
+  kube_log "build: helm $HELM_VERSION built in $(( $(date +%s) - s ))s"
+else
+  kube_log "build: $OUT has helm $HELM_VERSION"
 fi
 
 # ---- node agent --------------------------------------------------------------

@@ -13,6 +13,7 @@ SHIPLOCK_KUBE_BUILD=${SHIPLOCK_KUBE_BUILD:-/tmp/shiplock-kube/build}
 
 K8S_VERSION=${K8S_VERSION:-v1.37.2}
 ETCD_VERSION=${ETCD_VERSION:-v3.6.16}
+HELM_VERSION=${HELM_VERSION:-v3.22.0}
 
 # Loopback ports; chosen away from the usual defaults (6443, 2379, 10250,
 # 10257, 10259) so that the harness can run beside another cluster recipe.

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"regexp"
 	"sort"
 	"strconv"
@@ -561,4 +562,35 @@ func (e *Env) Dump(t testing.TB) {
 	for _, ev := range evs.Items {
 		t.Logf("event %s %s/%s %s: %s", ev.Type, ev.InvolvedObject.Kind, ev.InvolvedObject.Name, ev.Reason, ev.Message)
 	}
+}
+
+// Helm binary for the chart's tests (test/kube/build.sh builds it).
+const (
+	// EnvHelm is the helm binary to run; unset, "helm" is looked up in PATH.
+	EnvHelm = "SHIPLOCK_HELM"
+	// EnvRequireHelm, true, turns a missing helm into a test failure, as
+	// EnvRequire does.
+	EnvRequireHelm = "SHIPLOCK_TEST_REQUIRE_HELM"
+)
+
+// Helm returns the helm binary: $SHIPLOCK_HELM, else helm in PATH. Without
+// one it skips the test, or fails it when SHIPLOCK_TEST_REQUIRE_HELM or
+// SHIPLOCK_TEST_REQUIRE_KUBE is true.
+func Helm(t testing.TB) string {
+	t.Helper()
+	bin := os.Getenv(EnvHelm)
+	if bin == "" {
+		bin, _ = exec.LookPath("helm")
+	}
+	if bin != "" {
+		if _, err := os.Stat(bin); err == nil {
+			return bin
+		}
+	}
+	msg := fmt.Sprintf("no helm: set %s (test/kube/build.sh builds it into /tmp/shiplock-kube/bin/helm) or put helm in PATH", EnvHelm)
+	if testdb.Required(os.Getenv(EnvRequireHelm)) || testdb.Required(os.Getenv(EnvRequire)) {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+	return ""
 }
