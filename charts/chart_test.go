@@ -341,6 +341,7 @@ func TestChartRefuses(t *testing.T) {
 		{"database.sslmode=on", `database.sslmode "on"`},
 		{"database.secret.create=true,database.secret.username=u", "database.secret.password is required"},
 		{"database.secret.create=true,database.secret.username=u,database.secret.password=p,job.secretHookWeight=0", "job.secretHookWeight must be lower than job.hookWeight"},
+		{"database.secret.create=true,database.secret.username=u,database.secret.password=p,argocd.enabled=true,argocd.secretSyncWave=0", "argocd.secretSyncWave must be lower than argocd.syncWave"},
 		{"image.repository=registry.example.com/m:v1", "give the tag as image.tag"},
 		{"mesh=istio,job.args={status}", `"shiplock status" cannot shut the mesh's proxy down`},
 	}
