@@ -201,17 +201,27 @@ func TestAccountsPatterns(t *testing.T) {
 			if got := api(t, env, "GET", "/accounts/"+id, nil, http.StatusOK); got["served_by"] != "v1" {
 				t.Fatalf("after the rollback: %v", got)
 			}
-			code, out, errOut := kubeRun(t, db.runFlags(v2), "down", "--to", strconv.Itoa(accountsV1))
-			if code != 0 || !strings.Contains(errOut, fmt.Sprintf("reverted 1 migration, now at version %d", accountsV1)) {
-				t.Fatalf("kube run -- down --to v1: exit %d\n%s\n%s", code, out, errOut)
-			}
-			if v := db.version(t); v != accountsV1 {
-				t.Fatalf("version %d after the rollback, want %d", v, accountsV1)
-			}
-			if got := api(t, env, "GET", "/accounts/"+id, nil, http.StatusOK); got["email"] != "ada@example.com" {
-				t.Fatalf("after down: %v", got)
-			}
-			api(t, env, "POST", "/accounts", map[string]any{"email": "alan@example.com"}, http.StatusCreated)
+			undoV2Schema(t, env, db, id)
 		})
 	}
+}
+
+// undoV2Schema is the emergency's second step, once the app runs v1 again:
+// v2's schema change undone out of band with "shiplock kube run -- down
+// --to <v1>" and v2's image (which has the Down section); the service
+// keeps its data and answers.
+func undoV2Schema(t *testing.T, env *kubetest.Env, db kubeDB, id string) {
+	t.Helper()
+	_, v2 := releases()
+	code, out, errOut := kubeRun(t, db.runFlags(v2), "down", "--to", strconv.Itoa(accountsV1))
+	if code != 0 || !strings.Contains(errOut, fmt.Sprintf("reverted 1 migration, now at version %d", accountsV1)) {
+		t.Fatalf("kube run -- down --to v1: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if v := db.version(t); v != accountsV1 {
+		t.Fatalf("version %d after the rollback, want %d", v, accountsV1)
+	}
+	if got := api(t, env, "GET", "/accounts/"+id, nil, http.StatusOK); got["email"] != "ada@example.com" || got["served_by"] != "v1" {
+		t.Fatalf("after down: %v", got)
+	}
+	api(t, env, "POST", "/accounts", map[string]any{"email": "alan@example.com"}, http.StatusCreated)
 }
