@@ -104,6 +104,12 @@ func TestHelmAccounts(t *testing.T) {
 	versions := func() int64 {
 		return queryInt(t, srv.URL(db.name, "", ""), "SELECT count(*) FROM goose_db_version")
 	}
+	// rolledOut: every pod is of the Deployment's current template, and
+	// available.
+	rolledOut := func(d *appsv1.Deployment) bool {
+		return kubetest.DeploymentAvailable(d) && d.Status.ObservedGeneration == d.Generation &&
+			d.Status.UpdatedReplicas == *d.Spec.Replicas && d.Status.Replicas == *d.Spec.Replicas
+	}
 	// migrated returns the hook Job's UID and its pod's termination message.
 	migrated := func() (types.UID, string) {
 		t.Helper()
@@ -143,9 +149,7 @@ func TestHelmAccounts(t *testing.T) {
 	if uid2 == uid1 || !strings.Contains(msg, fmt.Sprintf("now at version %d", accountsV2)) {
 		t.Fatalf("upgrade: Job %s (was %s) says %q", uid2, uid1, msg)
 	}
-	env.WaitForDeployment(t, "accounts", 3*time.Minute, func(d *appsv1.Deployment) bool {
-		return kubetest.DeploymentAvailable(d) && d.Status.ObservedGeneration == d.Generation && d.Status.UpdatedReplicas == *d.Spec.Replicas && d.Status.Replicas == *d.Spec.Replicas
-	})
+	env.WaitForDeployment(t, "accounts", 3*time.Minute, rolledOut)
 	if n := queryInt(t, srv.URL(db.name, "", ""), fmt.Sprintf("SELECT count(*) FROM goose_db_version WHERE version_id = %d", accountsV2)); n != 1 {
 		t.Fatalf("v2's migration recorded %d times, want once", n)
 	}
@@ -167,9 +171,7 @@ func TestHelmAccounts(t *testing.T) {
 	// helm rollback of the app to revision 1 (v1): no hook runs, and v1's
 	// pods pass their gate on v2's schema.
 	h.run(t, "rollback", "accounts", "1", "--timeout", "5m")
-	env.WaitForDeployment(t, "accounts", 3*time.Minute, func(d *appsv1.Deployment) bool {
-		return kubetest.DeploymentAvailable(d) && d.Status.ObservedGeneration == d.Generation && d.Status.UpdatedReplicas == *d.Spec.Replicas && d.Status.Replicas == *d.Spec.Replicas
-	})
+	env.WaitForDeployment(t, "accounts", 3*time.Minute, rolledOut)
 	if uid, _ := migrated(); uid != uid3 {
 		t.Fatalf("helm rollback ran the migration hook (Job %s, was %s)", uid, uid3)
 	}
