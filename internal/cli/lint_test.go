@@ -197,3 +197,12 @@ func TestLintFailOn(t *testing.T) {
 		t.Errorf("-o json finding: %+v", f)
 	}
 }
+
+// TestAccountsReleaseLintsClean: the example's v2 release, checked against
+// v1's schema, has nothing to report: the example shows the safe forms.
+func TestAccountsReleaseLintsClean(t *testing.T) {
+	code, out := run(context.Background(), "lint", "--dir", "../../examples/accounts/migrations", "--since", "20261106090000", "--fail-on", "info")
+	if code != exitcode.OK || !strings.Contains(out, "1 files checked of 7, 0 findings") {
+		t.Errorf("lint of the accounts v2 release: exit %v\n%s", code, out)
+	}
+}
