@@ -28,6 +28,8 @@ need_pkg 'ls /usr/lib/postgresql/*/bin/initdb' postgresql
 need_pkg 'command -v pg_dump && command -v psql' postgresql-client
 # bash-completion: the completion test loads shiplock's script into bash.
 need_pkg 'test -f /usr/share/bash-completion/bash_completion' bash-completion
+# PgBouncer: the lease-lock tests start one in front of the test server.
+need_pkg 'command -v pgbouncer || test -x /usr/sbin/pgbouncer' pgbouncer
 command -v go >/dev/null || { echo "test/all.sh: Go is not installed (see the README)" >&2; exit 1; }
 
 # MariaDB, for the MySQL side of internal/testdb: installed and started when
