@@ -7,6 +7,7 @@ package dialect
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"time"
 )
 
@@ -321,3 +322,48 @@ type Activity struct {
 type Observer interface {
 	Activity(ctx context.Context, q Querier, pid int64) (Activity, error)
 }
+
+// Leaser is implemented by dialects that offer a lease lock besides the
+// session lock: a row in a lock table with an owner and an expiry on the
+// server's clock, for connections whose session does not stay with the
+// client (a transaction pooler such as PgBouncer in transaction mode).
+type Leaser interface {
+	// Direct reports whether conn is proven to reach the server directly,
+	// one server session for the life of the connection, so that session
+	// state (a session lock, LISTEN, SET) stays with it; why says what
+	// was seen. It creates no session state.
+	Direct(ctx context.Context, conn *sql.Conn) (direct bool, why string, err error)
+	// Lease returns owner's lease on the migration lock, for length d,
+	// creating the lock table when missing. owner identifies the runner
+	// (a random token in it makes it unique).
+	Lease(ctx context.Context, q Querier, owner string, d time.Duration) (Lease, error)
+	// RoleTimeouts reports whether the connected role (or its database
+	// setting) bounds lock waits and statement run times by itself
+	// (lock_timeout, statement_timeout): through a transaction pooler a
+	// statement run outside a transaction gets only those.
+	RoleTimeouts(ctx context.Context, q Querier) (lock, statement bool, err error)
+}
+
+// Lease is one runner's lease on the migration lock. Each call is its own
+// transaction unless q is one.
+type Lease interface {
+	// Take tries once to take the lease: it succeeds when nobody holds an
+	// unexpired lease and no session holds the session lock. Otherwise
+	// holder describes who holds it.
+	Take(ctx context.Context, q Querier) (ok bool, holder string, err error)
+	// Renew extends the lease by its length from now; it fails with
+	// ErrLeaseLost when the lease expired or is another's.
+	Renew(ctx context.Context, q Querier) error
+	// Release gives the lease up, if still ours.
+	Release(ctx context.Context, q Querier) error
+	// Fence is a statement for the inside of a transaction: it fails the
+	// transaction unless the lease is ours and unexpired, and keeps it
+	// ours until the transaction ends (a taker waits for the commit).
+	Fence() string
+	// Table is the lock table's qualified name.
+	Table() string
+}
+
+// ErrLeaseLost is the failure of Lease.Renew, or of a transaction fenced
+// by Lease.Fence, when the lease has expired or another runner took it.
+var ErrLeaseLost = errors.New("the migration lease was lost (expired, or taken by another runner)")

@@ -288,7 +288,8 @@ func (m *Migrator) runNoTx(ctx context.Context, conn *sql.Conn, mig *Migration, 
 // and restores the session's own after it.
 func (m *Migrator) withSessionTimeouts(ctx context.Context, conn *sql.Conn, fn func() error) error {
 	var restore []string
-	if m.opts.DDLLockTimeout > 0 || m.opts.StatementTimeout > 0 {
+	// Under the lease (through a pooler) no session SET: see leaseChecks.
+	if (m.opts.DDLLockTimeout > 0 || m.opts.StatementTimeout > 0) && m.lease == nil {
 		var err error
 		if restore, err = m.dialect.SessionTimeouts(ctx, conn); err != nil {
 			return fmt.Errorf("read session timeouts: %w", err)
@@ -560,7 +561,7 @@ func (m *Migrator) indexBuild(ctx context.Context, q dialect.Querier, stmt strin
 				}
 			}
 		}
-		if m.opts.DDLLockTimeout <= 0 {
+		if m.opts.DDLLockTimeout <= 0 || m.lease != nil {
 			return exec()
 		}
 		restore, err := m.dialect.SessionTimeouts(ctx, q)

@@ -124,6 +124,13 @@ type Options struct {
 	// the migration lock's holder. 0 means DefaultProgressInterval;
 	// negative logs none of it.
 	ProgressInterval time.Duration
+	// Lock selects the migration lock: the session lock on a direct
+	// connection, a lease behind a pooler (LockAuto).
+	Lock LockMode
+	// LockLease is the lease's length (0: DefaultLease): how long a
+	// runner that vanished, or was paused, keeps others waiting. The
+	// heartbeat renews it every quarter of it.
+	LockLease time.Duration
 	// StopGrace is how long a statement running outside a transaction may
 	// go on after Stop closes; then it is cancelled on the server (on
 	// PostgreSQL from a second session), so that the runner can still
@@ -146,6 +153,9 @@ type Migrator struct {
 	resumable map[int64]dialect.Record
 	// current is the migration the run in progress is on.
 	current *atomic.Pointer[running]
+	// lease is the lease held by the run in progress, nil under the
+	// session lock.
+	lease *leaseLock
 }
 
 // New returns a Migrator for migrations (as returned by Load) on db.
@@ -238,7 +248,7 @@ func (m *Migrator) Redo(ctx context.Context) (*Result, error) {
 	return up, err
 }
 
-func (m *Migrator) run(ctx context.Context, plan func(*state) ([]*Migration, error), dir Direction, check func([]*Migration) error) (*Result, error) {
+func (m *Migrator) run(ctx context.Context, plan func(*state) ([]*Migration, error), dir Direction, check func([]*Migration) error) (_ *Result, err error) {
 	start := time.Now()
 	conn, err := m.db.Conn(ctx)
 	if err != nil {
@@ -276,7 +286,7 @@ func (m *Migrator) run(ctx context.Context, plan func(*state) ([]*Migration, err
 	}
 
 	lockStart := time.Now()
-	done, locked, err := m.takeLock(ctx, conn, work)
+	done, locked, lease, err := m.takeLock(ctx, conn, work)
 	res.LockWait = time.Since(lockStart)
 	if err != nil {
 		return res, err
@@ -287,7 +297,14 @@ func (m *Migrator) run(ctx context.Context, plan func(*state) ([]*Migration, err
 		res.Duration = time.Since(start)
 		return res, nil
 	}
-	defer m.unlock(ctx, conn)
+	if lease != nil {
+		var release func(*error)
+		ctx, release = m.holdLease(ctx, lease)
+		defer release(&err)
+		m.leaseChecks(ctx, conn, todo, dir)
+	} else {
+		defer m.unlock(ctx, conn)
+	}
 	if m.opts.Stop != nil {
 		// Say at once that the stop was heard: the run may take up to the
 		// grace to end.
@@ -440,15 +457,20 @@ func (m *Migrator) lock(ctx context.Context, conn *sql.Conn, work func(*state) b
 	}
 }
 
-// takeLock is lock, ended by Options.Stop too.
-func (m *Migrator) takeLock(ctx context.Context, conn *sql.Conn, work func(*state) bool) (*state, bool, error) {
+// takeLock is lock, or the lease where the connection needs it
+// (chooseLock), ended by Options.Stop too. lease is nil under the session
+// lock.
+func (m *Migrator) takeLock(ctx context.Context, conn *sql.Conn, work func(*state) bool) (done *state, locked bool, lease *leaseLock, err error) {
 	lctx, stopWait := m.stoppable(ctx)
-	done, locked, err := m.lock(lctx, conn, work)
+	// Before any session state (LISTEN, SET, the session lock).
+	if lease, err = m.chooseLock(lctx, conn); err == nil {
+		done, locked, err = m.lockWith(lctx, conn, work, lease)
+	}
 	stopWait()
 	if err != nil && errors.Is(context.Cause(lctx), ErrStopped) {
 		err = fmt.Errorf("%w while waiting for the migration lock", ErrStopped)
 	}
-	return done, locked, err
+	return done, locked, lease, err
 }
 
 // stoppable returns ctx, cancelled with cause ErrStopped when Options.Stop

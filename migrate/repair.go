@@ -163,11 +163,24 @@ func (m *Migrator) lockedState(ctx context.Context) (*sql.Conn, *state, func(), 
 		return nil, nil, nil, fmt.Errorf("connect: %w", err)
 	}
 	always := func(*state) bool { return true }
-	if _, _, err := m.lock(ctx, conn, always); err != nil {
+	lease, err := m.chooseLock(ctx, conn)
+	if err == nil {
+		_, _, err = m.lockWith(ctx, conn, always, lease)
+	}
+	if err != nil {
 		conn.Close()
 		return nil, nil, nil, err
 	}
 	release := func() { m.unlock(ctx, conn); conn.Close() }
+	if lease != nil {
+		// Its writes are fenced; what runs is not cancelled on a loss.
+		_, stop := m.holdLease(ctx, lease)
+		release = func() {
+			var err error
+			stop(&err)
+			conn.Close()
+		}
+	}
 	st, err := m.readState(ctx, conn)
 	if err != nil {
 		release()

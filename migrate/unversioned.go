@@ -64,7 +64,7 @@ func (m *Migrator) RedoUnversioned(ctx context.Context) (*Result, error) {
 	return up, err
 }
 
-func (m *Migrator) runUnversioned(ctx context.Context, todo []*Migration, dir Direction) (*Result, error) {
+func (m *Migrator) runUnversioned(ctx context.Context, todo []*Migration, dir Direction) (_ *Result, err error) {
 	start := time.Now()
 	res := &Result{Unversioned: true}
 	if err := m.checkRunnable(todo); err != nil || len(todo) == 0 {
@@ -78,12 +78,18 @@ func (m *Migrator) runUnversioned(ctx context.Context, todo []*Migration, dir Di
 	if err := m.checkEncoding(ctx, conn, todo, dir); err != nil {
 		return res, err
 	}
-	_, _, err = m.takeLock(ctx, conn, nil)
+	_, _, lease, err := m.takeLock(ctx, conn, nil)
 	res.LockWait = time.Since(start)
 	if err != nil {
 		return res, err
 	}
-	defer m.unlock(ctx, conn)
+	if lease != nil {
+		var release func(*error)
+		ctx, release = m.holdLease(ctx, lease)
+		defer release(&err)
+	} else {
+		defer m.unlock(ctx, conn)
+	}
 	for _, mig := range todo {
 		if m.stopRequested() {
 			err = ErrStopped

@@ -5,6 +5,7 @@ package postgres
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -259,7 +260,11 @@ func (d Dialect) EnsureRecordTable(ctx context.Context, q dialect.Querier) error
 }
 
 func (d Dialect) ListRecords(ctx context.Context, q dialect.Querier) ([]dialect.Record, error) {
-	return dialect.QueryRecords(ctx, q, d.sql(qListRecords))
+	rs, err := dialect.QueryRecords(ctx, q, d.sql(qListRecords))
+	if err != nil {
+		return nil, err
+	}
+	return rs, d.leaseAlive(ctx, q, rs)
 }
 
 func (d Dialect) PutRecord(ctx context.Context, q dialect.Querier, r dialect.Record) error {
@@ -278,10 +283,16 @@ func (d Dialect) DeleteRecord(ctx context.Context, q dialect.Querier, v int64) e
 // otherwise keep its session, and the lock, until that statement ends; and
 // to probe the connection (lockSessionSettings, PostgreSQL 12+), for a
 // holder whose host vanished.
-func (Dialect) TryLock(ctx context.Context, conn *sql.Conn) (bool, error) {
+func (d Dialect) TryLock(ctx context.Context, conn *sql.Conn) (bool, error) {
 	var ok bool
 	if err := conn.QueryRowContext(ctx, qTryLock, LockID).Scan(&ok); err != nil || !ok {
 		return ok, err
+	}
+	// A runner holding the lease (through a pooler, or goose's table
+	// locker) holds the migration lock too.
+	if held, err := d.leaseHeld(ctx, conn); err != nil || held {
+		_, uerr := conn.ExecContext(ctx, "SELECT pg_advisory_unlock($1)", LockID)
+		return false, errors.Join(err, uerr)
 	}
 	v := 0
 	if err := conn.Raw(func(dc any) error {
@@ -328,14 +339,17 @@ func (Dialect) Unlock(ctx context.Context, conn *sql.Conn) error {
 	return nil
 }
 
-func (Dialect) LockHolder(ctx context.Context, conn *sql.Conn) (string, error) {
+func (d Dialect) LockHolder(ctx context.Context, conn *sql.Conn) (string, error) {
 	var (
 		pid            int64
 		app, addr, age string
 	)
 	err := conn.QueryRowContext(ctx, qLockHolder, LockID).Scan(&pid, &app, &addr, &age)
 	if err == sql.ErrNoRows {
-		return "", nil
+		if held, err := d.leaseHeld(ctx, conn); err != nil || !held {
+			return "", err
+		}
+		return "a runner holding the lease in " + LeaseTable, nil
 	}
 	if err != nil {
 		return "", err
@@ -595,7 +609,11 @@ func (d Dialect) ListAll(ctx context.Context, q dialect.Querier) ([]dialect.Vers
 				Pid: pid.Int64, Started: started.Time, Alive: alive.Bool})
 		}
 	}
-	return versions, records, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, nil, err
+	}
+	rows.Close()
+	return versions, records, d.leaseAlive(ctx, q, records)
 }
 
 func (Dialect) NoLockTimeout() string { return "SET lock_timeout = 0" }

@@ -26,6 +26,8 @@ type engineFlags struct {
 	ddlLockTimeout   time.Duration
 	statementTimeout time.Duration
 	lockRetries      int
+	lock             string
+	lockLease        time.Duration
 }
 
 func (f *engineFlags) register(fs *pflag.FlagSet) {
@@ -40,6 +42,8 @@ func (f *engineFlags) register(fs *pflag.FlagSet) {
 	// retries (spaced so the queue drains) give the DDL its chances.
 	fs.DurationVar(&f.ddlLockTimeout, "ddl-lock-timeout", time.Second, "PostgreSQL lock_timeout for each migration's statements: the longest live queries queue behind a DDL statement waiting for its lock; 0 keeps the server's")
 	fs.DurationVar(&f.statementTimeout, "statement-timeout", 0, "PostgreSQL statement_timeout for each migration's statements; 0 keeps the server's")
+	fs.StringVar(&f.lock, "lock", "auto", "migration lock: session (PostgreSQL advisory lock; needs a direct connection), lease (a row in goose_lock with a heartbeat; works through PgBouncer in transaction mode) or auto (session when the connection is proven direct)")
+	fs.DurationVar(&f.lockLease, "lock-lease", migrate.DefaultLease, "length of the lease lock: how long a vanished or paused holder keeps other runners waiting")
 	fs.IntVar(&f.lockRetries, "ddl-retries", 6, "retries of a migration that hit --ddl-lock-timeout or a deadlock, with doubling delays from 500ms (6: about 40s in all)")
 }
 
@@ -47,6 +51,13 @@ func (f *engineFlags) options(g *globals) (migrate.Options, error) {
 	mode, err := migrate.ParseTxMode(f.txMode)
 	if err != nil {
 		return migrate.Options{}, usagef("--tx-mode: " + err.Error())
+	}
+	lock, err := migrate.ParseLockMode(f.lock)
+	if err != nil {
+		return migrate.Options{}, usagef("--lock: " + err.Error())
+	}
+	if f.lockLease < time.Second {
+		return migrate.Options{}, usagef("--lock-lease must be at least 1s")
 	}
 	if f.lockTimeout < 0 || f.ddlLockTimeout < 0 || f.statementTimeout < 0 || f.lockRetries < 0 {
 		return migrate.Options{}, usagef("--lock-timeout, --ddl-lock-timeout, --statement-timeout and --ddl-retries must not be negative")
@@ -61,6 +72,8 @@ func (f *engineFlags) options(g *globals) (migrate.Options, error) {
 		DDLLockTimeout:   f.ddlLockTimeout,
 		StatementTimeout: f.statementTimeout,
 		LockRetries:      f.lockRetries,
+		Lock:             lock,
+		LockLease:        f.lockLease,
 	}, nil
 }
 
