@@ -199,7 +199,7 @@ func (m *Migrator) holdLease(ctx context.Context, lease *leaseLock) (context.Con
 			lease.lost.Store(true)
 		}
 		if lease.lost.Load() {
-			*errp = fmt.Errorf("%w; the run stopped (%v)", ErrLeaseLost, *errp)
+			*errp = fmt.Errorf("%w; the run stopped: %w", ErrLeaseLost, *errp)
 		}
 	}
 }
