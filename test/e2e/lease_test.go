@@ -1,0 +1,170 @@
+package e2e
+
+import (
+	"fmt"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/shiplock/shiplock/dialect/postgres"
+	"github.com/shiplock/shiplock/exitcode"
+	"github.com/shiplock/shiplock/internal/testdb"
+)
+
+// slowFirst is a data-only set whose first migration's transaction runs
+// longer than the tests' 3 s lease: a holder paused or killed in it is
+// caught there, with the transaction still open on the server.
+func slowFirst(n int) map[string]string {
+	files := map[string]string{
+		"00001_row.sql": "-- +goose Up\nINSERT INTO t VALUES (1);\nSELECT pg_sleep(6);\n-- +goose Down\nDELETE FROM t WHERE n = 1;\n",
+	}
+	for i := 2; i <= n; i++ {
+		files[fmt.Sprintf("%05d_row.sql", i)] = fmt.Sprintf("-- +goose Up\nINSERT INTO t VALUES (%d);\n-- +goose Down\nDELETE FROM t WHERE n = %d;\n", i, i)
+	}
+	return files
+}
+
+// leaseDB is an empty database holding only table t, reached through
+// PgBouncer in transaction mode.
+func leaseDB(t *testing.T) (pooled, direct string) {
+	s := testdb.PostgresServer(t)
+	name := s.CreateDatabase(t, "")
+	direct = s.URL(name, "", "")
+	db, err := postgres.Open(direct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec("CREATE TABLE t (n int NOT NULL)"); err != nil {
+		t.Fatal(err)
+	}
+	return s.PgBouncer(t, testdb.PoolTransaction, 4).URL(name), direct
+}
+
+// waitLine waits for a log line of r holding want; false when r ended.
+func (r *runner) waitLine(want string) (string, bool) {
+	for line := range r.lines {
+		if strings.Contains(line, want) {
+			return line, true
+		}
+	}
+	return "", false
+}
+
+// dbState is what a run can record: versions and rows.
+func dbState(t *testing.T, url string) string {
+	return fmt.Sprintf("versions=%d rows=%d distinct=%d records=%d",
+		queryInt(t, url, "SELECT count(*) FROM goose_db_version"), queryInt(t, url, "SELECT count(*) FROM t"),
+		queryInt(t, url, "SELECT count(DISTINCT n) FROM t"), queryInt(t, url, "SELECT count(*) FROM shiplock_versions"))
+}
+
+// TestLeasePausedHolder: the lease holder, paused (SIGSTOP) in its first
+// migration past its lease while 8 runners wait, loses it: exactly one
+// waiter takes over and applies everything once; the paused one, resumed,
+// records nothing (the database is unchanged by it) and exits with the
+// retryable stop code.
+func TestLeasePausedHolder(t *testing.T) {
+	const n, waiters = 5, 8
+	dir := writeMigrations(t, slowFirst(n))
+	pooled, direct := leaseDB(t)
+	flags := []string{"--lock-lease", "3s"}
+
+	holder := startUp(t, dir, pooled, flags...)
+	if _, ok := holder.waitLine("holding the lease lock"); !ok {
+		t.Fatal("the first runner ended without taking the lease")
+	}
+	if err := holder.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	paused := time.Now()
+	defer holder.cmd.Process.Signal(syscall.SIGCONT)
+
+	ws := make([]*runner, waiters)
+	for i := range ws {
+		ws[i] = startUp(t, dir, pooled, flags...)
+	}
+	took := 0
+	for i, w := range ws {
+		var lines []string
+		for line := range w.lines {
+			lines = append(lines, line)
+			if strings.Contains(line, "holding the lease lock") {
+				took++
+			}
+		}
+		if err := w.cmd.Wait(); err != nil {
+			t.Errorf("waiter %d: %v\n%s", i, err, strings.Join(lines, "\n"))
+		}
+	}
+	if took != 1 {
+		t.Errorf("%d waiters took the lease, want exactly 1", took)
+	}
+	before := dbState(t, direct)
+	pausedFor := time.Since(paused)
+
+	if err := holder.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	var tail []string
+	for line := range holder.lines {
+		tail = append(tail, line)
+	}
+	_ = holder.cmd.Wait()
+	code := holder.cmd.ProcessState.ExitCode()
+	after := dbState(t, direct)
+	want := fmt.Sprintf("versions=%d rows=%d distinct=%d records=%d", n+1, n, n, n)
+	t.Logf("paused %s (lease 3s); %d of %d waiters took over; resumed holder exit %d; state before its resume %s, after %s",
+		pausedFor.Round(time.Millisecond), took, waiters, code, before, after)
+	if before != want || after != want {
+		t.Errorf("state before the resume %s, after %s; want %s both (0 duplicates, nothing recorded by the paused runner)", before, after, want)
+	}
+	if exitcode.Code(code) != exitcode.Stopped || !exitcode.Code(code).Retryable() {
+		t.Errorf("resumed holder exit %d, want %s (retryable); its log:\n%s", code, exitcode.Stopped, strings.Join(tail, "\n"))
+	}
+	if !strings.Contains(strings.Join(tail, "\n"), "lease") {
+		t.Errorf("the resumed holder's log does not say the lease was lost:\n%s", strings.Join(tail, "\n"))
+	}
+}
+
+// TestLeaseKilledHolder: kill -9 of the lease holder; its lease expires
+// and a waiting runner takes over and finishes. The time from the kill to
+// the takeover is reported.
+func TestLeaseKilledHolder(t *testing.T) {
+	const n = 5
+	dir := writeMigrations(t, slowFirst(n))
+	pooled, direct := leaseDB(t)
+	flags := []string{"--lock-lease", "3s"}
+
+	holder := startUp(t, dir, pooled, flags...)
+	if _, ok := holder.waitLine("holding the lease lock"); !ok {
+		t.Fatal("the first runner ended without taking the lease")
+	}
+	waiter := startUp(t, dir, pooled, flags...)
+	if _, ok := waiter.waitLine("connection not proven direct"); !ok {
+		t.Fatal("the waiter ended before choosing its lock")
+	}
+	if err := holder.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	if ok, _ := holder.signalled(syscall.SIGKILL); !ok {
+		t.Fatal("the holder was not killed")
+	}
+	if _, ok := waiter.waitLine("holding the lease lock"); !ok {
+		t.Fatal("the waiter ended without taking the lease")
+	}
+	takeover := time.Since(killed)
+	go func() {
+		for range waiter.lines {
+		}
+	}()
+	if err := waiter.cmd.Wait(); err != nil {
+		t.Fatalf("waiter: %v", err)
+	}
+	state := dbState(t, direct)
+	t.Logf("kill -9 of the holder (lease 3s): takeover after %s; %s", takeover.Round(time.Millisecond), state)
+	if want := fmt.Sprintf("versions=%d rows=%d distinct=%d records=%d", n+1, n, n, n); state != want {
+		t.Errorf("state %s, want %s", state, want)
+	}
+}
