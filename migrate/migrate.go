@@ -298,10 +298,10 @@ func (m *Migrator) run(ctx context.Context, plan func(*state) ([]*Migration, err
 		return res, nil
 	}
 	if lease != nil {
+		m.leaseChecks(ctx, conn, todo, dir)
 		var release func(*error)
 		ctx, release = m.holdLease(ctx, lease)
 		defer release(&err)
-		m.leaseChecks(ctx, conn, todo, dir)
 	} else {
 		defer m.unlock(ctx, conn)
 	}

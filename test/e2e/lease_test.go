@@ -168,3 +168,46 @@ func TestLeaseKilledHolder(t *testing.T) {
 		t.Errorf("state %s, want %s", state, want)
 	}
 }
+
+// TestLeaseCommandsThroughPgBouncer: through PgBouncer in transaction mode
+// `up` takes the lease, runs a NO TRANSACTION file's CREATE INDEX
+// CONCURRENTLY (valid afterwards), warns about a file's session SET and
+// about the role's missing timeouts; status, check, await and wait work;
+// `--lock session` is refused with the usage code, naming the fix.
+func TestLeaseCommandsThroughPgBouncer(t *testing.T) {
+	dir := writeMigrations(t, map[string]string{
+		"00001_big.sql":   "-- +goose Up\nCREATE TABLE big (id int);\nINSERT INTO big SELECT generate_series(1, 1000);\n-- +goose Down\nDROP TABLE big;\n",
+		"00002_index.sql": "-- +goose NO TRANSACTION\n-- +goose Up\nCREATE INDEX CONCURRENTLY big_id ON big (id);\nINSERT INTO t VALUES (2);\n-- +goose Down\nDROP INDEX CONCURRENTLY big_id;\n",
+		"00003_path.sql":  "-- +goose Up\nSET search_path = public;\nCREATE TABLE x (id int);\n-- +goose Down\nDROP TABLE x;\n",
+	})
+	pooled, direct := leaseDB(t)
+
+	out, code := shiplock(dir, pooled, "up", "--lock", "session")
+	if exitcode.Code(code) != exitcode.Usage || !strings.Contains(out, "--lock lease") || !strings.Contains(out, "pooler") {
+		t.Errorf("up --lock session through the pooler: exit %d, want %s naming the pooler and --lock lease:\n%s", code, exitcode.Usage, out)
+	}
+	if n := queryInt(t, direct, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"); n != 0 {
+		t.Errorf("the refused run left %d advisory locks", n)
+	}
+
+	out, code = shiplock(dir, pooled, "up")
+	if code != 0 {
+		t.Fatalf("up through the pooler: exit %d\n%s", code, out)
+	}
+	for _, want := range []string{"holding the lease lock", "session SET", "00003_path.sql", "role sets none"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("up's output lacks %q:\n%s", want, out)
+		}
+	}
+	if valid := queryInt(t, direct, "SELECT count(*) FROM pg_index WHERE indexrelid = 'big_id'::regclass AND indisvalid"); valid != 1 {
+		t.Errorf("index big_id valid = %d, want 1", valid)
+	}
+	if state := dbState(t, direct); state != "versions=4 rows=1 distinct=1 records=3" {
+		t.Errorf("state %s", state)
+	}
+	for _, args := range [][]string{{"status"}, {"check"}, {"await", "--timeout", "30s"}, {"verify"}} {
+		if out, code := shiplock(dir, pooled, args...); code != 0 {
+			t.Errorf("%s through the pooler: exit %d\n%s", args[0], code, out)
+		}
+	}
+}
