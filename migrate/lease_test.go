@@ -13,6 +13,9 @@ import (
 	"testing/fstest"
 	"time"
 
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+
 	"github.com/shiplock/shiplock/dialect/postgres"
 	"github.com/shiplock/shiplock/internal/testdb"
 	"github.com/shiplock/shiplock/migrate"
@@ -192,5 +195,76 @@ func TestLockChoice(t *testing.T) {
 	errs, logs = race(t, sess.URL(name), 4, migs, migrate.Options{})
 	if len(errs) > 0 || !tableExists() || !strings.Contains(logs, "holding the lease lock") {
 		t.Fatalf("session-mode pooler, auto: errors %v; logs:\n%s", errs, logs)
+	}
+}
+
+// TestGooseTableLockerExcludesShiplock: the lease is goose's table
+// locker's row (goose v3.30.0, lock.NewPostgresTableLocker with its
+// defaults): goose programs using it, shiplock runners through PgBouncer
+// (lease) and shiplock runners connected directly (session lock, which
+// also respects a held lease), started together on one empty database,
+// take turns: every migration applied exactly once, nobody fails.
+func TestGooseTableLockerExcludesShiplock(t *testing.T) {
+	const n, gooses, leased, sessions, rounds = 20, 3, 3, 3, 3
+	files := rowFiles(n)
+	s := testdb.PostgresServer(t)
+	b := s.PgBouncer(t, testdb.PoolTransaction, 4)
+	for round := range rounds {
+		name := s.CreateDatabase(t, "")
+		url := s.URL(name, "", "")
+		start := make(chan struct{})
+		errs := make(chan error, gooses+leased+sessions)
+		var wg sync.WaitGroup
+		run := func(who string, up func(context.Context) error) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+				defer cancel()
+				if err := up(ctx); err != nil {
+					errs <- fmt.Errorf("round %d %s: %w", round, who, err)
+				}
+			}()
+		}
+		for i := range gooses {
+			db := openPG(t, url)
+			defer db.Close()
+			locker, err := lock.NewPostgresTableLocker(lock.WithTableLockTimeout(time.Second, 180))
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := goose.NewProvider(goose.DialectPostgres, db, files, goose.WithLocker(locker))
+			if err != nil {
+				t.Fatal(err)
+			}
+			run(fmt.Sprint("goose ", i), func(ctx context.Context) error { _, err := p.Up(ctx); return err })
+		}
+		migs := load(t, files)
+		for i := range leased + sessions {
+			u, who := url, fmt.Sprint("shiplock direct ", i)
+			if i < leased {
+				u, who = b.URL(name), fmt.Sprint("shiplock through pgbouncer ", i)
+			}
+			db := openPG(t, u)
+			defer db.Close()
+			m := migrate.New(db, postgres.Dialect{}, migs, migrate.Options{LockTimeout: 3 * time.Minute, LockLease: 5 * time.Second})
+			run(who, func(ctx context.Context) error { _, err := m.Up(ctx, migrate.UpOptions{}); return err })
+		}
+		close(start)
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+		rows := queryOne(t, url, "SELECT count(*) FROM t")
+		distinct := queryOne(t, url, "SELECT count(DISTINCT n) FROM t")
+		versions := queryOne(t, url, "SELECT count(*) FROM goose_db_version")
+		distinctVersions := queryOne(t, url, "SELECT count(DISTINCT version_id) FROM goose_db_version")
+		held := queryOne(t, url, "SELECT count(*) FROM goose_lock WHERE locked")
+		if rows != n-1 || distinct != n-1 || versions != n+1 || distinctVersions != n+1 || held != 0 {
+			t.Fatalf("round %d: %d rows (%d distinct), %d version rows (%d distinct), %d leases held; want %d, %d, %d, %d, 0",
+				round, rows, distinct, versions, distinctVersions, held, n-1, n-1, n+1, n+1)
+		}
 	}
 }
