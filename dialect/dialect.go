@@ -360,6 +360,10 @@ type Lease interface {
 	// transaction unless the lease is ours and unexpired, and keeps it
 	// ours until the transaction ends (a taker waits for the commit).
 	Fence() string
+	// Check is Fence without keeping the lease: for a transaction that
+	// may last long, where holding the lease's row would block its
+	// renewal.
+	Check() string
 	// Table is the lock table's qualified name.
 	Table() string
 }

@@ -188,17 +188,17 @@ func (m *Migrator) holdLease(ctx context.Context, lease *leaseLock) (context.Con
 		m.dialect, m.lease = inner, nil
 		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer rcancel()
+		// A failed run may have failed because the lease was lost: a
+		// fence said so, or the lease is gone now.
+		if *errp != nil && !errors.Is(*errp, ErrLeaseLost) && !lease.lost.Load() &&
+			(isLeaseLost(inner, *errp) || errors.Is(lease.Renew(rctx, m.db), dialect.ErrLeaseLost)) {
+			lease.lost.Store(true)
+		}
 		if err := lease.Release(rctx, m.db); err != nil {
 			m.log.Warn("release the lease lock", "err", err)
 		}
 		cancel(nil)
-		if *errp == nil || errors.Is(*errp, ErrLeaseLost) {
-			return
-		}
-		if !lease.lost.Load() && (isLeaseLost(m.dialect, *errp) || lease.Renew(rctx, m.db) != nil) {
-			lease.lost.Store(true)
-		}
-		if lease.lost.Load() {
+		if *errp != nil && !errors.Is(*errp, ErrLeaseLost) && lease.lost.Load() {
 			*errp = fmt.Errorf("%w; the run stopped: %w", ErrLeaseLost, *errp)
 		}
 	}
@@ -269,6 +269,15 @@ func (f *fenced) fence(ctx context.Context, q dialect.Querier, write func(dialec
 	conn, ok := q.(*sql.Conn)
 	if !ok {
 		return fmt.Errorf("lease: cannot fence a write on %T", q)
+	}
+	if f.InTxBlock(conn) {
+		// Inside a file's own transaction block: the write commits with
+		// the file's statements, under a check that does not hold the
+		// lease's row till the file's COMMIT (the heartbeat needs it).
+		if _, err := conn.ExecContext(ctx, f.lease.Check()); err != nil {
+			return err
+		}
+		return write(conn)
 	}
 	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {

@@ -28,9 +28,10 @@ const leaseLostCode = "SL001"
 const (
 	// The lock table lives beside goose_db_version, or, before that
 	// exists, where goose's table locker creates it: the current schema.
-	qLeaseSchema = `SELECT coalesce((SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+	leaseSchema = `coalesce((SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE c.oid = to_regclass('goose_db_version')), current_schema())`
-	qRegclass = `SELECT to_regclass($1) IS NOT NULL`
+	qLeaseSchema = `SELECT ` + leaseSchema
+	qRegclass    = `SELECT to_regclass($1) IS NOT NULL`
 	// goose's layout, column for column.
 	qCreateLeaseTable = `CREATE TABLE IF NOT EXISTS %s (
 		lock_id bigint NOT NULL PRIMARY KEY,
@@ -65,7 +66,12 @@ const (
 UPDATE %[1]s SET updated_at = now() WHERE lock_id = %[2]d AND locked AND locked_by = %[3]s AND lease_expires_at > clock_timestamp();
 IF NOT FOUND THEN RAISE EXCEPTION 'shiplock: the migration lease was lost (expired, or taken by another runner); nothing of this transaction is recorded' USING ERRCODE = '` + leaseLostCode + `'; END IF;
 END$shiplock_fence$`
-	qLeaseTableOf = `SELECT to_regclass(format('%I.%I', n.nspname, '` + LeaseTable + `'))::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass('goose_db_version')`
+	qCheck = `DO $shiplock_check$BEGIN
+PERFORM FROM %[1]s WHERE lock_id = %[2]d AND locked AND locked_by = %[3]s AND lease_expires_at > clock_timestamp();
+IF NOT FOUND THEN RAISE EXCEPTION 'shiplock: the migration lease was lost (expired, or taken by another runner)' USING ERRCODE = '` + leaseLostCode + `'; END IF;
+END$shiplock_check$`
+	// Where Lease creates it: also before goose_db_version exists.
+	qLeaseTableOf = `SELECT to_regclass(quote_ident(` + leaseSchema + `) || '.` + LeaseTable + `')::text`
 	qLeaseHeld    = `SELECT EXISTS (SELECT 1 FROM %s WHERE lock_id = $1 AND locked AND lease_expires_at > clock_timestamp())`
 	qRoleTimeouts = `SELECT coalesce(bool_or(c LIKE 'lock_timeout=%' AND c NOT IN ('lock_timeout=0')), false), coalesce(bool_or(c LIKE 'statement_timeout=%' AND c NOT IN ('statement_timeout=0')), false)
 		FROM pg_db_role_setting s CROSS JOIN LATERAL unnest(s.setconfig) AS c
@@ -241,6 +247,10 @@ func (l *lease) Fence() string {
 	return fmt.Sprintf(qFence, l.table, LockID, quote(l.owner), l.length.Milliseconds())
 }
 
+func (l *lease) Check() string {
+	return fmt.Sprintf(qCheck, l.table, LockID, quote(l.owner))
+}
+
 // IsLeaseLost reports whether err is the fence's failure or a lost
 // renewal.
 func (Dialect) IsLeaseLost(err error) bool {
@@ -252,10 +262,7 @@ func (Dialect) IsLeaseLost(err error) bool {
 // table beside goose_db_version (false when there is none).
 func (d Dialect) leaseHeld(ctx context.Context, q dialect.Querier) (bool, error) {
 	var table sql.NullString
-	switch err := q.QueryRowContext(ctx, d.sql(qLeaseTableOf)).Scan(&table); {
-	case err == sql.ErrNoRows:
-		return false, nil
-	case err != nil:
+	if err := q.QueryRowContext(ctx, d.sql(qLeaseTableOf)).Scan(&table); err != nil {
 		return false, err
 	}
 	if !table.Valid {

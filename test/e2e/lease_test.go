@@ -186,7 +186,7 @@ func TestLeaseCommandsThroughPgBouncer(t *testing.T) {
 	if exitcode.Code(code) != exitcode.Usage || !strings.Contains(out, "--lock lease") || !strings.Contains(out, "pooler") {
 		t.Errorf("up --lock session through the pooler: exit %d, want %s naming the pooler and --lock lease:\n%s", code, exitcode.Usage, out)
 	}
-	if n := queryInt(t, direct, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"); n != 0 {
+	if n := queryInt(t, direct, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"); n != 0 {
 		t.Errorf("the refused run left %d advisory locks", n)
 	}
 
