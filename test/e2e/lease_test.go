@@ -42,6 +42,21 @@ func leaseDB(t *testing.T) (pooled, direct string) {
 	return s.PgBouncer(t, testdb.PoolTransaction, 4).URL(name), direct
 }
 
+// leaseFlags make the lease short enough for a test to outwait.
+var leaseFlags = []string{"--lock-lease", "3s"}
+
+// leaseHolder starts `shiplock up` on slowFirst(n) through PgBouncer and
+// returns once it holds the lease.
+func leaseHolder(t *testing.T, n int) (dir, pooled, direct string, holder *runner) {
+	dir = writeMigrations(t, slowFirst(n))
+	pooled, direct = leaseDB(t)
+	holder = startUp(t, dir, pooled, leaseFlags...)
+	if _, ok := holder.waitLine("holding the lease lock"); !ok {
+		t.Fatal("the first runner ended without taking the lease")
+	}
+	return dir, pooled, direct, holder
+}
+
 // waitLine waits for a log line of r holding want; false when r ended.
 func (r *runner) waitLine(want string) (string, bool) {
 	for line := range r.lines {
@@ -66,14 +81,7 @@ func dbState(t *testing.T, url string) string {
 // retryable stop code.
 func TestLeasePausedHolder(t *testing.T) {
 	const n, waiters = 5, 8
-	dir := writeMigrations(t, slowFirst(n))
-	pooled, direct := leaseDB(t)
-	flags := []string{"--lock-lease", "3s"}
-
-	holder := startUp(t, dir, pooled, flags...)
-	if _, ok := holder.waitLine("holding the lease lock"); !ok {
-		t.Fatal("the first runner ended without taking the lease")
-	}
+	dir, pooled, direct, holder := leaseHolder(t, n)
 	if err := holder.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +90,7 @@ func TestLeasePausedHolder(t *testing.T) {
 
 	ws := make([]*runner, waiters)
 	for i := range ws {
-		ws[i] = startUp(t, dir, pooled, flags...)
+		ws[i] = startUp(t, dir, pooled, leaseFlags...)
 	}
 	took := 0
 	for i, w := range ws {
@@ -132,15 +140,8 @@ func TestLeasePausedHolder(t *testing.T) {
 // the takeover is reported.
 func TestLeaseKilledHolder(t *testing.T) {
 	const n = 5
-	dir := writeMigrations(t, slowFirst(n))
-	pooled, direct := leaseDB(t)
-	flags := []string{"--lock-lease", "3s"}
-
-	holder := startUp(t, dir, pooled, flags...)
-	if _, ok := holder.waitLine("holding the lease lock"); !ok {
-		t.Fatal("the first runner ended without taking the lease")
-	}
-	waiter := startUp(t, dir, pooled, flags...)
+	dir, pooled, direct, holder := leaseHolder(t, n)
+	waiter := startUp(t, dir, pooled, leaseFlags...)
 	if _, ok := waiter.waitLine("connection not proven direct"); !ok {
 		t.Fatal("the waiter ended before choosing its lock")
 	}
@@ -172,7 +173,7 @@ func TestLeaseKilledHolder(t *testing.T) {
 // TestLeaseCommandsThroughPgBouncer: through PgBouncer in transaction mode
 // `up` takes the lease, runs a NO TRANSACTION file's CREATE INDEX
 // CONCURRENTLY (valid afterwards), warns about a file's session SET and
-// about the role's missing timeouts; status, check, await and wait work;
+// about the role's missing timeouts; status, check, await, verify and wait work;
 // `--lock session` is refused with the usage code, naming the fix.
 func TestLeaseCommandsThroughPgBouncer(t *testing.T) {
 	dir := writeMigrations(t, map[string]string{
@@ -205,7 +206,7 @@ func TestLeaseCommandsThroughPgBouncer(t *testing.T) {
 	if state := dbState(t, direct); state != "versions=4 rows=1 distinct=1 records=3" {
 		t.Errorf("state %s", state)
 	}
-	for _, args := range [][]string{{"status"}, {"check"}, {"await", "--timeout", "30s"}, {"verify"}} {
+	for _, args := range [][]string{{"status"}, {"check"}, {"await", "--timeout", "30s"}, {"verify"}, {"wait"}} {
 		if out, code := shiplock(dir, pooled, args...); code != 0 {
 			t.Errorf("%s through the pooler: exit %d\n%s", args[0], code, out)
 		}
