@@ -212,3 +212,44 @@ func TestLeaseCommandsThroughPgBouncer(t *testing.T) {
 		}
 	}
 }
+
+// TestLeaseLostCancelsStatement: when another runner holds the lease (here
+// written into goose_lock directly, as a takeover after an expiry looks),
+// the holder's heartbeat sees it, cancels the NO TRANSACTION statement in
+// flight on the server and exits with the retryable stop code, recording
+// nothing more.
+func TestLeaseLostCancelsStatement(t *testing.T) {
+	dir := writeMigrations(t, map[string]string{
+		"00001_sleep.sql": "-- +goose NO TRANSACTION\n-- +goose Up\nSELECT pg_sleep(600);\nINSERT INTO t VALUES (1);\n-- +goose Down\nSELECT 1;\n",
+	})
+	pooled, direct := leaseDB(t)
+	holder := startUp(t, dir, pooled, leaseFlags...)
+	if _, ok := holder.waitLine("holding the lease lock"); !ok {
+		t.Fatal("the runner ended without taking the lease")
+	}
+	db, err := postgres.Open(direct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	waitQuery(t, db, "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(600);' AND state = 'active'", 1)
+	if _, err := db.Exec("UPDATE goose_lock SET locked_by = 'another runner', lease_expires_at = clock_timestamp() + interval '1 minute'"); err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for line := range holder.lines {
+		lines = append(lines, line)
+	}
+	_ = holder.cmd.Wait()
+	code := holder.cmd.ProcessState.ExitCode()
+	log := strings.Join(lines, "\n")
+	if exitcode.Code(code) != exitcode.Stopped || !strings.Contains(log, "lost the migration lease") {
+		t.Errorf("exit %d, want %s, after saying the lease was lost:\n%s", code, exitcode.Stopped, log)
+	}
+	running := queryInt(t, direct, "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(600);' AND state = 'active'")
+	state := dbState(t, direct)
+	t.Logf("after the lease was taken: exit %d, statements still running %d, %s", code, running, state)
+	if running != 0 || state != "versions=1 rows=0 distinct=0 records=1" {
+		t.Errorf("statements still running %d, state %s; want 0, the marker alone", running, state)
+	}
+}
