@@ -296,22 +296,8 @@ func (c *cluster) startOnce(ctx context.Context) error {
 		Setpgid:   true, // not killed by a Ctrl-C meant for go test's group
 	}
 
-	p := &process{cmd: cmd, done: make(chan struct{})}
-	started := make(chan error, 1)
-	go func() {
-		// Pdeathsig fires when the thread that forked the child exits, not
-		// the process: lock this goroutine to its thread and keep it (and
-		// so the thread) alive for as long as the postmaster runs.
-		runtime.LockOSThread()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
-	if err := <-started; err != nil {
+	p, err := startProcess(cmd)
+	if err != nil {
 		return fmt.Errorf("testdb: start postgres: %w", err)
 	}
 
@@ -329,6 +315,27 @@ func (c *cluster) startOnce(ctx context.Context) error {
 	}
 	c.proc = p
 	return nil
+}
+
+// startProcess starts cmd, whose SysProcAttr has a Pdeathsig, and returns
+// it running.
+func startProcess(cmd *exec.Cmd) (*process, error) {
+	p := &process{cmd: cmd, done: make(chan struct{})}
+	started := make(chan error, 1)
+	go func() {
+		// Pdeathsig fires when the thread that forked the child exits, not
+		// the process: lock this goroutine to its thread and keep it (and
+		// so the thread) alive for as long as the child runs.
+		runtime.LockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		p.err = cmd.Wait()
+		close(p.done)
+	}()
+	return p, <-started
 }
 
 // waitReady waits until the postmaster p accepts connections at url, exits,

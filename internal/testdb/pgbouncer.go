@@ -2,12 +2,10 @@ package testdb
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -114,17 +112,19 @@ pidfile =
 		if err := os.WriteFile(conf, []byte(ini), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		done, pid, err := startBouncer(bin, conf, cred)
+		p, err := startBouncer(bin, conf, cred)
 		if err != nil {
 			t.Fatal(err)
 		}
-		b.PID = pid
-		err = waitBouncer(b.URL("postgres"), done)
+		b.PID = p.cmd.Process.Pid
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err = waitReady(ctx, b.URL("postgres"), p)
+		cancel()
 		if err == nil {
-			t.Cleanup(func() { stopBouncer(pid, done) })
+			t.Cleanup(func() { stopBouncer(p) })
 			return b
 		}
-		stopBouncer(pid, done)
+		stopBouncer(p)
 		log, _ := os.ReadFile(filepath.Join(dir, "pgbouncer.log"))
 		if attempt < 3 && strings.Contains(string(log), "bind") {
 			continue // lost the port to another process
@@ -133,50 +133,23 @@ pidfile =
 	}
 }
 
-func startBouncer(bin, conf string, cred *syscall.Credential) (<-chan struct{}, int, error) {
+func startBouncer(bin, conf string, cred *syscall.Credential) (*process, error) {
 	cmd := exec.Command(bin, conf)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	done := make(chan struct{})
-	started := make(chan error, 1)
-	go func() {
-		// Pdeathsig follows the forking thread: keep it alive.
-		runtime.LockOSThread()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		_ = cmd.Wait()
-		close(done)
-	}()
-	if err := <-started; err != nil {
-		return nil, 0, fmt.Errorf("testdb: start pgbouncer: %w", err)
+	p, err := startProcess(cmd)
+	if err != nil {
+		return nil, fmt.Errorf("testdb: start pgbouncer: %w", err)
 	}
-	return done, cmd.Process.Pid, nil
-}
-
-func waitBouncer(url string, done <-chan struct{}) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	p := &process{done: make(chan struct{})}
-	go func() {
-		select {
-		case <-done:
-			p.err = errors.New("pgbouncer exited")
-			close(p.done)
-		case <-ctx.Done():
-		}
-	}()
-	return waitReady(ctx, url, p)
+	return p, nil
 }
 
 // stopBouncer stops pgbouncer by its PID: SIGTERM (immediate shutdown),
 // then SIGKILL.
-func stopBouncer(pid int, done <-chan struct{}) {
+func stopBouncer(p *process) {
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
-		_ = syscall.Kill(pid, sig)
+		_ = syscall.Kill(p.cmd.Process.Pid, sig)
 		select {
-		case <-done:
+		case <-p.done:
 			return
 		case <-time.After(10 * time.Second):
 		}
