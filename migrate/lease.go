@@ -188,17 +188,21 @@ func (m *Migrator) holdLease(ctx context.Context, lease *leaseLock) (context.Con
 		m.dialect, m.lease = inner, nil
 		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer rcancel()
-		// A failed run may have failed because the lease was lost: a
-		// fence said so, or the lease is gone now.
-		if *errp != nil && !errors.Is(*errp, ErrLeaseLost) && !lease.lost.Load() &&
-			(isLeaseLost(inner, *errp) || errors.Is(lease.Renew(rctx, m.db), dialect.ErrLeaseLost)) {
+		// Was the lease lost, whatever the run's outcome? A fence said
+		// so, or the lease is gone now: a runner paused past its lease,
+		// resumed, may even have found nothing left to do.
+		if !lease.lost.Load() && ((*errp != nil && isLeaseLost(inner, *errp)) || errors.Is(lease.Renew(rctx, m.db), dialect.ErrLeaseLost)) {
 			lease.lost.Store(true)
 		}
 		if err := lease.Release(rctx, m.db); err != nil {
 			m.log.Warn("release the lease lock", "err", err)
 		}
 		cancel(nil)
-		if *errp != nil && !errors.Is(*errp, ErrLeaseLost) && lease.lost.Load() {
+		switch {
+		case !lease.lost.Load() || errors.Is(*errp, ErrLeaseLost):
+		case *errp == nil:
+			*errp = fmt.Errorf("%w during the run; what it applied was recorded while it held the lease", ErrLeaseLost)
+		default:
 			*errp = fmt.Errorf("%w; the run stopped: %w", ErrLeaseLost, *errp)
 		}
 	}
