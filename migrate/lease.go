@@ -396,3 +396,11 @@ func sessionSet(stmt string) bool {
 	}
 	return true
 }
+
+// ClientEncoding passes the dialect's through (checkEncoding).
+func (f *fenced) ClientEncoding(ctx context.Context, conn *sql.Conn) (string, error) {
+	if ce, ok := f.Dialect.(clientEncoder); ok {
+		return ce.ClientEncoding(ctx, conn)
+	}
+	return "", nil
+}
