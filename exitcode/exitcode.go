@@ -85,7 +85,7 @@ var table = []Info{
 	{Unavailable, "unavailable", "database not available (not ready in time, or lost)", "the database is not available: not ready in time, or lost during the run (server shut down, restarted or crashed; connection reset or closed)", Retryable},
 	{Locked, "locked", "lock not acquired in time", "a lock was not acquired in time: the migration lock (`--lock-timeout`), or a table lock (lock timeout or deadlock) after `--ddl-retries`", Retryable},
 	{Pending, "pending", "pending or schema behind (status --exit-code, check)", "`status --exit-code`: migrations are pending; `check`: the schema is behind", Answer},
-	{Stopped, "stopped", "stopped before finishing (SIGTERM, killed)", "stopped before finishing: told to stop (SIGTERM, Ctrl-C), or (`kube run`) the container was killed (137: SIGKILL or out of memory, 143: SIGTERM)", Retryable},
+	{Stopped, "stopped", "stopped before finishing (SIGTERM, killed)", "stopped before finishing: told to stop (SIGTERM, Ctrl-C), the lease lock was lost (`--lock lease`: another runner took over), or (`kube run`) the container was killed (137: SIGKILL or out of memory, 143: SIGTERM)", Retryable},
 }
 
 // All returns every code, in order.
