@@ -199,7 +199,7 @@ type Result struct {
 	// From and To are then not database versions; To is the last file run.
 	Unversioned bool
 	// Repaired are the interrupted versions that Repair settled, and
-	// Repair what it did to them ("resumed", "forgot", ...); empty for
+	// Repair what it did to them ("resumed", "forgotten", ...); empty for
 	// the other runs.
 	Repaired []int64
 	Repair   string

@@ -35,7 +35,7 @@ const (
 
 // pastTense says what the action did, for a summary.
 func (a RepairAction) pastTense() string {
-	return [...]string{Resume: "resumed", Restart: "restarted", MarkDone: "marked done", Forget: "forgot", Skip: "skipped the interrupted statement of"}[a]
+	return [...]string{Resume: "resumed", Restart: "restarted", MarkDone: "marked done", Forget: "forgotten", Skip: "skipped its interrupted statement, then finished"}[a]
 }
 
 // RepairOptions modify Repair. The zero value is the safe default.

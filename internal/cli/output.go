@@ -54,7 +54,7 @@ func summary(res *migrate.Result, err error) string {
 		for i, v := range res.Repaired {
 			vs[i] = fmt.Sprint(v)
 		}
-		did = append(did, fmt.Sprintf("%s interrupted version %s", res.Repair, strings.Join(vs, ", ")))
+		did = append(did, fmt.Sprintf("interrupted version %s: %s", strings.Join(vs, ", "), res.Repair))
 	} else {
 		if downs > 0 {
 			did = append(did, "reverted "+plural(downs, "migration"))

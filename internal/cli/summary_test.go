@@ -38,5 +38,5 @@ func TestRedoAndRepairSummaries(t *testing.T) {
 		t.Fatal(err)
 	}
 	check(1, "failed at version 2; nothing changed", "up")
-	check(0, "forgot interrupted version 3, now at version 2 (was 2) in ", "repair", "--forget")
+	check(0, "interrupted version 3: forgotten, now at version 2 (was 2) in ", "repair", "--forget")
 }
