@@ -56,6 +56,8 @@ if [ "${SHIPLOCK_SKIP_KUBE:-}" != 1 ] && [ -f .ci/kube.sh ]; then
 	# The node agent runs the built images under runc; their CA bundle comes
 	# from the build host's ca-certificates.
 	need_pkg 'command -v runc' runc
+	# kubectl runs shiplock as its plugin in one test (kubectl-shiplock).
+	need_pkg 'command -v kubectl' kubectl
 	need_pkg 'test -s /etc/ssl/certs/ca-certificates.crt' ca-certificates
 	say "starting the Kubernetes test control plane"
 	# shellcheck source=/dev/null
