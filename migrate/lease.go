@@ -23,8 +23,10 @@ const (
 	// LockAuto takes the session lock on a connection proven direct, the
 	// lease otherwise (a pooler, a proxy, anything unproven).
 	LockAuto LockMode = iota
-	// LockSession takes the session lock, and refuses a connection not
-	// proven direct: through a transaction pooler the lock would stay
+	// LockSession takes the session lock. On a connection not proven
+	// direct it trusts the operator that every query reaches one server
+	// session (PgBouncer pool_mode=session), and warns: no client can
+	// prove that mode, and under transaction pooling the lock would stay
 	// behind on a pooled server session.
 	LockSession
 	// LockLease takes the lease lock whatever the connection.
@@ -54,9 +56,6 @@ const DefaultLease = 30 * time.Second
 // lease's length, or the lease expired while it was paused) and stopped,
 // recording nothing after the loss. It is a stop: the next run continues.
 var ErrLeaseLost = fmt.Errorf("%w: %w", ErrStopped, dialect.ErrLeaseLost)
-
-// ErrPooler: --lock session on a connection not proven direct.
-var ErrPooler = errors.New("the session lock needs a direct connection")
 
 // leaseLock is a run's lease and its heartbeat.
 type leaseLock struct {
@@ -89,7 +88,8 @@ func (m *Migrator) chooseLock(ctx context.Context, conn *sql.Conn) (*leaseLock, 
 		case direct:
 			return nil, nil
 		case m.opts.Lock == LockSession:
-			return nil, fmt.Errorf("%w, and this one is not proven direct (%s). Through a transaction pooler (PgBouncer pool_mode=transaction) a session lock stays behind on a pooled server session, where it blocks every later runner, and two runners can both hold it: use --lock lease (or auto, the default), or connect to PostgreSQL directly", ErrPooler, why)
+			m.log.Warn("could not prove a direct connection (a pooler in front?): --lock session trusts that every query of this run reaches one server session, as PgBouncer pool_mode=session does; under transaction pooling the lock would be stranded", "why", why)
+			return nil, nil
 		}
 		m.log.Info("connection not proven direct: taking the lease lock", "why", why)
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -164,10 +163,10 @@ func TestLeaseThroughPgBouncer(t *testing.T) {
 }
 
 // TestLockChoice: a direct connection keeps the session lock (no lock
-// table is created); --lock session through a transaction pooler is
-// refused before any session state, naming the problem and the fix; a
-// session-mode pooler cannot be told apart from a transaction-mode one by
-// the client, so auto takes the lease there.
+// table is created); through a session-mode pooler, which no client can
+// tell apart from a transaction-mode one, auto takes the lease and
+// --lock session takes the session lock, warning that it trusts the
+// pooler's mode.
 func TestLockChoice(t *testing.T) {
 	s := testdb.PostgresServer(t)
 	migs := load(t, dataFiles(3))
@@ -184,31 +183,138 @@ func TestLockChoice(t *testing.T) {
 		}
 		return ok
 	}
+	reset := func() {
+		if _, err := direct.Exec("DELETE FROM goose_db_version WHERE version_id > 0; TRUNCATE t; TRUNCATE shiplock_versions"); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	errs, logs := race(t, s.URL(name, "", ""), 4, migs, migrate.Options{})
-	if len(errs) > 0 || tableExists() || strings.Contains(logs, "lease") {
+	if len(errs) > 0 || tableExists() || strings.Contains(logs, "lease") || strings.Contains(logs, "level=WARN") {
 		t.Fatalf("direct: errors %v, lock table created %v; logs:\n%s", errs, tableExists(), logs)
 	}
 
-	tx := s.PgBouncer(t, testdb.PoolTransaction, 2)
-	if _, err := direct.Exec("DELETE FROM goose_db_version WHERE version_id > 0; TRUNCATE t; TRUNCATE shiplock_versions"); err != nil {
-		t.Fatal(err)
-	}
-	errs, _ = race(t, tx.URL(name), 1, migs, migrate.Options{Lock: migrate.LockSession})
-	if len(errs) != 1 || !errors.Is(errs[0], migrate.ErrPooler) || !strings.Contains(errs[0].Error(), "--lock lease") {
-		t.Fatalf("--lock session through a transaction pooler: %v; want ErrPooler naming --lock lease", errs)
-	}
-	var listeners, advisory int
-	if err := direct.QueryRow("SELECT (SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database())), (SELECT count(*) FROM t)").Scan(&advisory, &listeners); err != nil || advisory != 0 || listeners != 0 {
-		t.Fatalf("after the refusal: %d advisory locks, %d rows, %v; want none", advisory, listeners, err)
-	}
-	t.Logf("refusal: %v", errs[0])
-
 	// Session pooling holds a server connection per client connection.
 	sess := s.PgBouncer(t, testdb.PoolSession, 8)
+	reset()
+	errs, logs = race(t, sess.URL(name), 1, migs, migrate.Options{Lock: migrate.LockSession})
+	if len(errs) > 0 || tableExists() || strings.Contains(logs, "lease") {
+		t.Fatalf("session-mode pooler, --lock session: errors %v, lock table created %v; logs:\n%s", errs, tableExists(), logs)
+	}
+	for _, want := range []string{"level=WARN", "could not prove a direct connection", "pool_mode=session", "stranded", "why="} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("--lock session through a pooler: the log lacks %q:\n%s", want, logs)
+		}
+	}
+
+	reset()
 	errs, logs = race(t, sess.URL(name), 4, migs, migrate.Options{})
 	if len(errs) > 0 || !tableExists() || !strings.Contains(logs, "holding the lease lock") {
 		t.Fatalf("session-mode pooler, auto: errors %v; logs:\n%s", errs, logs)
+	}
+}
+
+// TestSessionPooler: runners reaching an empty database through PgBouncer
+// in session mode apply every data-only migration exactly once, none
+// failing, no lock left behind: with --lock session (32 runners, one
+// server connection each, more than the pool: the rest queue in
+// PgBouncer) never creating the lock table, and with auto taking the
+// lease (8 runners, two server connections each: run and heartbeat).
+func TestSessionPooler(t *testing.T) {
+	cases := []struct {
+		lock                  migrate.LockMode
+		runners, pool, trials int
+	}{
+		{migrate.LockSession, 32, 16, 20},
+		{migrate.LockAuto, 8, 16, 5},
+	}
+	const n = 10
+	migs := load(t, dataFiles(n))
+	s := testdb.PostgresServer(t)
+	for _, c := range cases {
+		t.Run(fmt.Sprintf("lock=%s,runners=%d,pool=%d", c.lock, c.runners, c.pool), func(t *testing.T) {
+			b := s.PgBouncer(t, testdb.PoolSession, c.pool)
+			var failures, duplicates, left, tables int
+			start := time.Now()
+			for trial := range c.trials {
+				name := s.CreateDatabase(t, "")
+				direct := openPG(t, s.URL(name, "", ""))
+				direct.SetMaxOpenConns(1)
+				if _, err := direct.Exec("CREATE TABLE t (n int NOT NULL)"); err != nil {
+					t.Fatal(err)
+				}
+				errs, logs := race(t, b.URL(name), c.runners, migs, migrate.Options{Lock: c.lock, LockTimeout: 2 * time.Minute, LockLease: 5 * time.Second})
+				for _, err := range errs {
+					t.Errorf("trial %d: %v", trial, err)
+				}
+				failures += len(errs)
+				rows, distinct, versions, leases, advisory := leaseOutcome(t, direct)
+				duplicates += rows - distinct
+				left += leases + advisory
+				var table bool
+				if err := direct.QueryRow("SELECT to_regclass('goose_lock') IS NOT NULL").Scan(&table); err != nil {
+					t.Fatal(err)
+				}
+				if table {
+					tables++
+				}
+				if rows != n || distinct != n || versions != n+1 || leases != 0 || advisory != 0 {
+					t.Errorf("trial %d: rows %d (distinct %d), goose_db_version rows %d, leases held %d, advisory locks %d; want %d, %d, %d, 0, 0",
+						trial, rows, distinct, versions, leases, advisory, n, n, n+1)
+				}
+				switch lease := strings.Contains(logs, "holding the lease lock"); {
+				case c.lock == migrate.LockSession && (table || lease || !strings.Contains(logs, "could not prove a direct connection")):
+					t.Errorf("trial %d: --lock session: lock table created %v, lease taken %v; want neither, and the warning; logs:\n%s", trial, table, lease, logs)
+				case c.lock == migrate.LockAuto && (!table || !lease || strings.Contains(logs, "lost the migration lease")):
+					t.Errorf("trial %d: auto: want the lease taken and never lost; logs:\n%s", trial, logs)
+				}
+				direct.Close()
+			}
+			t.Logf("%d trials of %d runners through PgBouncer (session mode, default_pool_size=%d, --lock %s): %d failures, %d duplicate rows, %d locks left behind, goose_lock created in %d trials, %s",
+				c.trials, c.runners, c.pool, c.lock, failures, duplicates, left, tables, time.Since(start).Round(time.Millisecond))
+		})
+	}
+}
+
+// TestNoOpTakesNoLock: an up-to-date `up` through a transaction-mode
+// pooler makes no lock choice: with the session lock held elsewhere (which
+// also blocks taking the lease) it succeeds at once under every --lock
+// mode, creates no goose_lock table and logs no lock choice.
+func TestNoOpTakesNoLock(t *testing.T) {
+	s := testdb.PostgresServer(t)
+	migs := load(t, dataFiles(3))
+	name := s.CreateDatabase(t, "")
+	direct := openPG(t, s.URL(name, "", ""))
+	defer direct.Close()
+	if _, err := direct.Exec("CREATE TABLE t (n int NOT NULL)"); err != nil {
+		t.Fatal(err)
+	}
+	if errs, _ := race(t, s.URL(name, "", ""), 1, migs, migrate.Options{}); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	ctx := context.Background()
+	holder, err := direct.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+	if _, err := holder.ExecContext(ctx, "SELECT pg_advisory_lock($1)", postgres.LockID); err != nil {
+		t.Fatal(err)
+	}
+	b := s.PgBouncer(t, testdb.PoolTransaction, 2)
+	for _, mode := range []migrate.LockMode{migrate.LockAuto, migrate.LockSession, migrate.LockLease} {
+		errs, logs := race(t, b.URL(name), 2, migs, migrate.Options{Lock: mode, LockTimeout: 100 * time.Millisecond})
+		var table bool
+		if err := direct.QueryRow("SELECT to_regclass('goose_lock') IS NOT NULL").Scan(&table); err != nil {
+			t.Fatal(err)
+		}
+		if len(errs) > 0 || table || strings.Contains(logs, "lease") || strings.Contains(logs, "direct") {
+			t.Errorf("no-op up, --lock %s: errors %v, goose_lock created %v; logs:\n%s", mode, errs, table, logs)
+		}
+	}
+	var advisory int
+	if err := direct.QueryRow("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database())").Scan(&advisory); err != nil || advisory != 1 {
+		t.Errorf("advisory locks: %d (%v); want 1, the holder's", advisory, err)
 	}
 }
 

@@ -86,7 +86,7 @@ func classify(err error, c dialect.Classifier, stopped bool) exitcode.Code {
 		return exitcode.OK
 	case errors.As(err, &exit):
 		return exit.code
-	case errors.As(err, &usage), errors.Is(err, migrate.ErrPooler):
+	case errors.As(err, &usage):
 		return exitcode.Usage
 	case errors.As(err, &parse), errors.As(err, &file), errors.As(err, &unreg):
 		return exitcode.BadFile
