@@ -73,6 +73,9 @@ func race(t *testing.T, url string, runners int, migs []*migrate.Migration, opts
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			// Closed when done, as a runner's process exits: a session-mode
+			// pooler holds a server connection per open client connection.
+			defer db.Close()
 			<-start
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 			defer cancel()
@@ -226,7 +229,7 @@ func TestSessionPooler(t *testing.T) {
 		runners, pool, trials int
 	}{
 		{migrate.LockSession, 32, 16, 20},
-		{migrate.LockAuto, 8, 16, 5},
+		{migrate.LockAuto, 8, 16, 20},
 	}
 	const n = 10
 	migs := load(t, dataFiles(n))
@@ -234,13 +237,16 @@ func TestSessionPooler(t *testing.T) {
 	for _, c := range cases {
 		t.Run(fmt.Sprintf("lock=%s,runners=%d,pool=%d", c.lock, c.runners, c.pool), func(t *testing.T) {
 			b := s.PgBouncer(t, testdb.PoolSession, c.pool)
+			// One database for all trials, emptied between them: PgBouncer
+			// keeps a pool of server connections per database.
+			name := s.CreateDatabase(t, "")
+			direct := openPG(t, s.URL(name, "", ""))
+			defer direct.Close()
+			direct.SetMaxOpenConns(1)
 			var failures, duplicates, left, tables int
 			start := time.Now()
 			for trial := range c.trials {
-				name := s.CreateDatabase(t, "")
-				direct := openPG(t, s.URL(name, "", ""))
-				direct.SetMaxOpenConns(1)
-				if _, err := direct.Exec("CREATE TABLE t (n int NOT NULL)"); err != nil {
+				if _, err := direct.Exec("DROP TABLE IF EXISTS t, goose_db_version, shiplock_versions, goose_lock; CREATE TABLE t (n int NOT NULL)"); err != nil {
 					t.Fatal(err)
 				}
 				errs, logs := race(t, b.URL(name), c.runners, migs, migrate.Options{Lock: c.lock, LockTimeout: 2 * time.Minute, LockLease: 5 * time.Second})
@@ -268,7 +274,6 @@ func TestSessionPooler(t *testing.T) {
 				case c.lock == migrate.LockAuto && (!table || !lease || strings.Contains(logs, "lost the migration lease")):
 					t.Errorf("trial %d: auto: want the lease taken and never lost; logs:\n%s", trial, logs)
 				}
-				direct.Close()
 			}
 			t.Logf("%d trials of %d runners through PgBouncer (session mode, default_pool_size=%d, --lock %s): %d failures, %d duplicate rows, %d locks left behind, goose_lock created in %d trials, %s",
 				c.trials, c.runners, c.pool, c.lock, failures, duplicates, left, tables, time.Since(start).Round(time.Millisecond))
