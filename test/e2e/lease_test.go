@@ -173,8 +173,7 @@ func TestLeaseKilledHolder(t *testing.T) {
 // TestLeaseCommandsThroughPgBouncer: through PgBouncer in transaction mode
 // `up` takes the lease, runs a NO TRANSACTION file's CREATE INDEX
 // CONCURRENTLY (valid afterwards), warns about a file's session SET and
-// about the role's missing timeouts; status, check, await, verify and wait work;
-// `--lock session` is refused with the usage code, naming the fix.
+// about the role's missing timeouts; status, check, await, verify and wait work.
 func TestLeaseCommandsThroughPgBouncer(t *testing.T) {
 	dir := writeMigrations(t, map[string]string{
 		"00001_big.sql":   "-- +goose Up\nCREATE TABLE big (id int);\nINSERT INTO big SELECT generate_series(1, 1000);\n-- +goose Down\nDROP TABLE big;\n",
@@ -183,15 +182,7 @@ func TestLeaseCommandsThroughPgBouncer(t *testing.T) {
 	})
 	pooled, direct := leaseDB(t)
 
-	out, code := shiplock(dir, pooled, "up", "--lock", "session")
-	if exitcode.Code(code) != exitcode.Usage || !strings.Contains(out, "--lock lease") || !strings.Contains(out, "pooler") {
-		t.Errorf("up --lock session through the pooler: exit %d, want %s naming the pooler and --lock lease:\n%s", code, exitcode.Usage, out)
-	}
-	if n := queryInt(t, direct, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"); n != 0 {
-		t.Errorf("the refused run left %d advisory locks", n)
-	}
-
-	out, code = shiplock(dir, pooled, "up")
+	out, code := shiplock(dir, pooled, "up")
 	if code != 0 {
 		t.Fatalf("up through the pooler: exit %d\n%s", code, out)
 	}
@@ -251,5 +242,48 @@ func TestLeaseLostCancelsStatement(t *testing.T) {
 	t.Logf("after the lease was taken: exit %d, statements still running %d, %s", code, running, state)
 	if running != 0 || state != "versions=1 rows=0 distinct=0 records=1" {
 		t.Errorf("statements still running %d, state %s; want 0, the marker alone", running, state)
+	}
+}
+
+// TestSessionLockThroughSessionPooler: `up --lock session` through
+// PgBouncer in session mode, a connection it cannot prove direct, takes the
+// session lock, warning that it trusts the pooler's mode; it succeeds,
+// creates no lease table and leaves no lock.
+func TestSessionLockThroughSessionPooler(t *testing.T) {
+	dir := writeMigrations(t, map[string]string{
+		"00001_a.sql": "-- +goose Up\nINSERT INTO t VALUES (1);\n-- +goose Down\nDELETE FROM t;\n",
+	})
+	s := testdb.PostgresServer(t)
+	name := s.CreateDatabase(t, "")
+	direct := s.URL(name, "", "")
+	db, err := postgres.Open(direct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec("CREATE TABLE t (n int NOT NULL)"); err != nil {
+		t.Fatal(err)
+	}
+	pooled := s.PgBouncer(t, testdb.PoolSession, 2).URL(name)
+	out, code := shiplock(dir, pooled, "up", "--lock", "session")
+	if code != 0 {
+		t.Fatalf("up --lock session through a session-mode pooler: exit %d\n%s", code, out)
+	}
+	for _, want := range []string{"WARN", "could not prove a direct connection (a pooler in front?)", "pool_mode=session", "stranded"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "lease") {
+		t.Errorf("--lock session took the lease:\n%s", out)
+	}
+	if n := queryInt(t, direct, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"); n != 0 {
+		t.Errorf("%d advisory locks left behind", n)
+	}
+	if n := queryInt(t, direct, "SELECT count(*) FROM pg_class WHERE relname = 'goose_lock'"); n != 0 {
+		t.Errorf("goose_lock created")
+	}
+	if state := dbState(t, direct); state != "versions=2 rows=1 distinct=1 records=1" {
+		t.Errorf("state %s", state)
 	}
 }
