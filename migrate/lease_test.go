@@ -104,16 +104,59 @@ func leaseOutcome(t *testing.T, db *sql.DB) (rows, distinct, versions, leases, a
 	if err != nil {
 		t.Fatal(err)
 	}
-	var table bool
-	if err := db.QueryRow("SELECT to_regclass('goose_lock') IS NOT NULL").Scan(&table); err != nil {
-		t.Fatal(err)
-	}
-	if table { // none when no runner needed the lease
+	if lockTable(t, db) { // none when no runner needed the lease
 		if err := db.QueryRow("SELECT count(*) FROM goose_lock WHERE locked").Scan(&leases); err != nil {
 			t.Fatal(err)
 		}
 	}
 	return
+}
+
+// tally adds up the outcome of race trials.
+type tally struct{ failures, duplicates, left int }
+
+// trial races runners through url on an empty database (direct is a direct
+// handle on it) and checks every data-only migration of migs was applied
+// once, no runner failed and no lock was left behind; it adds the trial's
+// failures, duplicate rows and locks left to tl and returns the logs.
+func (tl *tally) trial(t *testing.T, trial int, url string, runners int, migs []*migrate.Migration, opts migrate.Options, direct *sql.DB) string {
+	t.Helper()
+	errs, logs := race(t, url, runners, migs, opts)
+	for _, err := range errs {
+		t.Errorf("trial %d: %v", trial, err)
+	}
+	tl.failures += len(errs)
+	rows, distinct, versions, leases, advisory := leaseOutcome(t, direct)
+	tl.duplicates += rows - distinct
+	tl.left += leases + advisory
+	if n := len(migs); rows != n || distinct != n || versions != n+1 || leases != 0 || advisory != 0 {
+		t.Errorf("trial %d: rows %d (distinct %d), goose_db_version rows %d, leases held %d, advisory locks %d; want %d, %d, %d, 0, 0",
+			trial, rows, distinct, versions, leases, advisory, n, n, n+1)
+	}
+	return logs
+}
+
+// lockTable reports whether goose_lock exists in db.
+func lockTable(t *testing.T, db *sql.DB) bool {
+	t.Helper()
+	var ok bool
+	if err := db.QueryRow("SELECT to_regclass('goose_lock') IS NOT NULL").Scan(&ok); err != nil {
+		t.Fatal(err)
+	}
+	return ok
+}
+
+// emptyTDB creates a database on s with an empty table t, and returns its
+// name and a direct handle on it, closed when the test ends.
+func emptyTDB(t *testing.T, s *testdb.Server) (string, *sql.DB) {
+	t.Helper()
+	name := s.CreateDatabase(t, "")
+	direct := openPG(t, s.URL(name, "", ""))
+	t.Cleanup(func() { direct.Close() })
+	if _, err := direct.Exec("CREATE TABLE t (n int NOT NULL)"); err != nil {
+		t.Fatal(err)
+	}
+	return name, direct
 }
 
 // TestLeaseThroughPgBouncer: runners reaching an empty database through
@@ -133,7 +176,7 @@ func TestLeaseThroughPgBouncer(t *testing.T) {
 	for _, c := range cases {
 		t.Run(fmt.Sprintf("runners=%d,pool=%d", c.runners, c.pool), func(t *testing.T) {
 			b := s.PgBouncer(t, testdb.PoolTransaction, c.pool)
-			var failures, duplicates, left int
+			var tl tally
 			start := time.Now()
 			for trial := range c.trials {
 				name := s.CreateDatabase(t, "")
@@ -142,25 +185,14 @@ func TestLeaseThroughPgBouncer(t *testing.T) {
 				if _, err := direct.Exec("CREATE TABLE t (n int NOT NULL)"); err != nil {
 					t.Fatal(err)
 				}
-				errs, logs := race(t, b.URL(name), c.runners, migs, migrate.Options{LockTimeout: 2 * time.Minute, LockLease: 5 * time.Second})
-				for _, err := range errs {
-					t.Errorf("trial %d: %v", trial, err)
-				}
-				failures += len(errs)
-				rows, distinct, versions, leases, advisory := leaseOutcome(t, direct)
-				duplicates += rows - distinct
-				left += leases + advisory
-				if rows != n || distinct != n || versions != n+1 || leases != 0 || advisory != 0 {
-					t.Errorf("trial %d: rows %d (distinct %d), goose_db_version rows %d, leases held %d, advisory locks %d; want %d, %d, %d, 0, 0",
-						trial, rows, distinct, versions, leases, advisory, n, n, n+1)
-				}
+				logs := tl.trial(t, trial, b.URL(name), c.runners, migs, migrate.Options{LockTimeout: 2 * time.Minute, LockLease: 5 * time.Second}, direct)
 				if !strings.Contains(logs, "holding the lease lock") || strings.Contains(logs, "lost the migration lease") {
 					t.Errorf("trial %d: want the lease taken and never lost; logs:\n%s", trial, logs)
 				}
 				direct.Close()
 			}
 			t.Logf("%d trials of %d runners through PgBouncer (transaction mode, default_pool_size=%d): %d failures, %d duplicate rows, %d locks left behind, %s",
-				c.trials, c.runners, c.pool, failures, duplicates, left, time.Since(start).Round(time.Millisecond))
+				c.trials, c.runners, c.pool, tl.failures, tl.duplicates, tl.left, time.Since(start).Round(time.Millisecond))
 		})
 	}
 }
@@ -173,19 +205,8 @@ func TestLeaseThroughPgBouncer(t *testing.T) {
 func TestLockChoice(t *testing.T) {
 	s := testdb.PostgresServer(t)
 	migs := load(t, dataFiles(3))
-	name := s.CreateDatabase(t, "")
-	direct := openPG(t, s.URL(name, "", ""))
-	defer direct.Close()
-	if _, err := direct.Exec("CREATE TABLE t (n int NOT NULL)"); err != nil {
-		t.Fatal(err)
-	}
-	tableExists := func() bool {
-		var ok bool
-		if err := direct.QueryRow("SELECT to_regclass('goose_lock') IS NOT NULL").Scan(&ok); err != nil {
-			t.Fatal(err)
-		}
-		return ok
-	}
+	name, direct := emptyTDB(t, s)
+	tableExists := func() bool { return lockTable(t, direct) }
 	reset := func() {
 		if _, err := direct.Exec("DELETE FROM goose_db_version WHERE version_id > 0; TRUNCATE t; TRUNCATE shiplock_versions"); err != nil {
 			t.Fatal(err)
@@ -243,30 +264,17 @@ func TestSessionPooler(t *testing.T) {
 			direct := openPG(t, s.URL(name, "", ""))
 			defer direct.Close()
 			direct.SetMaxOpenConns(1)
-			var failures, duplicates, left, tables int
+			var tl tally
+			tables := 0
 			start := time.Now()
 			for trial := range c.trials {
 				if _, err := direct.Exec("DROP TABLE IF EXISTS t, goose_db_version, shiplock_versions, goose_lock; CREATE TABLE t (n int NOT NULL)"); err != nil {
 					t.Fatal(err)
 				}
-				errs, logs := race(t, b.URL(name), c.runners, migs, migrate.Options{Lock: c.lock, LockTimeout: 2 * time.Minute, LockLease: 5 * time.Second})
-				for _, err := range errs {
-					t.Errorf("trial %d: %v", trial, err)
-				}
-				failures += len(errs)
-				rows, distinct, versions, leases, advisory := leaseOutcome(t, direct)
-				duplicates += rows - distinct
-				left += leases + advisory
-				var table bool
-				if err := direct.QueryRow("SELECT to_regclass('goose_lock') IS NOT NULL").Scan(&table); err != nil {
-					t.Fatal(err)
-				}
+				logs := tl.trial(t, trial, b.URL(name), c.runners, migs, migrate.Options{Lock: c.lock, LockTimeout: 2 * time.Minute, LockLease: 5 * time.Second}, direct)
+				table := lockTable(t, direct)
 				if table {
 					tables++
-				}
-				if rows != n || distinct != n || versions != n+1 || leases != 0 || advisory != 0 {
-					t.Errorf("trial %d: rows %d (distinct %d), goose_db_version rows %d, leases held %d, advisory locks %d; want %d, %d, %d, 0, 0",
-						trial, rows, distinct, versions, leases, advisory, n, n, n+1)
 				}
 				switch lease := strings.Contains(logs, "holding the lease lock"); {
 				case c.lock == migrate.LockSession && (table || lease || !strings.Contains(logs, "could not prove a direct connection")):
@@ -276,7 +284,7 @@ func TestSessionPooler(t *testing.T) {
 				}
 			}
 			t.Logf("%d trials of %d runners through PgBouncer (session mode, default_pool_size=%d, --lock %s): %d failures, %d duplicate rows, %d locks left behind, goose_lock created in %d trials, %s",
-				c.trials, c.runners, c.pool, c.lock, failures, duplicates, left, tables, time.Since(start).Round(time.Millisecond))
+				c.trials, c.runners, c.pool, c.lock, tl.failures, tl.duplicates, tl.left, tables, time.Since(start).Round(time.Millisecond))
 		})
 	}
 }
@@ -288,12 +296,7 @@ func TestSessionPooler(t *testing.T) {
 func TestNoOpTakesNoLock(t *testing.T) {
 	s := testdb.PostgresServer(t)
 	migs := load(t, dataFiles(3))
-	name := s.CreateDatabase(t, "")
-	direct := openPG(t, s.URL(name, "", ""))
-	defer direct.Close()
-	if _, err := direct.Exec("CREATE TABLE t (n int NOT NULL)"); err != nil {
-		t.Fatal(err)
-	}
+	name, direct := emptyTDB(t, s)
 	if errs, _ := race(t, s.URL(name, "", ""), 1, migs, migrate.Options{}); len(errs) > 0 {
 		t.Fatal(errs)
 	}
@@ -309,10 +312,7 @@ func TestNoOpTakesNoLock(t *testing.T) {
 	b := s.PgBouncer(t, testdb.PoolTransaction, 2)
 	for _, mode := range []migrate.LockMode{migrate.LockAuto, migrate.LockSession, migrate.LockLease} {
 		errs, logs := race(t, b.URL(name), 2, migs, migrate.Options{Lock: mode, LockTimeout: 100 * time.Millisecond})
-		var table bool
-		if err := direct.QueryRow("SELECT to_regclass('goose_lock') IS NOT NULL").Scan(&table); err != nil {
-			t.Fatal(err)
-		}
+		table := lockTable(t, direct)
 		if len(errs) > 0 || table || strings.Contains(logs, "lease") || strings.Contains(logs, "direct") {
 			t.Errorf("no-op up, --lock %s: errors %v, goose_lock created %v; logs:\n%s", mode, errs, table, logs)
 		}

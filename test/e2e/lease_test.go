@@ -28,6 +28,12 @@ func slowFirst(n int) map[string]string {
 // leaseDB is an empty database holding only table t, reached through
 // PgBouncer in transaction mode.
 func leaseDB(t *testing.T) (pooled, direct string) {
+	return pooledDB(t, testdb.PoolTransaction, 4)
+}
+
+// pooledDB creates a database with an empty table t and returns its URL
+// through a PgBouncer in mode with pool server connections, and directly.
+func pooledDB(t *testing.T, mode testdb.PoolMode, pool int) (pooled, direct string) {
 	s := testdb.PostgresServer(t)
 	name := s.CreateDatabase(t, "")
 	direct = s.URL(name, "", "")
@@ -39,7 +45,7 @@ func leaseDB(t *testing.T) (pooled, direct string) {
 	if _, err := db.Exec("CREATE TABLE t (n int NOT NULL)"); err != nil {
 		t.Fatal(err)
 	}
-	return s.PgBouncer(t, testdb.PoolTransaction, 4).URL(name), direct
+	return s.PgBouncer(t, mode, pool).URL(name), direct
 }
 
 // leaseFlags make the lease short enough for a test to outwait.
@@ -253,18 +259,7 @@ func TestSessionLockThroughSessionPooler(t *testing.T) {
 	dir := writeMigrations(t, map[string]string{
 		"00001_a.sql": "-- +goose Up\nINSERT INTO t VALUES (1);\n-- +goose Down\nDELETE FROM t;\n",
 	})
-	s := testdb.PostgresServer(t)
-	name := s.CreateDatabase(t, "")
-	direct := s.URL(name, "", "")
-	db, err := postgres.Open(direct)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if _, err := db.Exec("CREATE TABLE t (n int NOT NULL)"); err != nil {
-		t.Fatal(err)
-	}
-	pooled := s.PgBouncer(t, testdb.PoolSession, 2).URL(name)
+	pooled, direct := pooledDB(t, testdb.PoolSession, 2)
 	out, code := shiplock(dir, pooled, "up", "--lock", "session")
 	if code != 0 {
 		t.Fatalf("up --lock session through a session-mode pooler: exit %d\n%s", code, out)
