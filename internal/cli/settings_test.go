@@ -104,6 +104,10 @@ func TestEnvNeverPrintsPasswords(t *testing.T) {
 	if err := os.WriteFile(dotenv, []byte("GOOSE_DBSTRING=\"host=db user=app password="+canary+" dbname=app\"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	spaceEnv := filepath.Join(dir, "space.env")
+	if err := os.WriteFile(spaceEnv, []byte("GOOSE_DRIVER=postgres\nGOOSE_DBSTRING=\"postgres://app:"+canary+" 9@db/app\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name string
 		env  map[string]string
@@ -116,6 +120,11 @@ func TestEnvNeverPrintsPasswords(t *testing.T) {
 		{"PGPASSWORD", map[string]string{"PGHOST": "db", "PGPASSWORD": canary}, nil},
 		{"flag", nil, []string{"--database-url", "postgresql://app:" + canary + "@db:5432/app"}},
 		{"json", map[string]string{"GOOSE_DBSTRING": "postgres://app:" + canary + "@db/app"}, []string{"--env", "none", "env", "-o", "json"}},
+		// An unencoded space in the password: the URL is not one word.
+		{"DATABASE_URL space", map[string]string{"DATABASE_URL": "postgres://app:Pa " + canary + "@db/app"}, nil},
+		{"GOOSE_DBSTRING space", map[string]string{"GOOSE_DRIVER": "postgres", "GOOSE_DBSTRING": "postgres://app:" + canary + " 99@db/app"}, []string{"--env", "none"}},
+		{".env space", nil, []string{"--env", spaceEnv}},
+		{"json space", map[string]string{"DATABASE_URL": "postgres://app:" + canary + " x@db/app"}, []string{"--env", "none", "env", "-o", "json"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := tc.args

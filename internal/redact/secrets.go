@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/url"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -76,8 +77,16 @@ func (s *Secrets) Add(secrets ...string) {
 // [URL] recognises), decoded as the database driver would decode it. It is
 // meant for the connection string a command was given, so that the password
 // is masked even where it later appears outside any connection string.
+//
+// A URL's userinfo password may hold an unencoded space, which ends a URL in
+// running text: since dsn is one connection string, its userinfo runs from
+// "://" to the last '@' before the host, spaces included.
 func (s *Secrets) AddDSN(dsn string) {
-	for _, sp := range findAll(dsn) {
+	spans := findAll(dsn)
+	if sp, ok := spacedUserinfo(dsn); ok {
+		spans = append(spans, sp)
+	}
+	for _, sp := range spans {
 		raw := dsn[sp.start:sp.end]
 		vals := []string{raw}
 		switch sp.kind {
@@ -198,4 +207,35 @@ func unquote(raw string) string {
 		b.WriteByte(raw[i])
 	}
 	return b.String()
+}
+
+// dsnURLRE matches a connection string that is a URL.
+var dsnURLRE = regexp.MustCompile(`^\s*[A-Za-z][A-Za-z0-9+.\-]*://`)
+
+// spacedUserinfo returns the userinfo password of the URL dsn when white
+// space in it hides it from findAll. The authority ends at the first '/', '?'
+// or '#' and the userinfo at the last '@' before it; a password with an
+// unencoded '/', '?' or '#' strands its '@' after that: then the last '@'.
+func spacedUserinfo(dsn string) (span, bool) {
+	loc := dsnURLRE.FindStringIndex(dsn)
+	if loc == nil {
+		return span{}, false
+	}
+	body := dsn[loc[1]:]
+	authEnd := strings.IndexAny(body, "/?#")
+	if authEnd < 0 {
+		authEnd = len(body)
+	}
+	at := strings.LastIndexByte(body[:authEnd], '@')
+	if at < 0 {
+		at = strings.LastIndexByte(body, '@')
+	}
+	if at < 0 || strings.IndexFunc(body[:at], isSpace) < 0 {
+		return span{}, false // no space: findAll sees it
+	}
+	colon := strings.IndexByte(body[:at], ':')
+	if colon < 0 {
+		return span{}, false
+	}
+	return span{loc[1] + colon + 1, loc[1] + at, kindPercent}, true
 }
