@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/shiplock/shiplock/dialect"
 	yaml "go.yaml.in/yaml/v3"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -363,6 +364,11 @@ func (o *InjectOptions) place(kind string, spec *yaml.Node) (slot, error) {
 	}
 	for _, want := range []string{InitContainerName, o.Replace} {
 		if i := find(inits, want); i >= 0 {
+			if want != InitContainerName {
+				if err := o.sameTable(want, inits.Content[i]); err != nil {
+					return slot{}, err
+				}
+			}
 			return slot{list: inits, at: i}, nil
 		}
 		if i := find(mains, want); i >= 0 {
@@ -371,6 +377,11 @@ func (o *InjectOptions) place(kind string, spec *yaml.Node) (slot, error) {
 			}
 			if o.Pattern == PatternGate {
 				return slot{}, fmt.Errorf("the gate pattern waits in an initContainer; it cannot replace the Job's container %q", want)
+			}
+			if want != InitContainerName {
+				if err := o.sameTable(want, mains.Content[i]); err != nil {
+					return slot{}, err
+				}
 			}
 			return slot{list: mains, at: i, main: true}, nil
 		}
@@ -384,6 +395,56 @@ func (o *InjectOptions) place(kind string, spec *yaml.Node) (slot, error) {
 		return slot{}, err
 	}
 	return slot{list: inits, at: -1}, nil
+}
+
+// sameTable refuses to replace the goose container c (named name) when it
+// names a version table (goose's -table flag or GOOSE_TABLE) other than the
+// one shiplock renders: shiplock would find that table empty and apply
+// every migration again.
+func (o *InjectOptions) sameTable(name string, c *yaml.Node) error {
+	used := gooseTable(c)
+	if used == "" {
+		return nil
+	}
+	want, _ := dialect.ParseTable(o.Table)
+	if got, err := dialect.ParseTable(used); err == nil && got.String() == want.String() {
+		return nil
+	}
+	return fmt.Errorf("the replaced container %q uses goose table %s (shiplock's would be %s): pass --table %s", name, used, want, used)
+}
+
+// gooseTable returns the version table the container c gives goose: the
+// value of -table/--table in its command or args (also inside a shell
+// string, "sh -c '... goose -table x up'"), else of a literal GOOSE_TABLE
+// variable; "" when it names none.
+func gooseTable(c *yaml.Node) string {
+	var words []string
+	for _, key := range []string{"command", "args"} {
+		if l := get(c, key); l != nil && l.Kind == yaml.SequenceNode {
+			for _, n := range l.Content {
+				words = append(words, strings.Fields(n.Value)...)
+			}
+		}
+	}
+	unquote := func(w string) string { return strings.Trim(w, `"'`) }
+	for i, w := range words {
+		w = unquote(w)
+		switch {
+		case (w == "-table" || w == "--table") && i+1 < len(words):
+			return strings.TrimRight(unquote(words[i+1]), ";")
+		case strings.HasPrefix(w, "-table=") || strings.HasPrefix(w, "--table="):
+			_, v, _ := strings.Cut(w, "=")
+			return strings.TrimRight(unquote(v), ";")
+		}
+	}
+	if env := get(c, "env"); env != nil && env.Kind == yaml.SequenceNode {
+		for _, e := range env.Content {
+			if getString(e, "name") == "GOOSE_TABLE" {
+				return getString(e, "value")
+			}
+		}
+	}
+	return ""
 }
 
 // names lists the containers of a sequence, for an error.

@@ -278,3 +278,55 @@ func TestInjectNativeSidecarNoBypass(t *testing.T) {
 		}
 	}
 }
+
+// A goose container with its own version table (-table, --table,
+// -table=, GOOSE_TABLE, inside sh -c) is replaced only when shiplock is
+// given the same table: else shiplock would apply everything again into
+// goose_db_version.
+func TestInjectReplaceGooseTable(t *testing.T) {
+	in := string(readTestdata(t, "seed/job.yaml"))
+	const gooseCmd = `goose -dir /migrations postgres`
+	for _, tc := range []struct{ name, from, to string }{
+		{"-table in sh -c", gooseCmd, `goose -table svc_versions -dir /migrations postgres`},
+		{"--table=", gooseCmd, `goose --table=svc_versions -dir /migrations postgres`},
+		{"-table= quoted", gooseCmd, `goose -table='svc_versions' -dir /migrations postgres`},
+		{"args", `command: ["sh", "-c", "while ! nc -z $PGHOST 5432; do sleep 5; done; goose -dir /migrations postgres \"host=$PGHOST dbname=$PGDBNAME\" up"]`,
+			`command: [goose]
+        args: ["--table", "svc_versions", "-dir", "/migrations", "postgres", "host=db", "up"]`},
+		{"GOOSE_TABLE", "        env:\n", "        env:\n        - name: GOOSE_TABLE\n          value: svc_versions\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			job := strings.Replace(in, tc.from, tc.to, 1)
+			if job == in {
+				t.Fatal("the test's edit did not apply")
+			}
+			o := accountsInject()
+			o.Replace = "migrate"
+			o.Select = []Selector{{"Job", "accounts-migrate-$TAG"}}
+			_, err := Inject([]byte(job), o)
+			if err == nil || !strings.Contains(err.Error(), `uses goose table svc_versions (shiplock's would be goose_db_version): pass --table svc_versions`) {
+				t.Fatalf("without the table: %v", err)
+			}
+			o.Table = "other_versions"
+			if _, err := Inject([]byte(job), o); err == nil || !strings.Contains(err.Error(), "pass --table svc_versions") {
+				t.Fatalf("another table: %v", err)
+			}
+			o.Table = "svc_versions"
+			out, err := Inject([]byte(job), o)
+			if err != nil {
+				t.Fatalf("the same table: %v", err)
+			}
+			if !strings.Contains(string(out), "SHIPLOCK_TABLE") {
+				t.Errorf("no SHIPLOCK_TABLE:\n%s", out)
+			}
+		})
+	}
+	// goose's default table, named explicitly, needs no --table.
+	job := strings.Replace(in, gooseCmd, `goose -table goose_db_version -dir /migrations postgres`, 1)
+	o := accountsInject()
+	o.Replace = "migrate"
+	o.Select = []Selector{{"Job", "accounts-migrate-$TAG"}}
+	if _, err := Inject([]byte(job), o); err != nil {
+		t.Errorf("goose_db_version: %v", err)
+	}
+}
