@@ -100,8 +100,14 @@ func (e *IntegrityError) Error() string {
 type UnregisteredError struct {
 	Version int64
 	File    string
+	// Compiled says the binary has Go migrations compiled in, just not
+	// this one: the error then says where goose's registration goes.
+	Compiled bool
 }
 
 func (e *UnregisteredError) Error() string {
+	if e.Compiled {
+		return fmt.Sprintf("%s: version %d is a Go migration that is not registered with goose (goose.AddMigrationContext in an init of a package your main imports) (nothing was applied)", e.File, e.Version)
+	}
 	return fmt.Sprintf("%s: version %d is a Go migration that is not registered in this binary; build a shiplock with it compiled in (README, \"Go migrations\"), or run it through the migrate library in the application (nothing was applied)", e.File, e.Version)
 }

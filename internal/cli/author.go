@@ -27,7 +27,11 @@ func newValidateCmd(g *globals) *cobra.Command {
 				return err
 			}
 			for _, m := range migs {
-				if m.Kind == migrate.KindGoUnregistered {
+				switch {
+				case m.Kind != migrate.KindGoUnregistered:
+				case g.streams.GoMigrations != nil:
+					fmt.Fprintf(g.streams.Out, "note: %s is a Go migration not registered with goose (goose.AddMigrationContext in an init of a package your main imports)\n", m.Source)
+				default:
 					fmt.Fprintf(g.streams.Out, "note: %s is a Go migration not compiled into this binary: build your own shiplock with it (README, \"Go migrations\") or run it through the migrate library in your application\n", m.Source)
 				}
 				for _, d := range []migrate.Direction{migrate.Up, migrate.Down} {
@@ -55,25 +59,29 @@ SELECT 'down SQL query';
 -- +goose StatementEnd
 `
 
+// goTemplate is goose create's (v3.30.0), so that the migration registers
+// in goose's registry, which goosemigrations hands to shiplock (README,
+// "Go migrations"), and goose itself runs the same file.
 const goTemplate = `package migrations
 
 import (
 	"context"
 	"database/sql"
-
-	"github.com/shiplock/shiplock/migrate"
+	"github.com/pressly/goose/v3"
 )
 
-// Migration{{VERSION}} is registered through migrate.Load's Go migrations.
-var Migration{{VERSION}} = migrate.GoMigration{
-	Version: {{VERSION}},
-	Source:  "{{FILE}}",
-	Up: func(ctx context.Context, tx *sql.Tx) error {
-		return nil
-	},
-	Down: func(ctx context.Context, tx *sql.Tx) error {
-		return nil
-	},
+func init() {
+	goose.AddMigrationContext(up{{NAME}}, down{{NAME}})
+}
+
+func up{{NAME}}(ctx context.Context, tx *sql.Tx) error {
+	// This code is executed when the migration is applied.
+	return nil
+}
+
+func down{{NAME}}(ctx context.Context, tx *sql.Tx) error {
+	// This code is executed when the migration is rolled back.
+	return nil
 }
 `
 
@@ -99,6 +107,7 @@ func (f *createFlags) run(g *globals, name, kind string, now time.Time) error {
 	if kind != "sql" && kind != "go" {
 		return usagef(fmt.Sprintf("migration type %q: want sql or go", kind))
 	}
+	rawName := name
 	name = snakeCase(name)
 	if name == "" {
 		return usagef("migration name must hold a letter or digit")
@@ -154,7 +163,7 @@ func (f *createFlags) run(g *globals, name, kind string, now time.Time) error {
 	}
 	body := sqlTemplate
 	if kind == "go" {
-		body = strings.NewReplacer("{{VERSION}}", strings.TrimLeft(version, "0"), "{{FILE}}", file).Replace(goTemplate)
+		body = strings.ReplaceAll(goTemplate, "{{NAME}}", camelCase(rawName))
 	}
 	if _, err := fh.WriteString(body); err != nil {
 		fh.Close()
@@ -232,6 +241,25 @@ func snakeCase(s string) string {
 		}
 	}
 	return strings.Trim(b.String(), "_")
+}
+
+// camelCase names a Go migration's functions as goose create does: each run
+// of letters and digits capitalised, the rest lower case, nothing between.
+func camelCase(s string) string {
+	var b strings.Builder
+	first := true
+	for _, r := range s {
+		switch {
+		case !unicode.IsLetter(r) && !unicode.IsNumber(r):
+			first = true
+		case first:
+			b.WriteRune(unicode.ToUpper(r))
+			first = false
+		default:
+			b.WriteRune(unicode.ToLower(r))
+		}
+	}
+	return b.String()
 }
 
 func newFixCmd(g *globals) *cobra.Command {

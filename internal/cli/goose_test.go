@@ -10,6 +10,9 @@ import (
 	"crypto/x509/pkix"
 	"database/sql"
 	"encoding/pem"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"log"
 	"math/big"
 	"os"
@@ -27,6 +30,7 @@ import (
 	"github.com/shiplock/shiplock/dialect/sqlite"
 	"github.com/shiplock/shiplock/exitcode"
 	"github.com/shiplock/shiplock/internal/testdb"
+	"github.com/shiplock/shiplock/migrate"
 )
 
 // TestGooseArgs: goose's spelling becomes shiplock's, and what cannot work
@@ -498,4 +502,72 @@ func gooseStatusOutput(t *testing.T, run func(*log.Logger) error) string {
 		t.Fatal(err)
 	}
 	return logPrefix.ReplaceAllString(b.String(), "")
+}
+
+// TestCreateGoIsGooses: "create NAME go" writes the file goose create
+// writes (goose v3.30.0's template, byte for byte), which registers with
+// goose.AddMigrationContext in an init: the registry goosemigrations reads
+// (README, "Go migrations").
+func TestCreateGoIsGooses(t *testing.T) {
+	goose.SetLogger(goose.NopLogger())
+	for _, name := range []string{"add_users", "AddUsers", "seed 2fa-codes"} {
+		gooseDir, ourDir := t.TempDir(), t.TempDir()
+		if err := goose.Create(nil, gooseDir, name, "go"); err != nil {
+			t.Fatal(err)
+		}
+		if code, out, stderr := runCLI(t, nil, "--dir", ourDir, "create", name, "go"); code != 0 {
+			t.Fatalf("create: exit %d %s%s", code, out, stderr)
+		}
+		read := func(dir string) string {
+			files, err := filepath.Glob(filepath.Join(dir, "*.go"))
+			if err != nil || len(files) != 1 {
+				t.Fatalf("%s: %v %v", dir, files, err)
+			}
+			b, err := os.ReadFile(files[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			return string(b)
+		}
+		want, got := read(gooseDir), read(ourDir)
+		if got != want {
+			t.Errorf("%q: shiplock's file:\n%s\ngoose's:\n%s", name, got, want)
+		}
+		f, err := parser.ParseFile(token.NewFileSet(), "m.go", got, 0)
+		if err != nil {
+			t.Fatalf("%q: %v", name, err)
+		}
+		var registers bool
+		ast.Inspect(f, func(n ast.Node) bool {
+			if sel, ok := n.(*ast.SelectorExpr); ok && sel.Sel.Name == "AddMigrationContext" {
+				registers = true
+			}
+			return true
+		})
+		if f.Name.Name != "migrations" || !registers {
+			t.Errorf("%q: package %s, registers with goose.AddMigrationContext: %v", name, f.Name.Name, registers)
+		}
+	}
+}
+
+// TestUnregisteredInOwnShiplock: in a shiplock built with Go migrations
+// (shiplockmain's GoMigrations), a .go file that did not register says
+// where goose's registration goes, not "build a shiplock with it".
+func TestUnregisteredInOwnShiplock(t *testing.T) {
+	dir := writeDir(t, map[string]string{"00001_a.sql": gooseFiles["00001_a.sql"], "00002_seed.go": "package migrations\n"})
+	collect := func(string) ([]migrate.GoMigration, error) { return nil, nil }
+	run := func(args ...string) (int, string) {
+		var out, errb bytes.Buffer
+		code := Main(context.Background(), append([]string{"--log-format", "text", "--dir", dir}, args...),
+			Streams{In: strings.NewReader(""), Out: &out, Err: &errb, LookupEnv: func(string) (string, bool) { return "", false }, GoMigrations: collect})
+		return code, out.String() + errb.String()
+	}
+	const want = "not registered with goose (goose.AddMigrationContext in an init of a package your main imports)"
+	code, out := run("--database-url", "sqlite://"+testdb.SQLite(t), "up")
+	if code != int(exitcode.BadFile) || !strings.Contains(out, "00002_seed.go: version 2 is a Go migration that is "+want) || strings.Contains(out, "build a shiplock") {
+		t.Errorf("up: exit %d\n%s", code, out)
+	}
+	if code, out := run("validate"); code != 0 || !strings.Contains(out, "00002_seed.go is a Go migration "+want) {
+		t.Errorf("validate: exit %d\n%s", code, out)
+	}
 }

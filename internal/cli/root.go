@@ -5,6 +5,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -141,6 +142,9 @@ func Main(ctx context.Context, args []string, streams Streams) int {
 		err = fmt.Errorf("the command's --timeout of %s ran out: %w", g.timeout, err)
 	}
 	code := g.exitCode(err)
+	if unreg := (*migrate.UnregisteredError)(nil); streams.GoMigrations != nil && errors.As(err, &unreg) {
+		unreg.Compiled = true
+	}
 	if msg := errorText(err); msg != "" {
 		fmt.Fprintf(streams.Err, "shiplock: %s\n", g.redact(msg))
 		if code.Retryable() {
