@@ -90,6 +90,12 @@ type Dialect interface {
 	// exist where the unqualified queries find them (through search_path,
 	// as goose's CLI finds its table).
 	TablesExist(ctx context.Context, q Querier) (versions, records bool, err error)
+	// OtherVersionTable returns the name of a table shaped like goose's
+	// version table (version_id, is_applied, tstamp) where the version
+	// table is looked for, other than VersionTable(); "" when none. It is
+	// read only when the version table is missing: a goose that ran with
+	// -table leaves one that shiplock must not start beside.
+	OtherVersionTable(ctx context.Context, q Querier) (string, error)
 	// CreateVersionTable creates goose_db_version in goose's current layout
 	// and inserts the version-0 row, as goose does. Run it in a transaction.
 	CreateVersionTable(ctx context.Context, q Querier) error

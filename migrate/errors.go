@@ -94,6 +94,18 @@ func (e *IntegrityError) Error() string {
 	return b.String()
 }
 
+// OtherVersionTableError is a run refused because goose_db_version (the
+// default table, none given) is missing while a goose version table under
+// another name exists: goose ran with -table, and starting goose_db_version
+// would apply every migration again.
+type OtherVersionTableError struct {
+	Table string
+}
+
+func (e *OtherVersionTableError) Error() string {
+	return fmt.Sprintf("goose_db_version does not exist, but goose version table %s does: pass --table %s (or, to start goose_db_version anyway, drop or rename %s); nothing was applied", e.Table, e.Table, e.Table)
+}
+
 // UnregisteredError is a plan that reaches a numbered .go file with no
 // registered Go migration. Go migrations run in a binary that has them
 // compiled in: a team's own shiplock (shiplockmain) or the application.

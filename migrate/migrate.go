@@ -262,6 +262,9 @@ func (m *Migrator) run(ctx context.Context, plan func(*state) ([]*Migration, err
 		return nil, err
 	}
 	res := &Result{From: st.current, To: st.current, Ahead: m.ahead(st)}
+	if st.otherTable != "" {
+		return res, &OtherVersionTableError{Table: st.otherTable}
+	}
 	todo, err := plan(st)
 	// Up also records the checksums of versions goose applied: on a
 	// database goose migrated fully, nothing else would ever take the lock

@@ -19,6 +19,9 @@ type state struct {
 	appliedSorted     []int64 // ascending, including 0
 	current           int64   // highest applied version
 	records           map[int64]dialect.Record
+	// otherTable is a goose version table under another name, looked for
+	// when goose_db_version (the default, no table given) is missing.
+	otherTable string
 }
 
 // markers returns the markers of migrations running statement by
@@ -47,6 +50,11 @@ func (m *Migrator) readState(ctx context.Context, conn *sql.Conn) (*state, error
 		return nil, fmt.Errorf("read %s: %w", m.dialect.VersionTable(), err)
 	}
 	if !st.tableExists {
+		if m.dialect.VersionTable().IsZero() {
+			if st.otherTable, err = m.dialect.OtherVersionTable(ctx, conn); err != nil {
+				return nil, fmt.Errorf("look for a goose version table under another name: %w", err)
+			}
+		}
 		return st, nil
 	}
 	var (

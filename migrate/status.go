@@ -33,6 +33,10 @@ type Status struct {
 	Versions []VersionStatus `json:"versions"`
 	Pending  int             `json:"pending"`
 	Problems []Problem       `json:"problems,omitempty"`
+	// OtherVersionTable is a goose version table under another name
+	// (goose -table), found because goose_db_version is missing: the
+	// versions it holds are not shown, and up refuses to start anew.
+	OtherVersionTable string `json:"other_version_table,omitempty"`
 }
 
 // Status reads the database and compares it with the loaded migrations.
@@ -46,7 +50,7 @@ func (m *Migrator) Status(ctx context.Context) (*Status, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := &Status{Current: st.current, Problems: m.problems(st)}
+	out := &Status{Current: st.current, Problems: m.problems(st), OtherVersionTable: st.otherTable}
 	// An index a live runner is building is INVALID until it is done; the
 	// dialect leaves out the builds it sees, and while a runner works no
 	// INVALID index is called broken (another role's build may be hidden).

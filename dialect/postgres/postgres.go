@@ -152,6 +152,29 @@ func (d Dialect) TablesExist(ctx context.Context, q dialect.Querier) (versions, 
 	return versions, records, err
 }
 
+// qOtherVersionTable finds a goose version table in the schemas of
+// search_path, the first schema's first; the name is qualified unless it
+// is in the current schema.
+const qOtherVersionTable = `SELECT CASE WHEN n.nspname = current_schema() THEN c.relname ELSE n.nspname || '.' || c.relname END
+	FROM pg_class c
+	JOIN pg_namespace n ON n.oid = c.relnamespace
+	JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+	WHERE c.relkind IN ('r', 'p') AND n.nspname = ANY (current_schemas(false))
+		AND a.attname IN ('version_id', 'is_applied', 'tstamp')
+	GROUP BY n.nspname, c.relname
+	HAVING count(*) = 3
+	ORDER BY array_position(current_schemas(false), n.nspname), c.relname
+	LIMIT 1`
+
+func (d Dialect) OtherVersionTable(ctx context.Context, q dialect.Querier) (string, error) {
+	var name string
+	err := q.QueryRowContext(ctx, qOtherVersionTable).Scan(&name)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	return name, err
+}
+
 func (d Dialect) CreateVersionTable(ctx context.Context, q dialect.Querier) error {
 	if _, err := q.ExecContext(ctx, d.sql(qCreateVersionTable)); err != nil {
 		return err

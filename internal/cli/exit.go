@@ -78,6 +78,7 @@ func classify(err error, c dialect.Classifier, stopped bool) exitcode.Code {
 		parse     *sqlfile.ParseError
 		file      *migrate.FileError
 		unreg     *migrate.UnregisteredError
+		other     *migrate.OtherVersionTableError
 		integrity *migrate.IntegrityError
 		waitErr   *dbwait.Error
 	)
@@ -86,7 +87,7 @@ func classify(err error, c dialect.Classifier, stopped bool) exitcode.Code {
 		return exitcode.OK
 	case errors.As(err, &exit):
 		return exit.code
-	case errors.As(err, &usage):
+	case errors.As(err, &usage), errors.As(err, &other):
 		return exitcode.Usage
 	case errors.As(err, &parse), errors.As(err, &file), errors.As(err, &unreg):
 		return exitcode.BadFile

@@ -571,3 +571,39 @@ func TestUnregisteredInOwnShiplock(t *testing.T) {
 		t.Errorf("validate: exit %d\n%s", code, out)
 	}
 }
+
+// TestForgottenTable: a database goose migrated with -table migr_versions
+// and no goose_db_version; run without --table, status warns naming the
+// table and up refuses (exit 2) instead of applying everything again.
+func TestForgottenTable(t *testing.T) {
+	dir := writeDir(t, map[string]string{"00001_a.sql": gooseFiles["00001_a.sql"], "00002_b.sql": gooseFiles["00002_b.sql"]})
+	for _, tc := range []struct{ name, url string }{
+		{"sqlite", "sqlite://" + testdb.SQLite(t)},
+		{"postgres", testdb.Postgres(t)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			run := func(args ...string) (int, string, string) {
+				return runCLI(t, nil, append([]string{"--env", "none", "--dir", dir, "--database-url", tc.url}, args...)...)
+			}
+			if code, out, errOut := run("--table", "migr_versions", "up"); code != 0 {
+				t.Fatalf("up --table: exit %d %s%s", code, out, errOut)
+			}
+			code, out, errOut := run("status")
+			if code != 0 || !strings.Contains(errOut, "goose version table migr_versions does: its versions are not shown; pass --table migr_versions") {
+				t.Errorf("status: exit %d\n%s%s", code, out, errOut)
+			}
+			code, out, errOut = run("up")
+			if code != int(exitcode.Usage) || !strings.Contains(errOut, "goose version table migr_versions does: pass --table migr_versions") {
+				t.Errorf("up: exit %d\n%s%s", code, out, errOut)
+			}
+			// Nothing was created or applied: goose_db_version still missing.
+			if code, _, errOut := run("status"); !strings.Contains(errOut, "pass --table migr_versions") {
+				t.Errorf("status after the refused up: exit %d %s", code, errOut)
+			}
+			// With the table, all is applied and nothing is said.
+			if code, out, errOut := run("--table", "migr_versions", "status"); code != 0 || strings.Contains(errOut, "warning") || !strings.Contains(out, "0 migrations pending") {
+				t.Errorf("status --table: exit %d\n%s%s", code, out, errOut)
+			}
+		})
+	}
+}

@@ -47,6 +47,9 @@ func (f *statusFlags) run(ctx context.Context, g *globals) error {
 		if err != nil {
 			return err
 		}
+		if t := st.OtherVersionTable; t != "" {
+			fmt.Fprintf(g.streams.Err, "warning: goose_db_version does not exist, but goose version table %s does: its versions are not shown; pass --table %s\n", t, t)
+		}
 		if f.output == "goose" {
 			printGooseStatus(g.streams.Err, gooseRows(st))
 		} else if f.output == "json" {
