@@ -394,8 +394,9 @@ func (m *Migrator) runFrom(ctx context.Context, q dialect.Querier, conn *sql.Con
 func (m *Migrator) execute(ctx context.Context, q dialect.Querier, conn *sql.Conn, mig *Migration, dir Direction, first int) (MigrationResult, error) {
 	start := time.Now()
 	r := MigrationResult{Version: mig.Version, Source: mig.Source, Direction: dir}
+	outside := 0 // statements done outside a transaction before a failure
 	fail := func(line int, stmt string, err error) (MigrationResult, error) {
-		return r, &MigrationError{Version: mig.Version, File: mig.Source, Direction: dir, Line: line, Statement: shorten(stmt), Err: err}
+		return r, &MigrationError{Version: mig.Version, File: mig.Source, Direction: dir, Line: line, Statement: shorten(stmt), Err: err, OutsideTx: outside}
 	}
 	// Outside a transaction each statement is recorded as started (with
 	// the session's server process) before it is sent, and as done after:
@@ -471,6 +472,7 @@ func (m *Migrator) execute(ctx context.Context, q dialect.Querier, conn *sql.Con
 					// Inside a failed block there is nothing to record: the
 					// ROLLBACK takes the marker away with the statements.
 					if !m.inTxBlock(conn) {
+						outside = i
 						rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 						if merr := mark(rctx, i, false); merr != nil {
 							m.log.Warn("the failed statement stays recorded as running", "file", mig.Source, "line", s.Line, "err", merr)

@@ -41,6 +41,10 @@ type MigrationError struct {
 	// InvalidIndexes are the indexes left INVALID in the database when a
 	// migration outside a transaction failed.
 	InvalidIndexes []string
+	// OutsideTx is how many of the migration's statements ran, and stay,
+	// outside a transaction before the one that failed (its marker
+	// records them).
+	OutsideTx int
 }
 
 func (e *MigrationError) Error() string {

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -78,9 +79,18 @@ func summary(res *migrate.Result, err error) string {
 		}
 		return fmt.Sprintf("%s, last file version %d, in %s", what, res.To, round(res.Duration))
 	}
+	var merr *migrate.MigrationError
+	partly := errors.As(err, &merr) && merr.OutsideTx > 0
 	switch {
+	case errors.Is(err, migrate.ErrLockTimeout):
+		return fmt.Sprintf("migration lock not acquired, at version %d; nothing changed", res.From)
+	case partly && len(did) == 0:
+		return fmt.Sprintf("failed at version %d after %d of its statements ran outside a transaction (recorded; see shiplock status)", merr.Version, merr.OutsideTx)
 	case err != nil && len(did) == 0:
 		return fmt.Sprintf("failed at version %d; nothing changed", res.From)
+	case partly:
+		return fmt.Sprintf("failed after %s, now at version %d (was %d); version %d failed after %d of its statements ran outside a transaction (recorded; see shiplock status)",
+			strings.Join(did, " and "), res.To, res.From, merr.Version, merr.OutsideTx)
 	case err != nil:
 		return fmt.Sprintf("failed after %s, now at version %d (was %d)", strings.Join(did, " and "), res.To, res.From)
 	case res.Repair != "" && len(did) == 0:

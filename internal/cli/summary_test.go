@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/shiplock/shiplock/dialect/postgres"
+	"github.com/shiplock/shiplock/exitcode"
 	"github.com/shiplock/shiplock/internal/testdb"
 )
 
@@ -32,11 +34,37 @@ func TestRedoAndRepairSummaries(t *testing.T) {
 	check(0, "nothing to repair: no migration was interrupted, at version 2\n", "repair", "--forget")
 
 	// A NO TRANSACTION migration whose second statement fails leaves a
-	// marker: forgetting it says so, at version 2.
+	// marker, and its first statement ran: the summary says so, and
+	// forgetting the marker says so, at version 2.
 	broken := "-- +goose NO TRANSACTION\n-- +goose Up\nCREATE TABLE c (id int);\nSELECT * FROM missing;\n-- +goose Down\nDROP TABLE c;\n"
 	if err := os.WriteFile(filepath.Join(dir, "00003_c.sql"), []byte(broken), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	check(1, "failed at version 2; nothing changed", "up")
+	check(1, "failed at version 3 after 1 of its statements ran outside a transaction (recorded; see shiplock status)", "up")
 	check(0, "interrupted version 3: forgotten, now at version 2 (was 2) in ", "repair", "--forget")
+}
+
+// TestLockTimeoutSummary: up that gives up waiting for the migration lock
+// says the lock was not acquired, not that a version failed.
+func TestLockTimeoutSummary(t *testing.T) {
+	ctx := context.Background()
+	url := testdb.Postgres(t)
+	dir := writeDir(t, map[string]string{"00001_a.sql": "-- +goose Up\nCREATE TABLE a (id int);\n"})
+	db, err := postgres.Open(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if ok, err := (postgres.Dialect{}).TryLock(ctx, conn); !ok || err != nil {
+		t.Fatalf("TryLock: %v %v", ok, err)
+	}
+	code, out := run(ctx, "up", "--dir", dir, "--database-url", url, "--lock-timeout", "50ms")
+	if code != exitcode.Locked || !strings.Contains(out, "migration lock not acquired, at version 0; nothing changed") || strings.Contains(out, "failed at version") {
+		t.Fatalf("up behind the migration lock: exit %v\n%s", code, out)
+	}
 }
