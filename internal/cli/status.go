@@ -237,14 +237,19 @@ func (f *verifyFlags) run(ctx context.Context, g *globals) error {
 		return err
 	}
 	return g.withMigrator(ctx, migrate.Options{}, &f.wait, func(m *migrate.Migrator) error {
-		problems, err := m.Verify(ctx)
+		st, err := m.Status(ctx)
 		if err != nil {
 			return err
 		}
-		failing := 0
+		problems := st.Problems
+		failing, unrecorded := 0, 0
 		for _, p := range problems {
-			// A migration in progress is being applied, not broken.
-			if p.Kind != migrate.Unrecorded && p.Kind != migrate.InProgress {
+			switch p.Kind {
+			case migrate.Unrecorded:
+				unrecorded++
+			case migrate.InProgress:
+				// Being applied, not broken.
+			default:
 				failing++
 			}
 		}
@@ -255,7 +260,7 @@ func (f *verifyFlags) run(ctx context.Context, g *globals) error {
 				fmt.Fprintf(g.streams.Out, "%s: %s\n", p.Kind, p)
 			}
 			if failing == 0 {
-				fmt.Fprintln(g.streams.Out, "ok: every applied migration matches its file")
+				fmt.Fprintln(g.streams.Out, verifiedText(m, st, unrecorded))
 			}
 		}
 		if failing > 0 {
@@ -263,4 +268,35 @@ func (f *verifyFlags) run(ctx context.Context, g *globals) error {
 		}
 		return nil
 	})
+}
+
+// verifiedText is verify's "ok" line: how many applied migrations were
+// checked against their files, and how many could not be yet.
+func verifiedText(m *migrate.Migrator, st *migrate.Status, unrecorded int) string {
+	sums := map[int64]bool{}
+	for _, mig := range m.Migrations() {
+		sums[mig.Version] = mig.Checksum != ""
+	}
+	checked, goMigs := 0, 0
+	for _, v := range st.Versions {
+		switch {
+		case v.State != migrate.Applied:
+		case sums[v.Version]:
+			checked++
+		default:
+			goMigs++
+		}
+	}
+	checked -= unrecorded
+	msg := "ok: " + plural(checked, "applied migration") + " match their files"
+	if checked == 1 {
+		msg = "ok: 1 applied migration matches its file"
+	}
+	if unrecorded > 0 {
+		msg += fmt.Sprintf("; %d applied before checksums were kept (recorded by the next up)", unrecorded)
+	}
+	if goMigs > 0 {
+		msg += fmt.Sprintf("; %s (no checksum)", plural(goMigs, "Go migration"))
+	}
+	return msg
 }

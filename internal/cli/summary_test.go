@@ -68,3 +68,36 @@ func TestLockTimeoutSummary(t *testing.T) {
 		t.Fatalf("up behind the migration lock: exit %v\n%s", code, out)
 	}
 }
+
+// TestVerifyCounts: verify's ok line counts what it checked and what it
+// could not yet (applied before checksums were kept), instead of "every
+// applied migration matches" right after listing the unrecorded ones.
+func TestVerifyCounts(t *testing.T) {
+	ctx := context.Background()
+	url := testdb.Postgres(t)
+	dir := writeDir(t, map[string]string{
+		"00001_a.sql": "-- +goose Up\nCREATE TABLE a (id int);\n",
+		"00002_b.sql": "-- +goose Up\nCREATE TABLE b (id int);\n",
+		"00003_c.sql": "-- +goose Up\nCREATE TABLE c (id int);\n",
+	})
+	if code, out := run(ctx, "up", "--dir", dir, "--database-url", url); code != 0 {
+		t.Fatalf("up: exit %v\n%s", code, out)
+	}
+	code, out := run(ctx, "verify", "--dir", dir, "--database-url", url)
+	if code != 0 || !strings.Contains(out, "ok: 3 applied migrations match their files\n") {
+		t.Fatalf("verify: exit %v\n%s", code, out)
+	}
+	// As goose leaves them: applied, no checksum recorded.
+	db, err := postgres.Open(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec("DELETE FROM shiplock_versions WHERE version_id IN (1, 2)"); err != nil {
+		t.Fatal(err)
+	}
+	code, out = run(ctx, "verify", "--dir", dir, "--database-url", url)
+	if code != 0 || !strings.Contains(out, "ok: 1 applied migration matches its file; 2 applied before checksums were kept (recorded by the next up)\n") {
+		t.Fatalf("verify: exit %v\n%s", code, out)
+	}
+}
