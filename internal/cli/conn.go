@@ -73,6 +73,9 @@ func (g *globals) findTarget() (target, error) {
 	for _, env := range pgGiven {
 		given = given || g.streams.getenv(env) != ""
 	}
+	if !given && g.set.driver.value != "" {
+		return target{}, usagef(fmt.Sprintf("no database given: %s is set, but GOOSE_DBSTRING is not; set GOOSE_DBSTRING (as for goose), or --database-url or DATABASE_URL", g.set.driver.source))
+	}
 	if !given {
 		return target{}, usagef("no database given: set --database-url or DATABASE_URL (postgres://USER@HOST/DB, sqlite://PATH or a file path), or PGHOST, PGUSER, PGPASSWORD and PGDATABASE (or PGSERVICE)")
 	}

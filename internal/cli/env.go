@@ -58,13 +58,21 @@ func (g *globals) envRows() []envRow {
 		return envRow{name, s.value, s.source}
 	}
 	driver, database := g.set.driver, g.set.database
-	switch t, err := g.resolveTarget(); {
-	case err != nil:
-		if driver.source == "" {
-			driver = setting{"", "error: " + err.Error()}
+	// An error is shown on the row it is about: the driver's own, else
+	// the database string's.
+	errorOn := func(s *setting, err error) {
+		if s.source == "" {
+			*s = setting{"", "error: " + err.Error()}
 		} else {
-			driver.source += " (error: " + err.Error() + ")"
+			s.source += " (error: " + err.Error() + ")"
 		}
+	}
+	_, driverErr := g.dbDriver()
+	switch t, err := g.resolveTarget(); {
+	case driverErr != nil:
+		errorOn(&driver, driverErr)
+	case err != nil:
+		errorOn(&database, err)
 	default:
 		if driver.value == "" {
 			driver = setting{t.dialect, "from the database setting"}
@@ -79,6 +87,8 @@ func (g *globals) envRows() []envRow {
 	switch {
 	case g.envFile == "none":
 		envFile = setting{"", "--env none"}
+	case g.envFile == "" && g.set.envFile == "" && g.envFileErr != nil:
+		envFile = setting{defaultEnvFile, "ignored, as goose does: it cannot be read: " + g.envFileErr.Error()}
 	case g.envFile == "" && g.set.envFile == "":
 		envFile = setting{"", "no " + defaultEnvFile + " here"}
 	case g.envFile == "":

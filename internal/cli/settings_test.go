@@ -193,3 +193,33 @@ func TestBadTableBeforeDatabase(t *testing.T) {
 		}
 	}
 }
+
+// TestEnvRowsSayWhatIsWrong: a default .env that cannot be parsed is
+// shown as ignored with the reason (not "no .env here"); an error about
+// the database string is on the dbstring row, not the driver's; with
+// only GOOSE_DRIVER set the error names GOOSE_DBSTRING.
+func TestEnvRowsSayWhatIsWrong(t *testing.T) {
+	t.Chdir(t.TempDir())
+	if err := os.WriteFile(".env", []byte("GOOSE_DBSTRING=\"unterminated\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rows := envTable(t, map[string]string{"DATABASE_URL": "sqlite://x.db"})
+	if !strings.Contains(rows["env-file"], ".env ignored, as goose does: it cannot be read: ") || strings.Contains(rows["env-file"], "no .env here") {
+		t.Errorf("env-file: %q", rows["env-file"])
+	}
+
+	env := map[string]string{"GOOSE_DRIVER": "postgres"}
+	rows = envTable(t, env, "--env", "none")
+	if !strings.Contains(rows["dbstring"], "GOOSE_DRIVER is set, but GOOSE_DBSTRING is not") || strings.Contains(rows["driver"], "error") {
+		t.Errorf("dbstring %q, driver %q", rows["dbstring"], rows["driver"])
+	}
+	code, _, errOut := runCLI(t, env, "--env", "none", "--dir", t.TempDir(), "status")
+	if code != int(exitcode.Usage) || !strings.Contains(errOut, "set GOOSE_DBSTRING") {
+		t.Errorf("status: exit %d %s", code, errOut)
+	}
+	// A malformed database string: its row, not the driver's.
+	rows = envTable(t, map[string]string{"GOOSE_DRIVER": "postgres", "GOOSE_DBSTRING": "postgres://h:notaport/db"}, "--env", "none")
+	if !strings.Contains(rows["dbstring"], "error") || strings.Contains(rows["driver"], "error") {
+		t.Errorf("dbstring %q, driver %q", rows["dbstring"], rows["driver"])
+	}
+}
