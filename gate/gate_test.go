@@ -514,3 +514,49 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// TestCheckCustomTable: with goose's -table (schema-qualified here) Check
+// and Handler read that table, and goose_db_version beside it (another
+// app's, at another version) does not count.
+func TestCheckCustomTable(t *testing.T) {
+	url := testdb.Postgres(t)
+	db, def := openPostgres(t, url)
+	table, err := dialect.ParseTable("app.svc_versions")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := postgres.Dialect{Table: table}
+	if _, err := db.Exec("CREATE SCHEMA app"); err != nil {
+		t.Fatal(err)
+	}
+	if st := check(t, db, d, 1); st.Ready || st.Reason != "no app.svc_versions table yet" {
+		t.Errorf("before any up: %+v", st)
+	}
+	// goose_db_version at 3: another app's, in the same search_path.
+	if _, err := db.Exec(`CREATE TABLE goose_db_version (id serial PRIMARY KEY, version_id bigint NOT NULL, is_applied boolean NOT NULL, tstamp timestamp NOT NULL DEFAULT now());
+		INSERT INTO goose_db_version (version_id, is_applied) VALUES (0, true), (3, true)`); err != nil {
+		t.Fatal(err)
+	}
+	if st := check(t, db, def, 3); !st.Ready {
+		t.Fatalf("goose_db_version: %+v", st)
+	}
+	migrateTo(t, db, d, 2)
+	for _, tc := range []struct {
+		need   int64
+		ready  bool
+		reason string
+		code   int
+	}{
+		{3, false, "at 2, need 3", http.StatusServiceUnavailable},
+		{2, true, "at 2, need 2", http.StatusOK},
+	} {
+		if st := check(t, db, d, tc.need); st.Ready != tc.ready || st.Reason != tc.reason || st.Current != 2 {
+			t.Errorf("Check need %d: %+v", tc.need, st)
+		}
+		rec := httptest.NewRecorder()
+		gate.Handler(db, d, tc.need).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+		if rec.Code != tc.code || rec.Body.String() != tc.reason+"\n" {
+			t.Errorf("Handler need %d: %d %q", tc.need, rec.Code, rec.Body.String())
+		}
+	}
+}
