@@ -101,3 +101,50 @@ func TestVerifyCounts(t *testing.T) {
 		t.Fatalf("verify: exit %v\n%s", code, out)
 	}
 }
+
+// TestTimeoutEndsLockWait: --timeout, the deadline of the whole command,
+// ends up's wait for the migration lock (with --lock-timeout 0, waiting
+// forever) and a read command's wait behind a lock on the version table:
+// exit 6, saying the --timeout ran out.
+func TestTimeoutEndsLockWait(t *testing.T) {
+	ctx := context.Background()
+	url := testdb.Postgres(t)
+	dir := writeDir(t, map[string]string{"00001_a.sql": "-- +goose Up\nCREATE TABLE a (id int);\n"})
+	db, err := postgres.Open(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if ok, err := (postgres.Dialect{}).TryLock(ctx, conn); !ok || err != nil {
+		t.Fatalf("TryLock: %v %v", ok, err)
+	}
+	code, out := run(ctx, "up", "--dir", dir, "--database-url", url, "--lock-timeout", "0", "--timeout", "300ms")
+	if code != exitcode.Unavailable || !strings.Contains(out, "--timeout of 300ms ran out") {
+		t.Fatalf("up behind the migration lock: exit %v\n%s", code, out)
+	}
+	if err := (postgres.Dialect{}).Unlock(ctx, conn); err != nil {
+		t.Fatal(err)
+	}
+
+	// A read command behind a lock on goose_db_version.
+	if code, out := run(ctx, "up", "--dir", dir, "--database-url", url); code != 0 {
+		t.Fatalf("up: exit %v\n%s", code, out)
+	}
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.Exec("LOCK TABLE goose_db_version IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	code, out = run(ctx, "status", "--dir", dir, "--database-url", url, "--timeout", "300ms")
+	if code != exitcode.Unavailable || !strings.Contains(out, "--timeout of 300ms ran out") {
+		t.Fatalf("status behind a lock on goose_db_version: exit %v\n%s", code, out)
+	}
+}
