@@ -107,7 +107,7 @@ type OtherVersionTableError struct {
 }
 
 func (e *OtherVersionTableError) Error() string {
-	return fmt.Sprintf("goose_db_version does not exist, but goose version table %s does: pass --table %s (or, to start goose_db_version anyway, drop or rename %s); nothing was applied", e.Table, e.Table, e.Table)
+	return fmt.Sprintf("goose_db_version does not exist, but goose version table %s does: pass --table %s (or, when it is another application's, start goose_db_version anyway by naming it with its schema: --table SCHEMA.goose_db_version); nothing was applied", e.Table, e.Table)
 }
 
 // UnregisteredError is a plan that reaches a numbered .go file with no

@@ -153,13 +153,14 @@ func (d Dialect) TablesExist(ctx context.Context, q dialect.Querier) (versions, 
 }
 
 // qOtherVersionTable finds a goose version table in the schemas of
-// search_path, the first schema's first; the name is qualified unless it
-// is in the current schema.
+// search_path, the first schema's first, other than $1 (one a concurrent
+// runner may have just created); the name is qualified unless it is in the
+// current schema.
 const qOtherVersionTable = `SELECT CASE WHEN n.nspname = current_schema() THEN c.relname ELSE n.nspname || '.' || c.relname END
 	FROM pg_class c
 	JOIN pg_namespace n ON n.oid = c.relnamespace
 	JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-	WHERE c.relkind IN ('r', 'p') AND n.nspname = ANY (current_schemas(false))
+	WHERE c.relkind IN ('r', 'p') AND n.nspname = ANY (current_schemas(false)) AND c.relname <> $1
 		AND a.attname IN ('version_id', 'is_applied', 'tstamp')
 	GROUP BY n.nspname, c.relname
 	HAVING count(*) = 3
@@ -168,7 +169,7 @@ const qOtherVersionTable = `SELECT CASE WHEN n.nspname = current_schema() THEN c
 
 func (d Dialect) OtherVersionTable(ctx context.Context, q dialect.Querier) (string, error) {
 	var name string
-	err := q.QueryRowContext(ctx, qOtherVersionTable).Scan(&name)
+	err := q.QueryRowContext(ctx, qOtherVersionTable, d.Table.Name().Text).Scan(&name)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", nil
 	}

@@ -116,15 +116,16 @@ func (d *Dialect) TablesExist(ctx context.Context, q dialect.Querier) (versions,
 	return versions, records, err
 }
 
-// qOtherVersionTable finds a goose version table in the main schema.
+// qOtherVersionTable finds a goose version table in the main schema, other
+// than ? (one a concurrent runner may have just created).
 const qOtherVersionTable = `SELECT m.name FROM sqlite_master m
-	WHERE m.type = 'table' AND (SELECT count(*) FROM pragma_table_info(m.name) p
+	WHERE m.type = 'table' AND m.name <> ? AND (SELECT count(*) FROM pragma_table_info(m.name) p
 		WHERE p.name IN ('version_id', 'is_applied', 'tstamp')) = 3
 	ORDER BY m.name LIMIT 1`
 
 func (d *Dialect) OtherVersionTable(ctx context.Context, q dialect.Querier) (string, error) {
 	var name string
-	err := q.QueryRowContext(ctx, qOtherVersionTable).Scan(&name)
+	err := q.QueryRowContext(ctx, qOtherVersionTable, d.Table.Name().Text).Scan(&name)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", nil
 	}

@@ -577,9 +577,9 @@ func TestUnregisteredInOwnShiplock(t *testing.T) {
 // table and up refuses (exit 2) instead of applying everything again.
 func TestForgottenTable(t *testing.T) {
 	dir := writeDir(t, map[string]string{"00001_a.sql": gooseFiles["00001_a.sql"], "00002_b.sql": gooseFiles["00002_b.sql"]})
-	for _, tc := range []struct{ name, url string }{
-		{"sqlite", "sqlite://" + testdb.SQLite(t)},
-		{"postgres", testdb.Postgres(t)},
+	for _, tc := range []struct{ name, url, schema string }{
+		{"sqlite", "sqlite://" + testdb.SQLite(t), "main"},
+		{"postgres", testdb.Postgres(t), "public"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			run := func(args ...string) (int, string, string) {
@@ -603,6 +603,15 @@ func TestForgottenTable(t *testing.T) {
 			// With the table, all is applied and nothing is said.
 			if code, out, errOut := run("--table", "migr_versions", "status"); code != 0 || strings.Contains(errOut, "warning") || !strings.Contains(out, "0 migrations pending") {
 				t.Errorf("status --table: exit %d\n%s%s", code, out, errOut)
+			}
+			// Another application's table: goose_db_version named with its
+			// schema starts anyway, and then the table exists.
+			other := writeDir(t, map[string]string{"00001_x.sql": "-- +goose Up\nCREATE TABLE x (id int);\n"})
+			if code, out, errOut := run("--dir", other, "--table", tc.schema+".goose_db_version", "up"); code != 0 || !strings.Contains(out+errOut, "applied 1 migration") {
+				t.Errorf("up --table %s.goose_db_version: exit %d\n%s%s", tc.schema, code, out, errOut)
+			}
+			if code, out, errOut := run("--dir", other, "status"); code != 0 || strings.Contains(errOut, "warning") {
+				t.Errorf("status once goose_db_version exists: exit %d\n%s%s", code, out, errOut)
 			}
 		})
 	}
