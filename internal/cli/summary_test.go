@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"database/sql"
 	"os"
 	"path/filepath"
 	"strings"
@@ -50,19 +51,7 @@ func TestLockTimeoutSummary(t *testing.T) {
 	ctx := context.Background()
 	url := testdb.Postgres(t)
 	dir := writeDir(t, map[string]string{"00001_a.sql": "-- +goose Up\nCREATE TABLE a (id int);\n"})
-	db, err := postgres.Open(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	conn, err := db.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if ok, err := (postgres.Dialect{}).TryLock(ctx, conn); !ok || err != nil {
-		t.Fatalf("TryLock: %v %v", ok, err)
-	}
+	holdMigrationLock(t, url)
 	code, out := run(ctx, "up", "--dir", dir, "--database-url", url, "--lock-timeout", "50ms")
 	if code != exitcode.Locked || !strings.Contains(out, "migration lock not acquired, at version 0; nothing changed") || strings.Contains(out, "failed at version") {
 		t.Fatalf("up behind the migration lock: exit %v\n%s", code, out)
@@ -110,19 +99,7 @@ func TestTimeoutEndsLockWait(t *testing.T) {
 	ctx := context.Background()
 	url := testdb.Postgres(t)
 	dir := writeDir(t, map[string]string{"00001_a.sql": "-- +goose Up\nCREATE TABLE a (id int);\n"})
-	db, err := postgres.Open(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	conn, err := db.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if ok, err := (postgres.Dialect{}).TryLock(ctx, conn); !ok || err != nil {
-		t.Fatalf("TryLock: %v %v", ok, err)
-	}
+	conn := holdMigrationLock(t, url)
 	code, out := run(ctx, "up", "--dir", dir, "--database-url", url, "--lock-timeout", "0", "--timeout", "300ms")
 	if code != exitcode.Unavailable || !strings.Contains(out, "--timeout of 300ms ran out") {
 		t.Fatalf("up behind the migration lock: exit %v\n%s", code, out)
@@ -147,4 +124,25 @@ func TestTimeoutEndsLockWait(t *testing.T) {
 	if code != exitcode.Unavailable || !strings.Contains(out, "--timeout of 300ms ran out") {
 		t.Fatalf("status behind a lock on goose_db_version: exit %v\n%s", code, out)
 	}
+}
+
+// holdMigrationLock takes shiplock's migration lock on url on a session of
+// its own, held until the test ends or Unlock.
+func holdMigrationLock(t *testing.T, url string) *sql.Conn {
+	t.Helper()
+	ctx := context.Background()
+	db, err := postgres.Open(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	if ok, err := (postgres.Dialect{}).TryLock(ctx, conn); !ok || err != nil {
+		t.Fatalf("TryLock: %v %v", ok, err)
+	}
+	return conn
 }
