@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -191,4 +192,58 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// TestREADMEQuickstart runs the README's first setup command (on a file
+// of its own) and compares what it prints with the README's sample: the
+// log's messages in order, the outcome line, and the second run's.
+func TestREADMEQuickstart(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const command = "go run ./cmd/shiplock up --database-url /tmp/shiplock-quickstart.db --dir examples/quickstart/migrations"
+	text := string(readme)
+	i := strings.Index(text, command)
+	if i < 0 {
+		t.Fatalf("the README's setup no longer runs %q", command)
+	}
+	// The sample is the first code block after the command's.
+	rest := text[i:]
+	rest = rest[strings.Index(rest, "```\n\nThe first")+3:]
+	start := strings.Index(rest, "```\n") + 4
+	sample := rest[start : start+strings.Index(rest[start:], "```")]
+	msgs := func(log string) []string {
+		var out []string
+		for _, f := range strings.Fields(log) {
+			if m, ok := strings.CutPrefix(f, "msg="); ok {
+				out = append(out, m)
+			}
+		}
+		return out
+	}
+	lines := strings.Split(strings.TrimSpace(sample), "\n")
+	wantLog, wantOut := strings.Join(lines[:len(lines)-1], "\n"), lines[len(lines)-1]
+
+	dir, _ := filepath.Abs("../../examples/quickstart/migrations")
+	db := filepath.Join(t.TempDir(), "q.db")
+	code, out, errOut := shiplock(t, binary(t), "shiplock", "up", "--database-url", db, "--dir", dir, "--log-format", "text")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	// The same messages; their order depends on when a commit is made
+	// durable (every 200 ms at most), so it is not compared.
+	got, want := msgs(errOut), msgs(wantLog)
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("log messages %q, the README shows %q\n%s", got, want, errOut)
+	}
+	prefix := wantOut[:strings.LastIndex(wantOut, " in ")+4]
+	if !strings.HasPrefix(out, prefix) {
+		t.Errorf("outcome %q, the README shows %q", out, wantOut)
+	}
+	if _, out, _ = shiplock(t, binary(t), "shiplock", "up", "--database-url", db, "--dir", dir); out != "nothing to do, at version 3\n" {
+		t.Errorf("second run: %q, the README says \"nothing to do, at version 3\"", out)
+	}
 }
