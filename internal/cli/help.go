@@ -2,6 +2,7 @@ package cli
 
 import (
 	"strings"
+	"sync"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -148,10 +149,18 @@ func helpTemplate(def string) string {
 	return def + "{{with commandEnv .}}\nEnvironment:\n{{.}}\n{{end}}"
 }
 
+// templateFuncs registers the help template's functions in cobra's one
+// global map, once: Main may run on many goroutines at once (shiplockmain.Run
+// in a program, the tests' racing runners), and a second write of that map
+// while another Main reads or writes it crashes the process.
+var templateFuncs sync.Once
+
 // setupHelp gives every command its examples and the help template.
 func setupHelp(root *cobra.Command) {
-	cobra.AddTemplateFunc("usedGlobalFlags", usedGlobalFlags)
-	cobra.AddTemplateFunc("commandEnv", commandEnv)
+	templateFuncs.Do(func() {
+		cobra.AddTemplateFunc("usedGlobalFlags", usedGlobalFlags)
+		cobra.AddTemplateFunc("commandEnv", commandEnv)
+	})
 	root.SetUsageTemplate(helpTemplate(root.UsageTemplate()))
 	var walk func(*cobra.Command)
 	walk = func(c *cobra.Command) {

@@ -2,9 +2,11 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/spf13/cobra"
@@ -98,4 +100,21 @@ func TestHelpListsOnlyUsedFlags(t *testing.T) {
 	if code, _, stderr := runCLI(t, nil, "wait", "--dir", missing, "--database-url", db); code != 0 {
 		t.Errorf("wait --dir MISSING: exit %d, %s; wait does not read --dir", code, stderr)
 	}
+}
+
+// TestMainConcurrently: Main runs on many goroutines at once (a program's
+// runners through shiplockmain.Run) without writing cobra's global state
+// twice (the help template's functions: a concurrent map write is fatal).
+func TestMainConcurrently(t *testing.T) {
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if code, out := run(context.Background(), "status", "--help"); code != 0 || !strings.Contains(out, "Environment:") {
+				t.Errorf("status --help: exit %d\n%s", code, out)
+			}
+		}()
+	}
+	wg.Wait()
 }
