@@ -46,11 +46,7 @@ func (Dialect) InTx(ctx context.Context, conn *sql.Conn, s dialect.Settings, fn 
 			return fmt.Errorf("set %s: %w", set, err)
 		}
 	}
-	if err := fn(tx); err != nil {
-		_ = tx.Rollback()
-		return err
-	}
-	return tx.Commit()
+	return dialect.CommitOrRollback(tx, fn)
 }
 
 // WithSession reads the session's lock_timeout and statement_timeout, sets
