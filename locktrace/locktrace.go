@@ -208,7 +208,7 @@ func claimScratch(ctx context.Context, target, shadow *sql.DB, user string) erro
 		b := make([]byte, 16)
 		_, _ = rand.Read(b)
 		_, err = shadow.ExecContext(ctx, `CREATE TABLE `+scratchMarker+` (token text NOT NULL);
-			COMMENT ON TABLE `+scratchMarker+` IS 'made by shiplock plan --locks: a scratch database that receives migrations';
+			COMMENT ON TABLE `+scratchMarker+` IS 'made by shiplock to trace the locks of migrations: a scratch database that receives them';
 			INSERT INTO `+scratchMarker+` VALUES ('`+hex.EncodeToString(b)+`')`)
 		if err != nil {
 			return fmt.Errorf("scratch database: mark it: %w", err)

@@ -24,7 +24,23 @@ var (
 type FileError struct {
 	File string
 	Msg  string
+	// Reason classifies the errors that another option or action can get
+	// past; empty for the rest.
+	Reason FileReason
 }
+
+// FileReason is what stops a file that another option or action can run.
+type FileReason string
+
+const (
+	// NotInOneTransaction: the file is NO TRANSACTION or holds
+	// transaction-control statements, and the run asked for one
+	// transaction (TxAll); TxFile runs it.
+	NotInOneTransaction FileReason = "not-in-one-transaction"
+	// InterruptedFileGone: an interrupted migration's file is missing;
+	// only Repair with Forget settles it.
+	InterruptedFileGone FileReason = "interrupted-file-gone"
+)
 
 func (e *FileError) Error() string { return e.File + ": " + e.Msg }
 
@@ -88,12 +104,17 @@ type IntegrityError struct {
 	Problems []Problem
 }
 
-func (e *IntegrityError) Error() string {
+func (e *IntegrityError) Error() string { return e.Text(Problem.String) }
+
+// Text is the error's message with each problem worded by describe: a
+// program that tells its operator what to run about each kind of problem
+// passes its own describer (shiplock's CLI does).
+func (e *IntegrityError) Text(describe func(Problem) string) string {
 	var b strings.Builder
 	b.WriteString("migrate: integrity check failed:")
 	for _, p := range e.Problems {
 		b.WriteString("\n  ")
-		b.WriteString(p.String())
+		b.WriteString(describe(p))
 	}
 	return b.String()
 }
@@ -107,7 +128,7 @@ type OtherVersionTableError struct {
 }
 
 func (e *OtherVersionTableError) Error() string {
-	return fmt.Sprintf("goose_db_version does not exist, but goose version table %s does: pass --table %s (or, when it is another application's, start goose_db_version anyway by naming it with its schema: --table SCHEMA.goose_db_version); nothing was applied", e.Table, e.Table)
+	return fmt.Sprintf("goose_db_version does not exist, but goose version table %s does; nothing was applied", e.Table)
 }
 
 // UnregisteredError is a plan that reaches a numbered .go file with no
@@ -116,14 +137,20 @@ func (e *OtherVersionTableError) Error() string {
 type UnregisteredError struct {
 	Version int64
 	File    string
-	// Compiled says the binary has Go migrations compiled in, just not
-	// this one: the error then says where goose's registration goes.
-	Compiled bool
 }
 
 func (e *UnregisteredError) Error() string {
-	if e.Compiled {
-		return fmt.Sprintf("%s: version %d is a Go migration that is not registered with goose (goose.AddMigrationContext in an init of a package your main imports) (nothing was applied)", e.File, e.Version)
-	}
-	return fmt.Sprintf("%s: version %d is a Go migration that is not registered in this binary; build a shiplock with it compiled in (README, \"Go migrations\"), or run it through the migrate library in the application (nothing was applied)", e.File, e.Version)
+	return fmt.Sprintf("%s: version %d is a Go migration that is not registered (nothing was applied)", e.File, e.Version)
+}
+
+// InvalidIndexError is a CREATE INDEX CONCURRENTLY IF NOT EXISTS that
+// returned while its index is INVALID: an earlier build failed and left
+// it, and IF NOT EXISTS skipped it. The statement is not recorded as
+// done; settling the migration (Up) drops the index and builds it again.
+type InvalidIndexError struct {
+	Index string // schema-qualified
+}
+
+func (e *InvalidIndexError) Error() string {
+	return fmt.Sprintf("index %s is INVALID (an earlier CREATE INDEX CONCURRENTLY failed, and IF NOT EXISTS skipped it)", e.Index)
 }

@@ -295,8 +295,7 @@ func TestUpRecordsGooseChecksums(t *testing.T) {
 	}
 	m := migrate.New(db, postgres.Dialect{}, migs, migrate.Options{LockTimeout: 300 * time.Millisecond})
 	problems, err := m.Verify(ctx)
-	if err != nil || len(problems) != 4 || problems[0].Kind != migrate.Unrecorded ||
-		!strings.Contains(problems[0].String(), "recorded by the next up (even with nothing to apply)") {
+	if err != nil || len(problems) != 4 || problems[0].Kind != migrate.Unrecorded {
 		t.Fatalf("Verify after goose = %v, %v; want 4 unrecorded versions", problems, err)
 	}
 

@@ -88,7 +88,7 @@ func (m *Migrator) chooseLock(ctx context.Context, conn *sql.Conn) (*leaseLock, 
 		case direct:
 			return nil, nil
 		case m.opts.Lock == LockSession:
-			m.log.Warn("could not prove a direct connection (a pooler in front?): --lock session trusts that every query of this run reaches one server session, as PgBouncer pool_mode=session does; under transaction pooling the lock would be stranded", "why", why)
+			m.log.Warn("could not prove a direct connection (a pooler in front?): the session lock trusts that every query of this run reaches one server session, as PgBouncer pool_mode=session does; under transaction pooling the lock would be stranded", "why", why)
 			return nil, nil
 		}
 		m.log.Info("connection not proven direct: taking the lease lock", "why", why)

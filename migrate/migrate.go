@@ -47,6 +47,13 @@ func (d Direction) pastTense() string {
 	return "applied"
 }
 
+func (d Direction) progressive() string {
+	if d == Down {
+		return "reverting"
+	}
+	return "applying"
+}
+
 // TxMode says how migrations are wrapped in transactions.
 type TxMode int
 

@@ -204,7 +204,10 @@ INSERT INTO items VALUES (2);`),
 					t.Fatalf("Up = %v, want an Uncertain IntegrityError", err)
 				}
 				line := 3 + tc.k
-				for _, want := range []string{fmt.Sprintf("00002_notx.sql:%d", line), "INSERT INTO items", "shiplock repair --resume", "shiplock repair --skip"} {
+				if p := ierr.Problems[0]; p.Line != line || p.Completed != tc.k || !strings.Contains(p.Statement, "INSERT INTO items") {
+					t.Errorf("problem = %+v, want statement %d at line %d, INSERT INTO items", p, tc.k, line)
+				}
+				for _, want := range []string{fmt.Sprintf("00002_notx.sql:%d", line), "INSERT INTO items"} {
 					if !strings.Contains(err.Error(), want) {
 						t.Errorf("error %q lacks %q", err, want)
 					}

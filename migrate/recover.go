@@ -126,7 +126,7 @@ func (m *Migrator) checkIndexBuilt(ctx context.Context, q dialect.Querier, stmt 
 		return fmt.Errorf("check index %s: %w", name, err)
 	}
 	if qualified != "" && !valid {
-		return fmt.Errorf("index %s is INVALID (an earlier CREATE INDEX CONCURRENTLY failed, and IF NOT EXISTS skipped it); shiplock up drops and builds it again", qualified)
+		return &InvalidIndexError{Index: qualified}
 	}
 	return nil
 }

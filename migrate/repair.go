@@ -97,7 +97,7 @@ func (m *Migrator) Repair(ctx context.Context, action RepairAction, opts RepairO
 		}
 		mig := m.byVersion[r.Version]
 		if mig == nil && action != Forget {
-			return res, &FileError{File: r.Source, Msg: fmt.Sprintf("version %d was interrupted but its file is not here; only --forget works without it", r.Version)}
+			return res, &FileError{File: r.Source, Msg: fmt.Sprintf("version %d was interrupted but its file is not here", r.Version), Reason: InterruptedFileGone}
 		}
 		var (
 			mr  MigrationResult

@@ -165,10 +165,13 @@ type Problem struct {
 	Changed bool
 }
 
+// String states the problem as a fact: what was found where, with no
+// advice on what to run about it (the caller words that; shiplock's CLI
+// does in internal/cli).
 func (p Problem) String() string {
 	switch p.Kind {
 	case Edited:
-		return fmt.Sprintf("%s: version %d was edited after it was applied (checksum %.12s, applied %.12s); if on purpose, \"shiplock repair --accept-checksum %d\" records the file as it is", p.File, p.Version, p.Actual, p.Recorded, p.Version)
+		return fmt.Sprintf("%s: version %d was edited after it was applied (checksum %.12s, applied %.12s)", p.File, p.Version, p.Actual, p.Recorded)
 	case MissingFile:
 		src := p.File
 		if src == "" {
@@ -178,31 +181,30 @@ func (p Problem) String() string {
 	case OutOfOrder:
 		return fmt.Sprintf("%s: version %d is pending but older than the newest applied version", p.File, p.Version)
 	case Unrecorded:
-		return fmt.Sprintf("%s: version %d was applied without shiplock; its checksum is recorded by the next up (even with nothing to apply)", p.File, p.Version)
+		return fmt.Sprintf("%s: version %d was applied without shiplock", p.File, p.Version)
 	case InvalidIndex:
-		return fmt.Sprintf("index %s is INVALID (a CREATE INDEX CONCURRENTLY failed); drop it and apply the migration again", p.File)
+		return fmt.Sprintf("index %s is INVALID (a CREATE INDEX CONCURRENTLY failed)", p.File)
 	case InProgress:
 		since := ""
 		if !p.Since.IsZero() {
 			since = ", since " + p.Since.UTC().Format("2006-01-02 15:04:05 UTC")
 		}
-		return fmt.Sprintf("%s: version %d (NO TRANSACTION) is in progress (%s by server process %d%s, statement %d of %d)", p.File, p.Version, map[Direction]string{Up: "applying", Down: "reverting"}[p.Direction], p.Pid, since, min(p.Completed+1, p.Total), p.Total)
+		return fmt.Sprintf("%s: version %d (NO TRANSACTION) is in progress (%s by server process %d%s, statement %d of %d)", p.File, p.Version, p.Direction.progressive(), p.Pid, since, min(p.Completed+1, p.Total), p.Total)
 	case Uncertain:
-		return fmt.Sprintf("%s: version %d (NO TRANSACTION): statement %d of %d was running when its runner (server process %d) stopped, and the database cannot tell whether it took effect: %s\n    check the database, then run \"shiplock repair --resume\" if it did not take effect (it runs again), or \"shiplock repair --skip\" if it did", p.location(), p.Version, p.Completed+1, p.Total, p.Pid, p.Statement)
+		return fmt.Sprintf("%s: version %d (NO TRANSACTION): statement %d of %d was running when its runner (server process %d) stopped, and the database cannot tell whether it took effect: %s", p.location(), p.Version, p.Completed+1, p.Total, p.Pid, p.Statement)
 	case Interrupted:
 		where := fmt.Sprintf("after %d of %d statements", p.Completed, p.Total)
 		if p.Line > 0 {
 			where += fmt.Sprintf(", next at line %d", p.Line)
 		}
-		verb := map[Direction]string{Up: "applying", Down: "reverting"}[p.Direction]
-		if p.Changed {
-			return fmt.Sprintf("%s: version %d (NO TRANSACTION) was interrupted while %s, %s, and the file changed since: resuming could run other statements than the ones counted; restore the file, or inspect the database and run \"shiplock repair --force\" with --resume, --skip or --restart (or --mark-done, --forget)", p.File, p.Version, verb, where)
+		s := fmt.Sprintf("%s: version %d (NO TRANSACTION) was interrupted while %s, %s", p.File, p.Version, p.Direction.progressive(), where)
+		switch {
+		case p.Changed:
+			s += ", and the file changed since"
+		case p.InFlight:
+			s += fmt.Sprintf("; statement %d was running when its runner stopped", p.Completed+1)
 		}
-		next := fmt.Sprintf("\"shiplock %s\" resumes it", p.Direction)
-		if p.InFlight {
-			next = fmt.Sprintf("statement %d was running when its runner stopped: \"shiplock %s\" resumes it where the catalog tells whether it took effect, otherwise asks \"shiplock repair --resume\" (it did not) or \"--skip\" (it did)", p.Completed+1, p.Direction)
-		}
-		return fmt.Sprintf("%s: version %d (NO TRANSACTION) was interrupted while %s, %s; %s (or settle it with \"shiplock repair\")", p.File, p.Version, verb, where, next)
+		return s
 	}
 	return string(p.Kind)
 }
@@ -343,10 +345,10 @@ func (m *Migrator) checkRunnable(todo []*Migration) error {
 			return &UnregisteredError{Version: mig.Version, File: mig.Source}
 		}
 		if mig.NoTx && m.opts.TxMode == TxAll {
-			return &FileError{File: mig.Source, Msg: "is NO TRANSACTION and cannot run in transaction mode \"all\"; use --tx-mode file"}
+			return &FileError{File: mig.Source, Msg: "is NO TRANSACTION and cannot run in transaction mode \"all\"", Reason: NotInOneTransaction}
 		}
 		if m.opts.TxMode == TxAll && mig.Kind == KindSQL && (hasTxControl(mig.Statements(Up)) || hasTxControl(mig.Statements(Down))) {
-			return &FileError{File: mig.Source, Msg: "holds transaction-control statements (BEGIN, COMMIT, ...) and cannot run in transaction mode \"all\"; use --tx-mode file"}
+			return &FileError{File: mig.Source, Msg: "holds transaction-control statements (BEGIN, COMMIT, ...) and cannot run in transaction mode \"all\"", Reason: NotInOneTransaction}
 		}
 	}
 	return nil

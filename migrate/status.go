@@ -20,23 +20,23 @@ const (
 
 // VersionStatus is one row of Status.
 type VersionStatus struct {
-	Version   int64     `json:"version"`
-	Source    string    `json:"source,omitempty"`
-	State     State     `json:"state"`
-	AppliedAt time.Time `json:"applied_at,omitzero"`
+	Version   int64
+	Source    string
+	State     State
+	AppliedAt time.Time
 }
 
 // Status is the database compared with the files, read without the lock.
 type Status struct {
-	Current  int64           `json:"current"`
-	Latest   int64           `json:"latest"` // newest file version
-	Versions []VersionStatus `json:"versions"`
-	Pending  int             `json:"pending"`
-	Problems []Problem       `json:"problems,omitempty"`
+	Current  int64
+	Latest   int64 // newest file version
+	Versions []VersionStatus
+	Pending  int
+	Problems []Problem
 	// OtherVersionTable is a goose version table under another name
 	// (goose -table), found because goose_db_version is missing: the
 	// versions it holds are not shown, and up refuses to start anew.
-	OtherVersionTable string `json:"other_version_table,omitempty"`
+	OtherVersionTable string
 }
 
 // Status reads the database and compares it with the loaded migrations.

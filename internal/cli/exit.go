@@ -21,10 +21,11 @@ func (e *usageError) Error() string { return e.msg }
 
 func usagef(msg string) error { return &usageError{msg: msg} }
 
-// errorText is err's message with what the server said besides it:
+// errorText is err's message, the library's facts in it worded with
+// what to run (describeError), with what the server said besides it:
 // PostgreSQL's DETAIL and HINT, on lines of their own as psql shows them.
-func errorText(err error) string {
-	msg := err.Error()
+func (g *globals) errorText(err error) string {
+	msg := describeError(err, g.streams.GoMigrations != nil)
 	if d := postgres.Detail(err); d != "" && !strings.Contains(msg, d) {
 		msg += "\n" + d
 	}

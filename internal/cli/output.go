@@ -100,29 +100,3 @@ func summary(res *migrate.Result, err error) string {
 	}
 	return fmt.Sprintf("%s, now at version %d (was %d) in %s", strings.Join(did, " and "), res.To, res.From, round(res.Duration))
 }
-
-type problemJSON struct {
-	Kind    string `json:"kind"`
-	Version int64  `json:"version"`
-	File    string `json:"file,omitempty"`
-	Message string `json:"message"`
-	// For a migration in progress or interrupted: its runner's server
-	// process, since when, and statements completed out of total.
-	Pid       int64     `json:"pid,omitempty"`
-	Since     time.Time `json:"since,omitzero"`
-	Completed int       `json:"completed,omitempty"`
-	Total     int       `json:"total,omitempty"`
-}
-
-func problemsJSON(ps []migrate.Problem) []problemJSON {
-	out := make([]problemJSON, 0, len(ps))
-	for _, p := range ps {
-		j := problemJSON{Kind: string(p.Kind), Version: p.Version, File: p.File, Message: p.String()}
-		switch p.Kind {
-		case migrate.InProgress, migrate.Interrupted, migrate.Uncertain:
-			j.Pid, j.Since, j.Completed, j.Total = p.Pid, p.Since, p.Completed, p.Total
-		}
-		out = append(out, j)
-	}
-	return out
-}

@@ -5,7 +5,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -142,10 +141,7 @@ func Main(ctx context.Context, args []string, streams Streams) int {
 		err = fmt.Errorf("the command's --timeout of %s ran out: %w", g.timeout, err)
 	}
 	code := g.exitCode(err)
-	if unreg := (*migrate.UnregisteredError)(nil); streams.GoMigrations != nil && errors.As(err, &unreg) {
-		unreg.Compiled = true
-	}
-	if msg := errorText(err); msg != "" {
+	if msg := g.errorText(err); msg != "" {
 		fmt.Fprintf(streams.Err, "shiplock: %s\n", g.redact(msg))
 		if code.Retryable() {
 			fmt.Fprintf(streams.Err, "shiplock: exit %d, %s: running the same command again can succeed\n", code, code.Info().Short)

@@ -187,7 +187,7 @@ func (g *globals) terminationMessage(res *migrate.Result, err error) string {
 		if err == nil {
 			return "ok"
 		}
-		return fmt.Sprintf("exit %d: %s", int(g.exitCode(err)), errorText(err))
+		return fmt.Sprintf("exit %d: %s", int(g.exitCode(err)), g.errorText(err))
 	}
 	if err == nil {
 		return summary(res, nil)
@@ -196,7 +196,7 @@ func (g *globals) terminationMessage(res *migrate.Result, err error) string {
 	if errors.As(err, &exit) {
 		return summary(res, nil)
 	}
-	return fmt.Sprintf("%s; exit %d: %s", summary(res, err), int(g.exitCode(err)), errorText(err))
+	return fmt.Sprintf("%s; exit %d: %s", summary(res, err), int(g.exitCode(err)), g.errorText(err))
 }
 
 // proxyWaitError classifies a failed wait for the mesh proxy. Nothing

@@ -53,10 +53,7 @@ func (f *statusFlags) run(ctx context.Context, g *globals) error {
 		if f.output == "goose" {
 			printGooseStatus(g.streams.Err, gooseRows(st))
 		} else if f.output == "json" {
-			writeJSON(g.streams.Out, struct {
-				*migrate.Status
-				Problems []problemJSON `json:"problems"`
-			}{st, problemsJSON(st.Problems)})
+			writeJSON(g.streams.Out, newStatusJSON(st))
 		} else {
 			w := tabwriter.NewWriter(g.streams.Out, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "VERSION\tSTATE\tAPPLIED AT\tFILE")
@@ -70,7 +67,7 @@ func (f *statusFlags) run(ctx context.Context, g *globals) error {
 			w.Flush()
 			fmt.Fprintf(g.streams.Out, "current version %d, latest file %d, %s pending\n", st.Current, st.Latest, plural(st.Pending, "migration"))
 			for _, p := range st.Problems {
-				fmt.Fprintf(g.streams.Out, "%s: %s\n", p.Kind, p.String())
+				fmt.Fprintf(g.streams.Out, "%s: %s\n", p.Kind, describeProblem(p))
 			}
 		}
 		if f.exitCode && st.Pending > 0 {
@@ -257,7 +254,7 @@ func (f *verifyFlags) run(ctx context.Context, g *globals) error {
 			writeJSON(g.streams.Out, map[string]any{"ok": failing == 0, "problems": problemsJSON(problems)})
 		} else {
 			for _, p := range problems {
-				fmt.Fprintf(g.streams.Out, "%s: %s\n", p.Kind, p)
+				fmt.Fprintf(g.streams.Out, "%s: %s\n", p.Kind, describeProblem(p))
 			}
 			if failing == 0 {
 				fmt.Fprintln(g.streams.Out, verifiedText(m, st, unrecorded))
