@@ -225,6 +225,38 @@ func TestInvalidIndexReported(t *testing.T) {
 	wantVersion(t, m, 2)
 }
 
+// TestInvalidIndexRebuiltOnRetry: the INVALID index a failed CREATE INDEX
+// CONCURRENTLY leaves needs no hand: once the data is fixed, the next Up
+// resumes at that statement, drops the index and builds it again (the
+// error used to say "drop it before retrying").
+func TestInvalidIndexRebuiltOnRetry(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := testdb.Postgres(t)
+	files := fstest.MapFS{
+		"00001_a.sql":   sqlFile("CREATE TABLE a (id int);\nINSERT INTO a VALUES (1), (1);", "DROP TABLE a;"),
+		"00002_idx.sql": {Data: []byte("-- +goose NO TRANSACTION\n-- +goose Up\nCREATE UNIQUE INDEX CONCURRENTLY a_id ON a (id);\n-- +goose Down\nDROP INDEX CONCURRENTLY a_id;\n")},
+	}
+	m := pgMigrator(t, url, files, migrate.Options{})
+	var merr *migrate.MigrationError
+	if _, err := m.Up(ctx, migrate.UpOptions{}); !errors.As(err, &merr) || len(merr.InvalidIndexes) != 1 {
+		t.Fatalf("Up = %v, want the INVALID index a_id named", err)
+	}
+	db := openPG(t, url)
+	defer db.Close()
+	if _, err := db.Exec("DELETE FROM a WHERE ctid = (SELECT min(ctid) FROM a)"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Up(ctx, migrate.UpOptions{}); err != nil {
+		t.Fatalf("Up after fixing the data, the INVALID index still there = %v", err)
+	}
+	wantVersion(t, m, 2)
+	var valid bool
+	if err := db.QueryRow("SELECT indisvalid FROM pg_index WHERE indexrelid = 'a_id'::regclass").Scan(&valid); err != nil || !valid {
+		t.Fatalf("a_id valid = %v, %v; want a valid index", valid, err)
+	}
+}
+
 // TestLockWaitOutlastsSilentHolder: a holder that never signals (goose, or
 // one that died without releasing) keeps the waiter looking again every
 // second on the same connection, until the lock is free.
