@@ -54,7 +54,7 @@ func queryString(t testing.TB, q dialect.Querier, query string) string {
 func showCreate(t testing.TB, db *sql.DB, table string) string {
 	t.Helper()
 	var name, ddl string
-	if err := db.QueryRow("SHOW CREATE TABLE " + table).Scan(&name, &ddl); err != nil {
+	if err := db.QueryRow("SHOW CREATE TABLE "+table).Scan(&name, &ddl); err != nil {
 		t.Fatalf("SHOW CREATE TABLE %s: %v", table, err)
 	}
 	ddl = strings.Replace(ddl, name, "T", 1)
