@@ -6,6 +6,8 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
+	"log"
 	"net"
 	"net/url"
 	"sort"
@@ -92,10 +94,14 @@ func ParseDSN(dsn string) (*mysql.Config, error) {
 // (multiStatements off: each statement is its own query, as goose sends
 // it, so a failure names its statement); no client-side interpolation
 // (queries with arguments are prepared by the server); a connect timeout
-// (DefaultConnectTimeout unless cfg sets one). cfg is not modified. A cfg
-// the driver rejects gives a handle whose connections fail with that error.
+// (DefaultConnectTimeout unless cfg sets one). The driver's own log lines
+// (it prints a lost connection's cause to stderr besides returning
+// mysql.ErrInvalidConn) are dropped: a library writes nothing to stderr.
+// cfg is not modified. A cfg the driver rejects gives a handle whose
+// connections fail with that error.
 func Open(cfg *mysql.Config) *sql.DB {
 	c := cfg.Clone()
+	c.Logger = log.New(io.Discard, "", 0)
 	c.ParseTime = true
 	c.MultiStatements = false
 	c.InterpolateParams = false
