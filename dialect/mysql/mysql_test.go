@@ -10,6 +10,7 @@ import (
 	"github.com/pressly/goose/v3"
 
 	"github.com/shiplock/shiplock/dialect"
+	"github.com/shiplock/shiplock/dialect/dialecttest"
 	"github.com/shiplock/shiplock/dialect/mysql"
 	"github.com/shiplock/shiplock/internal/testdb"
 )
@@ -204,4 +205,17 @@ func TestLiterals(t *testing.T) {
 			t.Errorf("version %d: source %q, want %q", r.Version, r.Source, odd)
 		}
 	}
+}
+
+func TestConformance(t *testing.T) {
+	dialecttest.Run(t, func(t testing.TB) dialecttest.Opener {
+		url := testdb.MySQL(t)
+		return func(t testing.TB) (*sql.DB, dialect.Dialect) {
+			cfg, err := mysql.ParseURL(url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return mysql.Open(cfg), mysql.Dialect{}
+		}
+	})
 }
