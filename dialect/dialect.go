@@ -302,11 +302,12 @@ type IndexChecker interface {
 	// DropIndex drops an index by its qualified name, outside a
 	// transaction and without blocking writes (DROP INDEX CONCURRENTLY).
 	DropIndex(ctx context.Context, q Querier, qualified string) error
-	// NoLockTimeout is the session statement that lifts the lock timeout
-	// for a concurrent index build: its table lock conflicts with no
-	// read or write, so live traffic never queues behind it, while its
-	// waits for older transactions would fail it under any lock timeout.
-	NoLockTimeout() string
+	// WithoutLockTimeout runs fn (a concurrent index build) with the
+	// session's lock timeout lifted, and restores the session's value
+	// after: the build's table lock conflicts with no read or write, so
+	// live traffic never queues behind it, while its waits for older
+	// transactions would fail it under any lock timeout.
+	WithoutLockTimeout(ctx context.Context, q Querier, fn func() error) error
 	// BackendBusy reports whether the server process pid, started before
 	// since, still exists (its statement may still be running, even when
 	// its client is gone).
