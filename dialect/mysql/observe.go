@@ -42,33 +42,50 @@ func (Dialect) CancelBackend(ctx context.Context, q dialect.Querier, pid int64) 
 	return err
 }
 
-// qActivity, followed by an id, reads that connection from the processlist and, while it waits
-// for a lock (a metadata lock, as an ALTER behind an open transaction does,
-// or an InnoDB row lock), the other connections with a transaction open
-// since before its statement began: MySQL does not say which one holds a
-// metadata lock without performance_schema, so these are the candidates,
-// oldest first. The reading user needs the PROCESS privilege to see other
-// users' connections and transactions.
+// qActivity, followed by an id, reads that connection from the processlist
+// and, while it waits for a lock (a metadata lock, as an ALTER behind an
+// open transaction does, or an InnoDB row lock), the other connections of
+// the same current database with a transaction open since before its
+// statement began: MySQL does not say which one holds a metadata lock
+// without performance_schema, so these are the candidates, oldest first
+// (a blocker working from another current database is missed; the
+// server's other databases' transactions are left out). INNODB_TRX is a
+// snapshot the server refreshes once nobody has read it for 100 ms.
 const qActivity = `SELECT COALESCE(p.INFO, ''), p.COMMAND = 'Query', p.TIME,
 	IF(p.STATE LIKE '%lock%' OR EXISTS (SELECT 1 FROM information_schema.INNODB_TRX w WHERE w.trx_mysql_thread_id = p.ID AND w.trx_state = 'LOCK WAIT'),
-		COALESCE((SELECT GROUP_CONCAT(CONCAT('connection ', t.trx_mysql_thread_id, ' (user ', COALESCE(o.USER, '?'),
+		COALESCE((SELECT GROUP_CONCAT(CONCAT('connection ', o.ID, ' (user ', o.USER,
 				', transaction open for ', TIMESTAMPDIFF(SECOND, t.trx_started, NOW()), 's',
 				IF(o.COMMAND = 'Sleep', ', idle', ''), ')') ORDER BY t.trx_started SEPARATOR ', ')
-			FROM information_schema.INNODB_TRX t LEFT JOIN information_schema.PROCESSLIST o ON o.ID = t.trx_mysql_thread_id
-			WHERE t.trx_mysql_thread_id <> p.ID AND t.trx_started <= NOW() - INTERVAL p.TIME SECOND), ''),
+			FROM information_schema.INNODB_TRX t JOIN information_schema.PROCESSLIST o ON o.ID = t.trx_mysql_thread_id
+			WHERE o.ID <> p.ID AND o.DB <=> p.DB AND t.trx_started <= NOW() - INTERVAL p.TIME SECOND), ''),
 		'')
 	FROM information_schema.PROCESSLIST p WHERE p.ID = `
 
+// qActivityOwn is qActivity without the transactions, for a user without
+// the PROCESS privilege (INNODB_TRX needs it; the processlist then shows
+// the user's own connections, the runner's among them).
+const qActivityOwn = `SELECT COALESCE(p.INFO, ''), p.COMMAND = 'Query', p.TIME, ''
+	FROM information_schema.PROCESSLIST p WHERE p.ID = `
+
+// erSpecificAccessDenied: a privilege such as PROCESS is missing.
+const erSpecificAccessDenied = 1227
+
 // Activity reads the processlist (statement and seconds running: MySQL
 // counts whole seconds) and, while the statement waits for a lock, the
-// connections with older open transactions.
+// connections with older open transactions (when the reading user has the
+// PROCESS privilege).
 func (Dialect) Activity(ctx context.Context, q dialect.Querier, pid int64) (dialect.Activity, error) {
 	var (
 		a       dialect.Activity
 		running bool
 		secs    int64
 	)
-	err := q.QueryRowContext(ctx, qActivity+strconv.FormatInt(pid, 10)).Scan(&a.Query, &running, &secs, &a.BlockedBy)
+	id := strconv.FormatInt(pid, 10)
+	err := q.QueryRowContext(ctx, qActivity+id).Scan(&a.Query, &running, &secs, &a.BlockedBy)
+	var me *mysql.MySQLError
+	if errors.As(err, &me) && me.Number == erSpecificAccessDenied {
+		err = q.QueryRowContext(ctx, qActivityOwn+id).Scan(&a.Query, &running, &secs, &a.BlockedBy)
+	}
 	if errors.Is(err, sql.ErrNoRows) || (err == nil && !running) {
 		return dialect.Activity{}, nil
 	}
