@@ -30,10 +30,11 @@
 // connection, polled by the engine as on PostgreSQL. GET_LOCK names are
 // server-wide, so the name is per database: "shiplock:" followed by the
 // version table's schema (DATABASE() when the table is unqualified), or by
-// the MD5 of the schema name when that would pass GET_LOCK's 64 characters.
-// Lock names compare case-insensitively, so databases "App" and "app" share
-// one lock (they exclude each other; nothing worse). RELEASE_LOCK's answer
-// is checked. goose v3.30.0's MySQL table locker (lock.NewMySQLTableLocker:
+// the MD5 of the schema name when that would pass MySQL's 64 characters
+// (MariaDB has no such limit). MySQL compares lock names without regard to
+// case (MariaDB exactly), so there databases "App" and "app" share one
+// lock: they exclude each other, nothing worse. RELEASE_LOCK's answer is
+// checked. goose v3.30.0's MySQL table locker (lock.NewMySQLTableLocker:
 // a goose_lock row with a 30 s lease) is honoured one way: TryLock refuses
 // while a live row of it is held. goose's locker does not look at
 // GET_LOCK, so a goose runner started while shiplock holds the lock is not
@@ -51,6 +52,12 @@
 // lock_wait_timeout and innodb_lock_wait_timeout for LockTimeout, and
 // max_statement_time (MariaDB) or max_execution_time (MySQL, which bounds
 // SELECT statements only) for StatementTimeout.
+//
+// # Watching and stopping
+//
+// Dialect is also a dialect.Canceller (KILL QUERY on the connection id)
+// and a dialect.Observer (the processlist, and the same database's older
+// open transactions while a statement waits for a lock).
 package mysql
 
 import (

@@ -82,7 +82,9 @@ func withSettings(ctx context.Context, conn *sql.Conn, s dialect.Settings, fn fu
 		return &setError{err}
 	}
 	err := fn()
-	if _, rerr := conn.ExecContext(context.WithoutCancel(ctx), restore); rerr != nil {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if _, rerr := conn.ExecContext(rctx, restore); rerr != nil {
 		discard(conn)
 	}
 	return err
