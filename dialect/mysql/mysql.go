@@ -41,7 +41,11 @@
 // held back by it; as on PostgreSQL, that needs shiplock to take goose's
 // lease itself, which this dialect does not offer yet. GET_LOCK is not
 // replicated: on Galera or Group Replication with writes going to several
-// nodes it excludes only the runners on one node.
+// nodes it excludes only the runners on one node. A holder whose host
+// vanishes (no FIN, no RST) keeps the lock until the server drops its
+// session: wait_timeout (8 h by default) or the server's global TCP
+// keepalive (MariaDB's tcp_keepalive_time); unlike PostgreSQL, no session
+// setting shortens that.
 //
 // # Transactions
 //
