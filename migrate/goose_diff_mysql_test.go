@@ -139,14 +139,14 @@ func mysqlDump(t testing.TB, db *sql.DB) string {
 		}
 		fmt.Fprintf(&b, "%s\n", autoIncrement.ReplaceAllString(strings.ReplaceAll(ddl, "`"+schema+"`.", ""), ""))
 		if what == "TABLE" && o.name != "goose_db_version" {
-			fmt.Fprintf(&b, "rows: %s\n", tableRows(t, db, o.name))
+			fmt.Fprintf(&b, "rows: %s\n", myTableRows(t, db, o.name))
 		}
 	}
 	return b.String()
 }
 
-// tableRows is every row of table, in order.
-func tableRows(t testing.TB, db *sql.DB, table string) string {
+// myTableRows is every row of table, in order.
+func myTableRows(t testing.TB, db *sql.DB, table string) string {
 	t.Helper()
 	r, err := db.Query("SELECT * FROM `" + table + "` ORDER BY 1")
 	if err != nil {
@@ -232,7 +232,7 @@ func TestGooseDifferentialMySQL(t *testing.T) {
 		case s.goose:
 			err = goose.UpToContext(ctx, gooseMySQL(t, url), dir, s.to)
 		case s.down:
-			_, err = migrate.New(openMy(t, url), mysql.Dialect{}, migs, migrate.Options{}).Down(ctx, migrate.DownOptions{To: s.to})
+			_, err = migrate.New(openMy(t, url), mysql.Dialect{}, migs, migrate.Options{}).Down(ctx, s.to)
 		default:
 			_, err = migrate.New(openMy(t, url), mysql.Dialect{}, migs, migrate.Options{}).Up(ctx, migrate.UpOptions{To: s.to})
 		}
@@ -254,6 +254,7 @@ func TestGooseDifferentialMySQL(t *testing.T) {
 		run(t, gooseURL, s)
 		want = append(want, mysqlDump(t, gdb)+"versions: "+mysqlVersionRows(t, gdb))
 	}
+	t.Logf("goose alone, after up:\n%s", want[1])
 	wantAfter := func(s step) string {
 		switch {
 		case !s.down && s.to == half:

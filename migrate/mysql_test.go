@@ -133,7 +133,7 @@ func TestMySQLDDLFileStatementByStatement(t *testing.T) {
 	if n := myInt(t, db, "SELECT COUNT(*) FROM items"); n != 3 {
 		t.Fatalf("items rows = %d, want 3", n)
 	}
-	if _, err := m.Down(ctx, migrate.DownOptions{To: 0}); err != nil {
+	if _, err := m.Down(ctx, 0); err != nil {
 		t.Fatalf("down: %v", err)
 	}
 	if tableExists(t, db, "items") {
@@ -210,7 +210,7 @@ func TestMySQLDeadlockRetriedWhole(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { _, err := m.Up(ctx, migrate.UpOptions{}); done <- err }()
 	// The migration has a's row and waits for b's: close the cycle.
-	waitMy(t, db, "SELECT COUNT(*) FROM information_schema.INNODB_TRX WHERE trx_state = 'LOCK WAIT' AND trx_query LIKE 'UPDATE b SET v = v + 1%'", 1)
+	waitMy(t, db, "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = DATABASE() AND STATE = 'Updating' AND INFO LIKE 'UPDATE b SET v = v + 1%'", 1)
 	if _, err := tx.Exec("UPDATE a SET v = v + 100 WHERE id = 1"); err != nil {
 		t.Fatalf("the other transaction was chosen as the victim (%v); the test needs the migration to be", err)
 	}
