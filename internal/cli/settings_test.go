@@ -156,7 +156,7 @@ func TestGooseDriverUnsupported(t *testing.T) {
 	}
 	for _, cmd := range []string{"up", "status", "await"} {
 		code, _, errOut := runCLI(t, env, "--env", "none", "--dir", dir, cmd)
-		if code != int(exitcode.Usage) || !strings.Contains(errOut, `GOOSE_DRIVER "clickhouse" is not supported: shiplock migrates PostgreSQL and SQLite`) {
+		if code != int(exitcode.Usage) || !strings.Contains(errOut, `GOOSE_DRIVER "clickhouse" is not supported: shiplock migrates PostgreSQL, MySQL/MariaDB and SQLite`) {
 			t.Errorf("%s: exit %d, %s", cmd, code, errOut)
 		}
 	}
