@@ -46,7 +46,7 @@ func (g *globals) parseMySQL(raw string) (target, error) {
 		}
 		msg := "parse the MySQL connection string: " + g.redact(err.Error())
 		if !isURL {
-			msg += "; want USER:PASSWORD@tcp(HOST:3306)/DB or mysql://USER:PASSWORD@HOST:3306/DB"
+			msg += "; want a DSN such as app@tcp(db:3306)/accounts (with the password after app:) or a URL such as mysql://app@db:3306/accounts"
 		}
 		return target{}, usagef(msg)
 	}

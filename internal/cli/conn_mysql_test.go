@@ -102,3 +102,12 @@ func TestMySQLTLSFiles(t *testing.T) {
 		t.Errorf("-ssl-cert alone: exit %d, %q; want exit 2", code, stderr)
 	}
 }
+
+// TestEnvNamesMySQLPasswordSource: env says where a password the URL does
+// not hold comes from, without printing it.
+func TestEnvNamesMySQLPasswordSource(t *testing.T) {
+	rows := envTable(t, map[string]string{"DATABASE_URL": "mysql://app@db/app", "MYSQL_PWD": "Canary-Pw-0b1e"}, "--env", "none")
+	if rows["dbstring"] != "mysql://app@db/app DATABASE_URL (password from MYSQL_PWD)" || rows["driver"] != "mysql from the database setting" {
+		t.Errorf("dbstring %q, driver %q", rows["dbstring"], rows["driver"])
+	}
+}

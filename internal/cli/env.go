@@ -18,7 +18,7 @@ shiplock would use, each with its source: a flag, shiplock's variables
 or the default. It opens no connection. Passwords are never printed.
 
 MySQL and MariaDB: the database is a mysql:// URL or go-sql-driver's DSN
-(USER:PASSWORD@tcp(HOST:3306)/DB); when it names no password, MYSQL_PWD is
+(USER@tcp(HOST:3306)/DB, the password after USER:); when it names no password, MYSQL_PWD is
 the password, and when it names no user, MYSQL_USER is the user.
 MYSQL_HOST and MYSQL_TCP_PORT are not read: the string names the server.`,
 		Args: cobra.NoArgs,

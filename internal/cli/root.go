@@ -181,7 +181,7 @@ table) under a lock shared by every runner, so N replicas can migrate at once.
 	root.SetVersionTemplate("{{.Version}}")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usagef(err.Error()) })
 	pf := root.PersistentFlags()
-	pf.StringVar(&g.databaseURL, "database-url", "", "database URL (env DATABASE_URL); postgres://, mysql://, a MySQL DSN (USER:PASSWORD@tcp(HOST:3306)/DB), sqlite:// or a file path")
+	pf.StringVar(&g.databaseURL, "database-url", "", "database URL (env DATABASE_URL); postgres://, mysql://, a MySQL DSN (USER@tcp(HOST:3306)/DB), sqlite:// or a file path")
 	pf.StringVar(&g.driver, "driver", "", "read --database-url as postgres, mysql or sqlite (goose's DRIVER; set by the goose form \"shiplock DRIVER DBSTRING COMMAND\")")
 	_ = pf.MarkHidden("driver")
 	g.tls.register(pf)
