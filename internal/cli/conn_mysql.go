@@ -28,6 +28,9 @@ const errEncodeMySQLPassword = "the user name and password in a mysql:// URL mus
 func (g *globals) parseMySQL(raw string) (target, error) {
 	isURL := strings.Contains(raw, "://")
 	parse := mysqlParseDSN
+	if _, rest, _ := strings.Cut(raw, "://"); isURL && isMySQLURL(raw) {
+		raw = "mysql://" + rest // mariadb:// reads as mysql://
+	}
 	if isURL {
 		parse = mysqlParseURL
 		host := raw[strings.LastIndexByte(raw, '@')+1:]
