@@ -1,7 +1,10 @@
-// Package dialect defines what the migration engine needs from a database:
-// goose's version table, shiplock's own bookkeeping table, a lock across all
-// runners, and a classification of driver errors. Each database has its own
-// subpackage (postgres, sqlite) holding its SQL and nothing else of note.
+// Package dialect defines what the migration engine needs from a database,
+// as small interfaces by role: the bookkeeping Store (goose's version table
+// and shiplock's record table, with one writer of version rows), the Locker
+// across all runners, the Runner that owns BEGIN, settings and COMMIT, and
+// the Classifier of driver errors. Dialect is their union; each database has
+// its own subpackage (postgres, sqlite, mysql), and dialecttest checks every
+// role of every dialect.
 package dialect
 
 import (
@@ -77,9 +80,18 @@ type Record struct {
 	Alive bool
 }
 
-// Dialect is the per-database part of the engine. Implementations hold no
-// connection state and are safe for concurrent use.
+// Dialect is the per-database part of the engine: the union of its roles.
+// Implementations hold no connection state and are safe for concurrent use.
 type Dialect interface {
+	Store
+	Locker
+	Runner
+	Classifier
+}
+
+// Store is the bookkeeping: goose's version table and shiplock's record
+// table beside it.
+type Store interface {
 	// Name is the dialect's short name: "postgres", "sqlite", "mysql".
 	Name() string
 	// VersionTable is goose's version table the dialect reads and writes;
@@ -99,27 +111,56 @@ type Dialect interface {
 	// CreateVersionTable creates goose_db_version in goose's current layout
 	// and inserts the version-0 row, as goose does. Run it in a transaction.
 	CreateVersionTable(ctx context.Context, q Querier) error
-	// ListVersions returns every row of goose_db_version, newest id first.
-	ListVersions(ctx context.Context, q Querier) ([]VersionRow, error)
-	// MarkApplied records each r.Version as applied, in order: a
-	// goose_db_version row and, when r.Checksum is set, its record in
-	// shiplock_versions (replacing any progress marker); in one round trip
-	// where it can.
-	MarkApplied(ctx context.Context, q Querier, rs ...Record) error
-	// MarkReverted deletes the versions' goose_db_version rows and records.
-	MarkReverted(ctx context.Context, q Querier, versions ...int64) error
-
 	// EnsureRecordTable creates shiplock_versions when missing.
 	EnsureRecordTable(ctx context.Context, q Querier) error
+
+	// ListVersions returns every row of goose_db_version, newest id first.
+	ListVersions(ctx context.Context, q Querier) ([]VersionRow, error)
 	// ListRecords returns every record; the table must exist.
 	ListRecords(ctx context.Context, q Querier) ([]Record, error)
 	// ListAll returns what ListVersions and ListRecords do, in one round
 	// trip; both tables must exist.
 	ListAll(ctx context.Context, q Querier) ([]VersionRow, []Record, error)
-	// PutRecord inserts or replaces the record of r.Version.
+
+	// PutRecord inserts or replaces the record of r.Version (a progress
+	// marker, or a checksum repaired); it writes no version row.
 	PutRecord(ctx context.Context, q Querier, r Record) error
 	DeleteRecord(ctx context.Context, q Querier, version int64) error
 
+	// AppliedStatements and RevertedStatements are the one writer of
+	// version rows. AppliedStatements records each r.Version as applied,
+	// in order: a goose_db_version row and, when r.Checksum is set, its
+	// record in shiplock_versions (replacing any progress marker).
+	// RevertedStatements deletes the versions' rows and records. Each
+	// statement is its own query with literal values, so that they can
+	// travel in RunTx after a migration's statements; MarkApplied and
+	// MarkReverted run the same statements. Nil for no versions.
+	AppliedStatements(rs ...Record) []string
+	RevertedStatements(versions ...int64) []string
+}
+
+// MarkApplied runs s.AppliedStatements(rs...) on q, in order: run it in a
+// transaction so that the rows are written together.
+func MarkApplied(ctx context.Context, s Store, q Querier, rs ...Record) error {
+	return execAll(ctx, q, s.AppliedStatements(rs...))
+}
+
+// MarkReverted runs s.RevertedStatements(versions...) on q, in order.
+func MarkReverted(ctx context.Context, s Store, q Querier, versions ...int64) error {
+	return execAll(ctx, q, s.RevertedStatements(versions...))
+}
+
+func execAll(ctx context.Context, q Querier, stmts []string) error {
+	for _, s := range stmts {
+		if _, err := q.ExecContext(ctx, s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Locker is the migration lock across runners, held by a session.
+type Locker interface {
 	// TryLock tries once to take the migration lock on conn, without
 	// waiting and without leaving a transaction open. The lock is held by
 	// the session: it is released by Unlock or when the session ends.
@@ -128,45 +169,53 @@ type Dialect interface {
 	// LockHolder describes who holds the lock ("pid 123 (app: shiplock)"),
 	// or "" when unknown or not held.
 	LockHolder(ctx context.Context, conn *sql.Conn) (string, error)
+}
 
-	// TransactionalDDL reports whether DDL can be rolled back, so that a
-	// failed migration inside a transaction leaves no trace.
-	TransactionalDDL() bool
+// Settings are shiplock's bounds for a migration's statements, as values:
+// the Runner decides how to scope them (PostgreSQL: SET LOCAL inside the
+// transaction; MySQL: session variables set before and restored after).
+// The zero value sets nothing.
+type Settings struct {
+	// LockTimeout bounds each statement's wait for a lock
+	// (--ddl-lock-timeout); 0: no bound.
+	LockTimeout time.Duration
+	// StatementTimeout bounds each statement's run time
+	// (--statement-timeout); 0: no bound.
+	StatementTimeout time.Duration
+	// AsyncCommit lets the transaction commit without waiting for
+	// durability where the database can (a server crash can then lose
+	// the transaction, whole: the migration with its version row). Only
+	// RunTx and InTx honour it.
+	AsyncCommit bool
+}
 
-	// TimeoutStatements returns the statements that bound how long a
-	// migration's statements wait for locks and run (0: no bound; nil when
-	// both are 0). With local, they last until the end of the current
-	// transaction (SET LOCAL); without, they change the session.
-	TimeoutStatements(lock, statement time.Duration, local bool) []string
-	// SessionTimeouts returns the statements that restore the session's
-	// current timeouts, read before a non-transactional migration changes
-	// them.
-	SessionTimeouts(ctx context.Context, q Querier) ([]string, error)
-	// AsyncCommit returns the statement that lets the current transaction
-	// commit without waiting for its WAL to reach disk ("" when the
-	// database has no such setting). A server crash can then lose the
-	// transaction, whole: the migration together with its version row.
-	AsyncCommit() string
+// Runner owns BEGIN, settings and COMMIT.
+type Runner interface {
+	// ImplicitCommit reports whether stmt, inside a transaction, commits
+	// it by itself (MySQL DDL, GRANT, LOCK TABLES, BEGIN, ANALYZE ...; an
+	// unknown statement counts as committing). Always false on PostgreSQL
+	// and SQLite. A migration holding such a statement runs statement by
+	// statement with progress markers, like NO TRANSACTION.
+	ImplicitCommit(stmt string) bool
+	// RunTx runs one transaction on conn with s in effect for it: it
+	// opens it, then each of stmts, then commits. Every statement is its
+	// own query, sent as a driver sends a query without arguments
+	// (goose's statement semantics); the database may pipeline them
+	// where a failure inside the transaction aborts the rest. It stops at
+	// the first error and returns a *TxError saying which part failed. On
+	// return no transaction is left open on conn (or conn is closed), and
+	// the session's settings are as before.
+	RunTx(ctx context.Context, conn *sql.Conn, s Settings, stmts []string) error
+	// InTx runs fn in a transaction on conn with s in effect for it (Go
+	// migrations, bookkeeping writes): it commits when fn returns nil,
+	// else rolls back and returns fn's error.
+	InTx(ctx context.Context, conn *sql.Conn, s Settings, fn func(*sql.Tx) error) error
+	// WithSession runs fn with s's timeouts in effect on conn's session
+	// (a migration run statement by statement, outside a transaction) and
+	// restores the session's own values after, whatever fn returned.
+	WithSession(ctx context.Context, conn *sql.Conn, s Settings, fn func() error) error
 	// Flush makes every transaction committed so far on conn durable.
 	Flush(ctx context.Context, conn *sql.Conn) error
-
-	// MarkAppliedSQL and MarkRevertedSQL are the one text of what
-	// MarkApplied and MarkReverted run, with literal values: one string
-	// for the simple query protocol, so that it can travel in RunTx with
-	// a migration's statements.
-	MarkAppliedSQL(rs ...Record) string
-	MarkRevertedSQL(versions ...int64) string
-	// RunTx runs one transaction on conn: it opens it, sends each of
-	// settings (statements from TimeoutStatements and AsyncCommit), then
-	// each of stmts, then commits. Every statement is its own query, sent
-	// as a driver sends a query without arguments (goose's statement
-	// semantics); the database may pipeline them, since a failure inside
-	// the transaction block aborts the rest. It stops at the first error
-	// and returns a *TxError saying which part failed. On return no
-	// transaction is left open on conn (or conn is closed).
-	RunTx(ctx context.Context, conn *sql.Conn, settings, stmts []string) error
-
-	Classifier
 }
 
 // TxError is a failure of RunTx.
@@ -253,11 +302,12 @@ type IndexChecker interface {
 	// DropIndex drops an index by its qualified name, outside a
 	// transaction and without blocking writes (DROP INDEX CONCURRENTLY).
 	DropIndex(ctx context.Context, q Querier, qualified string) error
-	// NoLockTimeout is the session statement that lifts the lock timeout
-	// for a concurrent index build: its table lock conflicts with no
-	// read or write, so live traffic never queues behind it, while its
-	// waits for older transactions would fail it under any lock timeout.
-	NoLockTimeout() string
+	// WithoutLockTimeout runs fn (a concurrent index build) with the
+	// session's lock timeout lifted, and restores the session's value
+	// after: the build's table lock conflicts with no read or write, so
+	// live traffic never queues behind it, while its waits for older
+	// transactions would fail it under any lock timeout.
+	WithoutLockTimeout(ctx context.Context, q Querier, fn func() error) error
 	// BackendBusy reports whether the server process pid, started before
 	// since, still exists (its statement may still be running, even when
 	// its client is gone).

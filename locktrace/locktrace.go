@@ -432,7 +432,7 @@ func traceMigration(ctx context.Context, conn *sql.Conn, mig *migrate.Migration,
 	}
 	stmts := mig.Statements(migrate.Up)
 	steps := make([]Step, 0, len(stmts))
-	record := o.Dialect.MarkAppliedSQL(dialect.Record{Version: mig.Version, Source: mig.Source, Checksum: mig.Checksum, State: dialect.StateApplied})
+	record := dialect.Record{Version: mig.Version, Source: mig.Source, Checksum: mig.Checksum, State: dialect.StateApplied}
 	var tr *tracer
 	for i, s := range stmts {
 		step := Step{Version: mig.Version, File: mig.Source, Line: s.Line, Index: i + 1, SQL: s.SQL, Traced: true, Locks: []Lock{}}
@@ -471,12 +471,12 @@ func traceMigration(ctx context.Context, conn *sql.Conn, mig *migrate.Migration,
 		}
 	}
 	if tr == nil {
-		if _, err := conn.ExecContext(ctx, record); err != nil {
+		if err := dialect.MarkApplied(ctx, o.Dialect, conn, record); err != nil {
 			return steps, fmt.Errorf("%s: record it on the scratch database: %w", mig.Source, err)
 		}
 		return steps, nil
 	}
-	if _, err := tr.tx.ExecContext(ctx, record); err != nil {
+	if err := dialect.MarkApplied(ctx, o.Dialect, tr.tx, record); err != nil {
 		return steps, fmt.Errorf("%s: record it on the scratch database: %w", mig.Source, err)
 	}
 	return steps, tr.tx.Commit()

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/shiplock/shiplock/dialect"
@@ -87,10 +86,8 @@ func (m *Migrator) apply(ctx context.Context, conn *sql.Conn, todo []*Migration,
 					r, err = m.runSQLTx(gctx, conn, mig, dir, async)
 					return err
 				}
-				return m.inTx(gctx, conn, func(tx *sql.Tx) error {
-					if err := applySettings(gctx, tx, m.settings(true, async)); err != nil {
-						return err
-					}
+				return m.dialect.InTx(gctx, conn, m.txSettings(async), func(tx *sql.Tx) error {
+					var err error
 					r, err = m.runOne(gctx, tx, nil, mig, dir)
 					return err
 				})
@@ -144,10 +141,7 @@ func (m *Migrator) runAll(ctx context.Context, conn *sql.Conn, todo []*Migration
 		allSQL = allSQL && mig.Kind == KindSQL
 	}
 	if !allSQL {
-		err := m.inTx(ctx, conn, func(tx *sql.Tx) error {
-			if err := applySettings(ctx, tx, m.settings(true, false)); err != nil {
-				return err
-			}
+		err := m.dialect.InTx(ctx, conn, m.txSettings(false), func(tx *sql.Tx) error {
 			for _, mig := range todo {
 				r, err := m.execute(ctx, tx, nil, mig, dir, 0)
 				if err != nil {
@@ -157,9 +151,9 @@ func (m *Migrator) runAll(ctx context.Context, conn *sql.Conn, todo []*Migration
 			}
 			var err error
 			if dir == Up {
-				err = m.dialect.MarkApplied(ctx, tx, applied...)
+				err = dialect.MarkApplied(ctx, m.dialect, tx, applied...)
 			} else {
-				err = m.dialect.MarkReverted(ctx, tx, reverted...)
+				err = dialect.MarkReverted(ctx, m.dialect, tx, reverted...)
 			}
 			if err != nil {
 				return fmt.Errorf("record versions: %w", err)
@@ -183,11 +177,11 @@ func (m *Migrator) runAll(ctx context.Context, conn *sql.Conn, todo []*Migration
 		results = append(results, MigrationResult{Version: mig.Version, Source: mig.Source, Direction: dir, Empty: len(stmts) == 0})
 	}
 	if dir == Up {
-		sqls = append(sqls, m.dialect.MarkAppliedSQL(applied...))
+		sqls = append(sqls, m.dialect.AppliedStatements(applied...)...)
 	} else {
-		sqls = append(sqls, m.dialect.MarkRevertedSQL(reverted...))
+		sqls = append(sqls, m.dialect.RevertedStatements(reverted...)...)
 	}
-	err := m.dialect.RunTx(ctx, conn, m.settings(true, false), sqls)
+	err := m.dialect.RunTx(ctx, conn, m.txSettings(false), sqls)
 	if err == nil {
 		// One transaction: each migration's share of it is not measured.
 		for i := range results {
@@ -217,16 +211,18 @@ func (m *Migrator) runSQLTx(ctx context.Context, conn *sql.Conn, mig *Migration,
 	r := MigrationResult{Version: mig.Version, Source: mig.Source, Direction: dir}
 	stmts := mig.Statements(dir)
 	r.Empty = len(stmts) == 0
-	sqls := make([]string, len(stmts), len(stmts)+1)
+	var record []string
+	if dir == Up {
+		record = m.dialect.AppliedStatements(m.record(mig, dialect.StateApplied, 0))
+	} else {
+		record = m.dialect.RevertedStatements(mig.Version)
+	}
+	sqls := make([]string, len(stmts), len(stmts)+len(record))
 	for i, s := range stmts {
 		sqls[i] = s.SQL
 	}
-	if dir == Up {
-		sqls = append(sqls, m.dialect.MarkAppliedSQL(m.record(mig, dialect.StateApplied, 0)))
-	} else {
-		sqls = append(sqls, m.dialect.MarkRevertedSQL(mig.Version))
-	}
-	err := m.dialect.RunTx(ctx, conn, m.settings(true, async), sqls)
+	sqls = append(sqls, record...)
+	err := m.dialect.RunTx(ctx, conn, m.txSettings(async), sqls)
 	if err == nil {
 		r.Duration = time.Since(start)
 		return r, nil
@@ -236,10 +232,10 @@ func (m *Migrator) runSQLTx(ctx context.Context, conn *sql.Conn, mig *Migration,
 	switch {
 	case !errors.As(err, &terr) || terr.Index < 0:
 		merr.Err = fmt.Errorf("begin: %w", err)
-	case terr.Index == len(stmts):
-		merr.Err = fmt.Errorf("record version: %w", err)
-	case terr.Index > len(stmts):
+	case terr.Index >= len(sqls):
 		merr.Err = fmt.Errorf("commit: %w", err)
+	case terr.Index >= len(stmts):
+		merr.Err = fmt.Errorf("record version: %w", err)
 	default:
 		return r, m.statementError(mig, dir, stmts[terr.Index], terr)
 	}
@@ -272,7 +268,7 @@ func (m *Migrator) statementError(mig *Migration, dir Direction, s sqlfile.State
 // with shiplock's timeouts set on the session around it and restored after.
 func (m *Migrator) runNoTx(ctx context.Context, conn *sql.Conn, mig *Migration, dir Direction, first int) (MigrationResult, error) {
 	var r MigrationResult
-	err := m.withSessionTimeouts(ctx, conn, func() error {
+	err := m.dialect.WithSession(ctx, conn, m.sessionSettings(), func() error {
 		var err error
 		r, err = m.runFrom(ctx, conn, conn, mig, dir, first)
 		var merr *MigrationError
@@ -284,50 +280,20 @@ func (m *Migrator) runNoTx(ctx context.Context, conn *sql.Conn, mig *Migration, 
 	return r, err
 }
 
-// withSessionTimeouts runs fn with shiplock's timeouts set on the session,
-// and restores the session's own after it.
-func (m *Migrator) withSessionTimeouts(ctx context.Context, conn *sql.Conn, fn func() error) error {
-	var restore []string
-	// Under the lease (through a pooler) no session SET: see leaseChecks.
-	if (m.opts.DDLLockTimeout > 0 || m.opts.StatementTimeout > 0) && m.lease == nil {
-		var err error
-		if restore, err = m.dialect.SessionTimeouts(ctx, conn); err != nil {
-			return fmt.Errorf("read session timeouts: %w", err)
-		}
-		if err := applySettings(ctx, conn, m.settings(false, false)); err != nil {
-			return err
-		}
-	}
-	err := fn()
-	for _, stmt := range restore {
-		if _, rerr := conn.ExecContext(context.WithoutCancel(ctx), stmt); rerr != nil && err == nil {
-			err = fmt.Errorf("restore session timeouts: %w", rerr)
-		}
-	}
-	return err
+// txSettings are shiplock's settings for one migration's transaction:
+// the timeouts and, with async, asynchronous commit.
+func (m *Migrator) txSettings(async bool) dialect.Settings {
+	return dialect.Settings{LockTimeout: m.opts.DDLLockTimeout, StatementTimeout: m.opts.StatementTimeout, AsyncCommit: async}
 }
 
-// settings are shiplock's own settings for one migration: the timeouts,
-// for the transaction (local) or the session, and, with async,
-// asynchronous commit.
-func (m *Migrator) settings(local, async bool) []string {
-	stmts := m.dialect.TimeoutStatements(m.opts.DDLLockTimeout, m.opts.StatementTimeout, local)
-	if s := m.dialect.AsyncCommit(); local && async && s != "" {
-		stmts = append(stmts, s)
+// sessionSettings are shiplock's timeouts for statements run outside a
+// transaction; none under the lease, where a session SET would leak
+// through the pooler (see leaseChecks).
+func (m *Migrator) sessionSettings() dialect.Settings {
+	if m.lease != nil {
+		return dialect.Settings{}
 	}
-	return stmts
-}
-
-// applySettings sends settings in one round trip.
-func applySettings(ctx context.Context, q dialect.Querier, stmts []string) error {
-	if len(stmts) == 0 {
-		return nil
-	}
-	query := strings.Join(stmts, "; ")
-	if _, err := q.ExecContext(ctx, query); err != nil {
-		return fmt.Errorf("set %s: %w", query, err)
-	}
-	return nil
+	return m.txSettings(false)
 }
 
 // retry runs fn again after a lock timeout or deadlock, up to
@@ -373,9 +339,9 @@ func (m *Migrator) runFrom(ctx context.Context, q dialect.Querier, conn *sql.Con
 	}
 	record := func(q dialect.Querier) error {
 		if dir == Up {
-			return m.dialect.MarkApplied(ctx, q, m.record(mig, dialect.StateApplied, 0))
+			return dialect.MarkApplied(ctx, m.dialect, q, m.record(mig, dialect.StateApplied, 0))
 		}
-		return m.dialect.MarkReverted(ctx, q, mig.Version)
+		return dialect.MarkReverted(ctx, m.dialect, q, mig.Version)
 	}
 	if conn != nil {
 		err = m.inTx(ctx, conn, func(tx *sql.Tx) error { return record(tx) })
@@ -566,20 +532,7 @@ func (m *Migrator) indexBuild(ctx context.Context, q dialect.Querier, stmt strin
 		if m.opts.DDLLockTimeout <= 0 || m.lease != nil {
 			return exec()
 		}
-		restore, err := m.dialect.SessionTimeouts(ctx, q)
-		if err != nil {
-			return fmt.Errorf("read session timeouts: %w", err)
-		}
-		if _, err := q.ExecContext(ctx, ic.NoLockTimeout()); err != nil {
-			return err
-		}
-		err = exec()
-		for _, stmt := range restore {
-			if _, rerr := q.ExecContext(context.WithoutCancel(ctx), stmt); rerr != nil && err == nil {
-				err = fmt.Errorf("restore session timeouts: %w", rerr)
-			}
-		}
-		return err
+		return ic.WithoutLockTimeout(ctx, q, exec)
 	}
 }
 

@@ -298,14 +298,6 @@ func (f *fenced) CreateVersionTable(ctx context.Context, q dialect.Querier) erro
 	return f.fence(ctx, q, func(q dialect.Querier) error { return f.Dialect.CreateVersionTable(ctx, q) })
 }
 
-func (f *fenced) MarkApplied(ctx context.Context, q dialect.Querier, rs ...dialect.Record) error {
-	return f.fence(ctx, q, func(q dialect.Querier) error { return f.Dialect.MarkApplied(ctx, q, rs...) })
-}
-
-func (f *fenced) MarkReverted(ctx context.Context, q dialect.Querier, versions ...int64) error {
-	return f.fence(ctx, q, func(q dialect.Querier) error { return f.Dialect.MarkReverted(ctx, q, versions...) })
-}
-
 func (f *fenced) PutRecord(ctx context.Context, q dialect.Querier, r dialect.Record) error {
 	return f.fence(ctx, q, func(q dialect.Querier) error { return f.Dialect.PutRecord(ctx, q, r) })
 }
@@ -314,15 +306,23 @@ func (f *fenced) DeleteRecord(ctx context.Context, q dialect.Querier, v int64) e
 	return f.fence(ctx, q, func(q dialect.Querier) error { return f.Dialect.DeleteRecord(ctx, q, v) })
 }
 
-// MarkAppliedSQL and MarkRevertedSQL travel last in a migration's
-// transaction: the fence goes with them, so the row stays locked only
-// from there to the commit.
-func (f *fenced) MarkAppliedSQL(rs ...dialect.Record) string {
-	return f.lease.Fence() + ";\n" + f.Dialect.MarkAppliedSQL(rs...)
+// AppliedStatements and RevertedStatements start with the fence: they
+// travel last in a migration's transaction (RunTx, or MarkApplied on a
+// transaction), so the lease's row stays locked only from there to the
+// commit, and a version is never recorded under a lost lease.
+func (f *fenced) AppliedStatements(rs ...dialect.Record) []string {
+	return f.withFence(f.Dialect.AppliedStatements(rs...))
 }
 
-func (f *fenced) MarkRevertedSQL(versions ...int64) string {
-	return f.lease.Fence() + ";\n" + f.Dialect.MarkRevertedSQL(versions...)
+func (f *fenced) RevertedStatements(versions ...int64) []string {
+	return f.withFence(f.Dialect.RevertedStatements(versions...))
+}
+
+func (f *fenced) withFence(stmts []string) []string {
+	if len(stmts) == 0 {
+		return nil
+	}
+	return append([]string{f.lease.Fence()}, stmts...)
 }
 
 func (f *fenced) ListRecords(ctx context.Context, q dialect.Querier) ([]dialect.Record, error) {

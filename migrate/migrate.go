@@ -574,15 +574,7 @@ func (m *Migrator) record(mig *Migration, state string, statement int) dialect.R
 }
 
 func (m *Migrator) inTx(ctx context.Context, conn *sql.Conn, fn func(*sql.Tx) error) error {
-	tx, err := conn.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	if err := fn(tx); err != nil {
-		_ = tx.Rollback()
-		return err
-	}
-	return tx.Commit()
+	return m.dialect.InTx(ctx, conn, dialect.Settings{}, fn)
 }
 
 func (m *Migrator) ahead(st *state) []int64 {

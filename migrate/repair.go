@@ -124,9 +124,9 @@ func (m *Migrator) Repair(ctx context.Context, action RepairAction, opts RepairO
 			mr = MigrationResult{Version: mig.Version, Source: mig.Source, Direction: dir}
 			err = m.inTx(ctx, conn, func(tx *sql.Tx) error {
 				if dir == Up {
-					return m.dialect.MarkApplied(ctx, tx, m.record(mig, dialect.StateApplied, 0))
+					return dialect.MarkApplied(ctx, m.dialect, tx, m.record(mig, dialect.StateApplied, 0))
 				}
-				return m.dialect.MarkReverted(ctx, tx, mig.Version)
+				return dialect.MarkReverted(ctx, m.dialect, tx, mig.Version)
 			})
 		case Forget:
 			if dir == Down {

@@ -117,7 +117,7 @@ func (m *Migrator) runUnversioned(ctx context.Context, todo []*Migration, dir Di
 func (m *Migrator) runUnversionedOne(ctx context.Context, conn *sql.Conn, mig *Migration, dir Direction) (MigrationResult, error) {
 	if mig.NoTx || (m.opts.TxMode == TxNone && mig.Kind == KindSQL) {
 		var r MigrationResult
-		err := m.withSessionTimeouts(ctx, conn, func() error {
+		err := m.dialect.WithSession(ctx, conn, m.sessionSettings(), func() error {
 			var err error
 			if mig.Kind == KindSQL {
 				r, err = m.execute(ctx, conn, nil, mig, dir, 0)
@@ -132,10 +132,7 @@ func (m *Migrator) runUnversionedOne(ctx context.Context, conn *sql.Conn, mig *M
 	gctx, release := m.graceContext(ctx)
 	defer release()
 	err := m.retry(gctx, mig.Source, func() error {
-		return m.inTx(gctx, conn, func(tx *sql.Tx) error {
-			if err := applySettings(gctx, tx, m.settings(true, false)); err != nil {
-				return err
-			}
+		return m.dialect.InTx(gctx, conn, m.txSettings(false), func(tx *sql.Tx) error {
 			var err error
 			r, err = m.execute(gctx, tx, nil, mig, dir, 0)
 			return err

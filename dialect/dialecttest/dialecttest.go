@@ -1,11 +1,19 @@
-// Package dialecttest is the conformance suite every dialect passes: the
-// version table as goose reads it, shiplock's record table, and the lock.
+// Package dialecttest is the conformance suite every dialect passes, one
+// part per role of dialect.Dialect: the Store (the version table as goose
+// reads it, shiplock's record table, one writer of version rows), the
+// Locker, the Runner (transactions, settings, statement semantics) and the
+// Classifier, on errors the dialect's real server produces.
+//
+// A dialect's test calls Run (or one of RunStore, RunLocker, RunRunner,
+// RunClassifier) with Options saying how to get a fresh database and, for a
+// network database, how to open connections that fail to log in, name a
+// missing database or find no server. Parts a dialect lacks are skipped
+// with the reason: SQLite has no server, no login and no session settings.
 package dialecttest
 
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"testing"
 	"time"
 
@@ -13,34 +21,67 @@ import (
 )
 
 // Opener returns a new handle on one database each time it is called, so
-// the suite can act as two runners.
+// the suite can act as two runners (two sessions).
 type Opener func(t testing.TB) (*sql.DB, dialect.Dialect)
 
-// Run runs the suite. newDatabase creates a fresh, empty database and
-// returns an Opener for it.
-func Run(t *testing.T, newDatabase func(t testing.TB) Opener) {
-	t.Run("VersionTable", func(t *testing.T) {
-		t.Parallel()
-		testVersionTable(t, newDatabase(t))
-	})
-	t.Run("Records", func(t *testing.T) {
-		t.Parallel()
-		testRecords(t, newDatabase(t))
-	})
-	t.Run("ListAll", func(t *testing.T) {
-		t.Parallel()
-		testListAll(t, newDatabase(t))
-	})
-	t.Run("RunTx", func(t *testing.T) {
-		t.Parallel()
-		testRunTx(t, newDatabase(t))
-	})
-	t.Run("Lock", func(t *testing.T) {
-		t.Parallel()
-		testLock(t, newDatabase(t))
-	})
+// Options describe a dialect to the suite.
+type Options struct {
+	// NewDatabase creates a fresh, empty database and returns an Opener
+	// for it. Required.
+	NewDatabase func(t testing.TB) Opener
+
+	// SettingsQuery is a SELECT of two integers: the lock timeout and the
+	// statement timeout in effect for the session (inside a transaction:
+	// for it), in milliseconds, 0 for none. The Runner parts read it to
+	// check that Settings are in effect inside RunTx, InTx and WithSession
+	// and restored after. "" for a dialect whose Runner has no settings
+	// (SQLite): those checks are skipped.
+	SettingsQuery string
+
+	// Faults opens handles that fail to connect in known ways, for the
+	// Classifier; nil for an embedded database (SQLite), whose Auth,
+	// MissingDatabase and refused-connection parts are skipped.
+	Faults *Faults
 }
 
+// Faults open handles on the dialect's server that fail in known ways.
+// Each returned handle is closed by the suite.
+type Faults struct {
+	// WrongPassword opens an existing database as an existing user with a
+	// wrong password: the server refuses the login (Auth).
+	WrongPassword func(t testing.TB) *sql.DB
+	// MissingDatabase opens, with valid credentials, a database the server
+	// does not have (MissingDatabase).
+	MissingDatabase func(t testing.TB) *sql.DB
+	// Port opens a database at 127.0.0.1:port, speaking the dialect's
+	// protocol; the suite passes a port that nothing listens on, so the
+	// connection is refused (Retryable).
+	Port func(t testing.TB, port int) *sql.DB
+}
+
+// Run runs every role's part of the suite.
+func Run(t *testing.T, o Options) {
+	t.Run("Store", func(t *testing.T) { RunStore(t, o) })
+	t.Run("Locker", func(t *testing.T) { RunLocker(t, o) })
+	t.Run("Runner", func(t *testing.T) { RunRunner(t, o) })
+	t.Run("Classifier", func(t *testing.T) { RunClassifier(t, o) })
+}
+
+// parts runs each part in parallel on a fresh database.
+func parts(t *testing.T, o Options, ps map[string]func(*testing.T, Options, Opener)) {
+	if o.NewDatabase == nil {
+		t.Fatal("dialecttest: Options.NewDatabase is required")
+	}
+	for name, p := range ps {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			p(t, o, o.NewDatabase(t))
+		})
+	}
+}
+
+// conn opens a handle with open and returns one of its connections (one
+// session), both closed when the test ends.
 func conn(t testing.TB, open Opener) (*sql.Conn, dialect.Dialect) {
 	t.Helper()
 	db, d := open(t)
@@ -53,254 +94,30 @@ func conn(t testing.TB, open Opener) (*sql.Conn, dialect.Dialect) {
 	return c, d
 }
 
-func testVersionTable(t *testing.T, open Opener) {
-	ctx := context.Background()
-	c, d := conn(t, open)
-	versions, checksums, err := d.TablesExist(ctx, c)
-	if err != nil || versions || checksums {
-		t.Fatalf("TablesExist on an empty database = %v, %v, %v; want false, false, nil", versions, checksums, err)
+// readSettings reads o.SettingsQuery on q.
+func readSettings(t testing.TB, o Options, q dialect.Querier) dialect.Settings {
+	t.Helper()
+	var lock, statement int64
+	if err := q.QueryRowContext(context.Background(), o.SettingsQuery).Scan(&lock, &statement); err != nil {
+		t.Fatalf("read settings: %v", err)
 	}
-	tx, err := c.BeginTx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.CreateVersionTable(ctx, tx); err != nil {
-		t.Fatalf("CreateVersionTable: %v", err)
-	}
-	if err := tx.Commit(); err != nil {
-		t.Fatal(err)
-	}
-	if versions, _, err := d.TablesExist(ctx, c); err != nil || !versions {
-		t.Fatalf("TablesExist after create = %v, %v", versions, err)
-	}
-	if err := d.EnsureRecordTable(ctx, c); err != nil {
-		t.Fatal(err)
-	}
-	for _, v := range []int64{1, 20261126120000, 3} {
-		if err := d.MarkApplied(ctx, c, dialect.Record{Version: v, Source: "f.sql", Checksum: "c"}); err != nil {
-			t.Fatalf("MarkApplied(%d): %v", v, err)
-		}
-	}
-	if err := d.MarkReverted(ctx, c, 20261126120000); err != nil {
-		t.Fatalf("MarkReverted: %v", err)
-	}
-	// A Go migration: no checksum, no record.
-	if err := d.MarkApplied(ctx, c, dialect.Record{Version: 4}); err != nil {
-		t.Fatalf("MarkApplied without checksum: %v", err)
-	}
-	if err := d.MarkReverted(ctx, c, 4); err != nil {
-		t.Fatalf("MarkReverted without record: %v", err)
-	}
-	recs, err := d.ListRecords(ctx, c)
-	if err != nil || len(recs) != 2 {
-		t.Fatalf("records after marking = %+v, %v; want versions 1 and 3", recs, err)
-	}
-	for _, r := range recs {
-		if r.State != dialect.StateApplied || (r.Version != 1 && r.Version != 3) {
-			t.Fatalf("record %+v", r)
-		}
-	}
-	rows, err := d.ListVersions(ctx, c)
-	if err != nil {
-		t.Fatalf("ListVersions: %v", err)
-	}
-	var got []int64
-	for i, r := range rows {
-		if !r.IsApplied {
-			t.Errorf("row %d: is_applied false", r.Version)
-		}
-		if i > 0 && rows[i-1].ID <= r.ID {
-			t.Errorf("rows not newest id first: %d then %d", rows[i-1].ID, r.ID)
-		}
-		if r.Time.IsZero() {
-			t.Errorf("row %d: no timestamp", r.Version)
-		}
-		got = append(got, r.Version)
-	}
-	want := []int64{3, 1, 0}
-	if len(got) != len(want) {
-		t.Fatalf("versions = %v, want %v", got, want)
-	}
-	for i := range want {
-		if got[i] != want[i] {
-			t.Fatalf("versions = %v, want %v", got, want)
-		}
+	return dialect.Settings{LockTimeout: time.Duration(lock) * time.Millisecond, StatementTimeout: time.Duration(statement) * time.Millisecond}
+}
+
+// createTable creates a table on c outside the Runner (the parts test the
+// Runner with it).
+func createTable(t testing.TB, c *sql.Conn, ddl string) {
+	t.Helper()
+	if _, err := c.ExecContext(context.Background(), ddl); err != nil {
+		t.Fatalf("%s: %v", ddl, err)
 	}
 }
 
-func testRecords(t *testing.T, open Opener) {
-	ctx := context.Background()
-	c, d := conn(t, open)
-	for range 2 { // idempotent
-		if err := d.EnsureRecordTable(ctx, c); err != nil {
-			t.Fatalf("EnsureRecordTable: %v", err)
-		}
+func count(t testing.TB, q dialect.Querier, table string) int {
+	t.Helper()
+	var n int
+	if err := q.QueryRowContext(context.Background(), "SELECT count(*) FROM "+table).Scan(&n); err != nil {
+		t.Fatalf("count %s (is a transaction left open?): %v", table, err)
 	}
-	if _, records, err := d.TablesExist(ctx, c); err != nil || !records {
-		t.Fatalf("TablesExist records = %v, %v", records, err)
-	}
-	put := func(r dialect.Record) {
-		t.Helper()
-		if err := d.PutRecord(ctx, c, r); err != nil {
-			t.Fatalf("PutRecord: %v", err)
-		}
-	}
-	put(dialect.Record{Version: 1, Source: "00001_a.sql", Checksum: "aa", State: dialect.StateApplying, Statement: 2, InFlight: true, Total: 5})
-	recs, err := d.ListRecords(ctx, c)
-	if err != nil || len(recs) != 1 || !recs[0].InFlight || recs[0].Total != 5 || recs[0].Statement != 2 || recs[0].Alive {
-		t.Fatalf("marker read back = %+v, %v; want statement 2 of 5 in flight, not alive (the reader wrote it)", recs, err)
-	}
-	// The marker columns are added to a table that lacks them.
-	if err := d.EnsureRecordTable(ctx, c); err != nil {
-		t.Fatalf("EnsureRecordTable on a current table: %v", err)
-	}
-	put(dialect.Record{Version: 2, Source: "00002_b.sql", Checksum: "bb", State: dialect.StateApplied})
-	put(dialect.Record{Version: 1, Source: "00001_a.sql", Checksum: "cc", State: dialect.StateApplied, Total: 7}) // replaces
-	if err := d.DeleteRecord(ctx, c, 2); err != nil {
-		t.Fatalf("DeleteRecord: %v", err)
-	}
-	recs, err = d.ListRecords(ctx, c)
-	if err != nil {
-		t.Fatalf("ListRecords: %v", err)
-	}
-	if len(recs) != 1 || recs[0].Version != 1 || recs[0].Checksum != "cc" || recs[0].State != dialect.StateApplied || recs[0].Statement != 0 || recs[0].Updated.IsZero() {
-		t.Fatalf("records = %+v, want one applied record for version 1 with cc", recs)
-	}
-	// Record: the marker fields are zero for an applied row (the readers
-	// skip them there, which keeps a no-op run's read cheap).
-	if r := recs[0]; r.InFlight || r.Total != 0 || r.Pid != 0 || !r.Started.IsZero() || r.Alive {
-		t.Fatalf("applied record = %+v, want zero marker fields", r)
-	}
-}
-
-func testLock(t *testing.T, open Opener) {
-	ctx := context.Background()
-	c1, d1 := conn(t, open)
-	c2, d2 := conn(t, open)
-	ok, err := d1.TryLock(ctx, c1)
-	if err != nil || !ok {
-		t.Fatalf("first TryLock = %v, %v; want true", ok, err)
-	}
-	ok, err = d2.TryLock(ctx, c2)
-	if err != nil || ok {
-		t.Fatalf("second runner's TryLock while held = %v, %v; want false", ok, err)
-	}
-	if holder, err := d2.LockHolder(ctx, c2); err != nil || holder == "" {
-		t.Errorf("LockHolder while held = %q, %v; want a description", holder, err)
-	}
-	if err := d1.Unlock(ctx, c1); err != nil {
-		t.Fatalf("Unlock: %v", err)
-	}
-	ok, err = d2.TryLock(ctx, c2)
-	if err != nil || !ok {
-		t.Fatalf("TryLock after unlock = %v, %v; want true", ok, err)
-	}
-	if err := d2.Unlock(ctx, c2); err != nil {
-		t.Fatalf("Unlock: %v", err)
-	}
-
-}
-
-func testListAll(t *testing.T, open Opener) {
-	ctx := context.Background()
-	c, d := conn(t, open)
-	tx, err := c.BeginTx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.CreateVersionTable(ctx, tx); err != nil {
-		t.Fatal(err)
-	}
-	if err := tx.Commit(); err != nil {
-		t.Fatal(err)
-	}
-	if err := d.EnsureRecordTable(ctx, c); err != nil {
-		t.Fatal(err)
-	}
-	for _, v := range []int64{5, 7} {
-		if err := d.MarkApplied(ctx, c, dialect.Record{Version: v, Source: "f.sql", Checksum: "c"}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := d.PutRecord(ctx, c, dialect.Record{Version: 9, Source: "g.sql", Checksum: "d", State: dialect.StateApplying, Statement: 3}); err != nil {
-		t.Fatal(err)
-	}
-	versions, records, err := d.ListAll(ctx, c)
-	if err != nil {
-		t.Fatalf("ListAll: %v", err)
-	}
-	wantV, _ := d.ListVersions(ctx, c)
-	wantR, _ := d.ListRecords(ctx, c)
-	if len(versions) != 3 || len(versions) != len(wantV) {
-		t.Fatalf("ListAll versions = %+v, ListVersions = %+v", versions, wantV)
-	}
-	for i := range wantV {
-		if versions[i] != wantV[i] {
-			t.Errorf("version row %d: ListAll %+v, ListVersions %+v", i, versions[i], wantV[i])
-		}
-	}
-	if len(records) != 3 || len(records) != len(wantR) {
-		t.Fatalf("ListAll records = %+v, ListRecords = %+v", records, wantR)
-	}
-	byVersion := map[int64]dialect.Record{}
-	for _, r := range wantR {
-		byVersion[r.Version] = r
-	}
-	for _, r := range records {
-		if w := byVersion[r.Version]; r != w {
-			t.Errorf("record %d: ListAll %+v, ListRecords %+v", r.Version, r, w)
-		}
-	}
-}
-
-func testRunTx(t *testing.T, open Opener) {
-	ctx := context.Background()
-	c, d := conn(t, open)
-	settings := d.TimeoutStatements(5*time.Second, time.Minute, true)
-	stmts := []string{
-		"CREATE TABLE s (n int);",
-		"INSERT INTO s VALUES (1);\n-- a comment, no newline after",
-		"INSERT INTO s VALUES (2)", // no semicolon
-		d.MarkAppliedSQL(dialect.Record{Version: 7}),
-	}
-	if err := d.CreateVersionTable(ctx, c); err != nil {
-		t.Fatal(err)
-	}
-	if err := d.RunTx(ctx, c, settings, stmts); err != nil {
-		t.Fatalf("RunTx: %v", err)
-	}
-	count := func() int {
-		t.Helper()
-		var n int
-		if err := c.QueryRowContext(ctx, "SELECT count(*) FROM s").Scan(&n); err != nil {
-			t.Fatalf("count (is a transaction left open?): %v", err)
-		}
-		return n
-	}
-	if n := count(); n != 2 {
-		t.Fatalf("rows = %d; want 2", n)
-	}
-	if rows, err := d.ListVersions(ctx, c); err != nil || len(rows) != 2 || rows[0].Version != 7 {
-		t.Fatalf("versions after RunTx = %+v, %v; want 7 recorded", rows, err)
-	}
-	for _, tc := range []struct {
-		name     string
-		settings []string
-		stmts    []string
-		want     int
-	}{
-		{"statement", settings, []string{"INSERT INTO s VALUES (3);", "INSERT INTO missing VALUES (1);", "INSERT INTO s VALUES (4);"}, 1},
-		{"first statement", nil, []string{"SELEC 1;", "INSERT INTO s VALUES (5);"}, 0},
-		{"settings", []string{"SELEC 1"}, []string{"INSERT INTO s VALUES (5);"}, -1},
-		{"last", nil, []string{"INSERT INTO s VALUES (6);", "INSERT INTO missing VALUES (1)"}, 1},
-	} {
-		err := d.RunTx(ctx, c, tc.settings, tc.stmts)
-		var terr *dialect.TxError
-		if !errors.As(err, &terr) || terr.Index != tc.want {
-			t.Errorf("%s: RunTx = %v; want a *dialect.TxError at part %d", tc.name, err, tc.want)
-		}
-		if n := count(); n != 2 {
-			t.Fatalf("%s: rows after a failed RunTx = %d; want 2: it left changes", tc.name, n)
-		}
-	}
+	return n
 }

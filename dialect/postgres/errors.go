@@ -7,13 +7,11 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"os"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -85,30 +83,4 @@ func (Dialect) Classify(err error) dialect.ErrorClass {
 		return dialect.Retryable
 	}
 	return dialect.Permanent
-}
-
-func (Dialect) TimeoutStatements(lock, statement time.Duration, local bool) []string {
-	set := "SET "
-	if local {
-		set = "SET LOCAL "
-	}
-	var out []string
-	if lock > 0 {
-		out = append(out, fmt.Sprintf("%slock_timeout = '%dms'", set, lock.Milliseconds()))
-	}
-	if statement > 0 {
-		out = append(out, fmt.Sprintf("%sstatement_timeout = '%dms'", set, statement.Milliseconds()))
-	}
-	return out
-}
-
-func (Dialect) SessionTimeouts(ctx context.Context, q dialect.Querier) ([]string, error) {
-	var lock, statement string
-	if err := q.QueryRowContext(ctx, `SELECT current_setting('lock_timeout'), current_setting('statement_timeout')`).Scan(&lock, &statement); err != nil {
-		return nil, err
-	}
-	return []string{
-		fmt.Sprintf("SET lock_timeout = '%s'", lock),
-		fmt.Sprintf("SET statement_timeout = '%s'", statement),
-	}, nil
 }

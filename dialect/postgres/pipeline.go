@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -36,14 +35,15 @@ const (
 // there); the connection is closed so that the transaction ends.
 var errCopyIn = errors.New("COPY FROM STDIN needs data from the client, which a migration cannot send")
 
-// RunTx sends BEGIN, the settings, the statements and COMMIT, each
-// statement as its own simple-protocol Query message (what pgx sends for a query without
+// RunTx sends BEGIN, the settings (SET LOCAL: they end with the block),
+// the statements and COMMIT, each statement as its own simple-protocol
+// Query message (what pgx sends for a query without
 // arguments, as under goose), pipelined: replies are read as they come
 // while later queries are already on their way. That is safe inside the
 // transaction block only: once a statement fails, the server aborts the
 // block, every later query fails with 25P02 without effect and COMMIT
 // answers ROLLBACK. The first error is the one reported.
-func (Dialect) RunTx(ctx context.Context, conn *sql.Conn, settings, stmts []string) error {
+func (Dialect) RunTx(ctx context.Context, conn *sql.Conn, s dialect.Settings, stmts []string) error {
 	// BEGIN goes alone: were it in one string with a setting that fails
 	// to parse, it would not run, and the statements pipelined after it
 	// would run in autocommit. shiplock's own settings share one query
@@ -51,8 +51,8 @@ func (Dialect) RunTx(ctx context.Context, conn *sql.Conn, settings, stmts []stri
 	queries := make([]string, 0, len(stmts)+3)
 	queries = append(queries, "BEGIN")
 	opening := 1
-	if len(settings) > 0 {
-		queries = append(queries, strings.Join(settings, "; "))
+	if set := localSettings(s); set != "" {
+		queries = append(queries, set)
 		opening = 2
 	}
 	queries = append(queries, stmts...)

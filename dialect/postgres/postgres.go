@@ -66,8 +66,7 @@ func fold(id dialect.Ident) string {
 
 var _ dialect.Dialect = Dialect{}
 
-func (Dialect) Name() string           { return "postgres" }
-func (Dialect) TransactionalDDL() bool { return true }
+func (Dialect) Name() string { return "postgres" }
 
 const (
 	// Resolved through search_path, exactly as the unqualified queries
@@ -138,7 +137,6 @@ const (
 	qUnlock     = `SELECT pg_advisory_unlock($1), pg_notify('shiplock_lock_released', '')`
 	qListen     = `LISTEN shiplock_lock_released`
 	qUnlisten   = `UNLISTEN shiplock_lock_released`
-	qFlush      = `SELECT txid_current()`
 	qLockHolder = `SELECT a.pid, coalesce(a.application_name, ''), coalesce(a.client_addr::text, 'local'), coalesce(now() - a.xact_start, interval '0')::text
 		FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
 		WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
@@ -201,26 +199,14 @@ func (d Dialect) ListVersions(ctx context.Context, q dialect.Querier) ([]dialect
 	return out, rows.Err()
 }
 
-func (d Dialect) MarkApplied(ctx context.Context, q dialect.Querier, rs ...dialect.Record) error {
+// AppliedStatements inserts goose_db_version rows in the order of rs (ids
+// ascending, as goose inserts them one by one) and the records of those
+// with a checksum, replacing any progress marker: one statement, so one
+// query however many versions.
+func (d Dialect) AppliedStatements(rs ...dialect.Record) []string {
 	if len(rs) == 0 {
 		return nil
 	}
-	_, err := q.ExecContext(ctx, d.MarkAppliedSQL(rs...))
-	return err
-}
-
-func (d Dialect) MarkReverted(ctx context.Context, q dialect.Querier, versions ...int64) error {
-	if len(versions) == 0 {
-		return nil
-	}
-	_, err := q.ExecContext(ctx, d.MarkRevertedSQL(versions...))
-	return err
-}
-
-// MarkAppliedSQL inserts goose_db_version rows in the order of rs (ids
-// ascending, as goose inserts them one by one) and the records of those
-// with a checksum, replacing any progress marker; one statement.
-func (d Dialect) MarkAppliedSQL(rs ...dialect.Record) string {
 	var versions, records []string
 	for _, r := range rs {
 		versions = append(versions, fmt.Sprintf("(%d, true)", r.Version))
@@ -231,21 +217,25 @@ func (d Dialect) MarkAppliedSQL(rs ...dialect.Record) string {
 	// Table names are rewritten in the SQL text only, never in the values.
 	insert := d.sql("INSERT INTO goose_db_version (version_id, is_applied) VALUES ") + strings.Join(versions, ", ")
 	if len(records) == 0 {
-		return insert
+		return []string{insert}
 	}
-	return "WITH v AS (" + insert + ")\n" +
+	return []string{"WITH v AS (" + insert + ")\n" +
 		d.sql("INSERT INTO shiplock_versions (version_id, source, checksum, state, statement) VALUES ") + strings.Join(records, ", ") + `
 		ON CONFLICT (version_id) DO UPDATE SET source = EXCLUDED.source, checksum = EXCLUDED.checksum,
-			state = EXCLUDED.state, statement = 0, updated_at = now()`
+			state = EXCLUDED.state, statement = 0, updated_at = now()`}
 }
 
-func (d Dialect) MarkRevertedSQL(versions ...int64) string {
+// RevertedStatements deletes the versions' rows and records: one statement.
+func (d Dialect) RevertedStatements(versions ...int64) []string {
+	if len(versions) == 0 {
+		return nil
+	}
 	list := make([]string, len(versions))
 	for i, v := range versions {
 		list[i] = strconv.FormatInt(v, 10)
 	}
 	in := strings.Join(list, ", ")
-	return d.sql("WITH v AS (DELETE FROM goose_db_version WHERE version_id IN (" + in + ")) DELETE FROM shiplock_versions WHERE version_id IN (" + in + ")")
+	return []string{d.sql("WITH v AS (DELETE FROM goose_db_version WHERE version_id IN (" + in + ")) DELETE FROM shiplock_versions WHERE version_id IN (" + in + ")")}
 }
 
 // quote makes a string literal that reads the same whatever
@@ -542,24 +532,6 @@ func (Dialect) InvalidIndexes(ctx context.Context, q dialect.Querier) ([]string,
 	return out, rows.Err()
 }
 
-func (Dialect) AsyncCommit() string { return "SET LOCAL synchronous_commit = off" }
-
-// Flush commits a transaction that holds a transaction id, synchronously:
-// its commit waits for the WAL, which holds every earlier commit, to reach
-// disk.
-func (Dialect) Flush(ctx context.Context, conn *sql.Conn) error {
-	tx, err := conn.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	var id int64
-	if err := tx.QueryRowContext(ctx, qFlush).Scan(&id); err != nil {
-		_ = tx.Rollback()
-		return err
-	}
-	return tx.Commit()
-}
-
 var _ dialect.LockWaiter = Dialect{}
 
 func (Dialect) ListenForRelease(ctx context.Context, conn *sql.Conn) error {
@@ -639,8 +611,6 @@ func (d Dialect) ListAll(ctx context.Context, q dialect.Querier) ([]dialect.Vers
 	rows.Close()
 	return versions, records, d.leaseAlive(ctx, q, records)
 }
-
-func (Dialect) NoLockTimeout() string { return "SET lock_timeout = 0" }
 
 // qActivity reads what a server process runs and who blocks it.
 const qActivity = `SELECT coalesce(a.query, ''), a.state = 'active',

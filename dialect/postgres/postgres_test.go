@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -18,8 +19,40 @@ import (
 
 func TestMain(m *testing.M) { testdb.Main(m) }
 
+// settingsQuery reads lock_timeout and statement_timeout in milliseconds
+// (pg_settings' unit for both), as in effect in the transaction.
+const settingsQuery = `SELECT (SELECT setting::bigint FROM pg_settings WHERE name = 'lock_timeout'),
+	(SELECT setting::bigint FROM pg_settings WHERE name = 'statement_timeout')`
+
+func options(newDatabase func(t testing.TB) dialecttest.Opener) dialecttest.Options {
+	open := func(t testing.TB, url string) *sql.DB {
+		db, err := postgres.Open(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return db
+	}
+	return dialecttest.Options{
+		NewDatabase:   newDatabase,
+		SettingsQuery: settingsQuery,
+		Faults: &dialecttest.Faults{
+			WrongPassword: func(t testing.TB) *sql.DB {
+				srv := testdb.PostgresServer(t)
+				role := srv.CreateRole(t)
+				return open(t, srv.URL("postgres", role.Name, role.Password+"-wrong"))
+			},
+			MissingDatabase: func(t testing.TB) *sql.DB {
+				return open(t, testdb.PostgresServer(t).URL("shiplock_no_such_database", "", ""))
+			},
+			Port: func(t testing.TB, port int) *sql.DB {
+				return open(t, fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable&connect_timeout=10", port))
+			},
+		},
+	}
+}
+
 func TestConformance(t *testing.T) {
-	dialecttest.Run(t, func(t testing.TB) dialecttest.Opener {
+	dialecttest.Run(t, options(func(t testing.TB) dialecttest.Opener {
 		url := testdb.Postgres(t)
 		return func(t testing.TB) (*sql.DB, dialect.Dialect) {
 			db, err := postgres.Open(url)
@@ -28,12 +61,12 @@ func TestConformance(t *testing.T) {
 			}
 			return db, postgres.Dialect{}
 		}
-	})
+	}))
 }
 
-// TestConformanceCustomTable: the suite on goose's -table names: plain,
-// mixed case (folded, as PostgreSQL reads goose's unquoted name), quoted,
-// and qualified by a schema outside search_path.
+// TestConformanceCustomTable: the Store's part of the suite on goose's
+// -table names: plain, mixed case (folded, as PostgreSQL reads goose's
+// unquoted name), quoted, and qualified by a schema outside search_path.
 func TestConformanceCustomTable(t *testing.T) {
 	for _, name := range []string{"app_versions", "AppVersions", `"App Versions"`, "migr.app_versions", `"Migr"."v"`} {
 		t.Run(name, func(t *testing.T) {
@@ -41,7 +74,7 @@ func TestConformanceCustomTable(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			dialecttest.Run(t, func(t testing.TB) dialecttest.Opener {
+			dialecttest.RunStore(t, options(func(t testing.TB) dialecttest.Opener {
 				url := testdb.Postgres(t)
 				db, err := postgres.Open(url)
 				if err != nil {
@@ -58,7 +91,7 @@ func TestConformanceCustomTable(t *testing.T) {
 					}
 					return db, postgres.Dialect{Table: table}
 				}
-			})
+			}))
 		})
 	}
 }
@@ -89,7 +122,7 @@ func TestCustomTablePlacement(t *testing.T) {
 		if err := d.EnsureRecordTable(ctx, db); err != nil {
 			t.Fatal(err)
 		}
-		if err := d.MarkApplied(ctx, db, dialect.Record{Version: 1, Source: "00001_goose_db_version_shiplock_versions.sql", Checksum: "c-" + name}); err != nil {
+		if err := dialect.MarkApplied(ctx, d, db, dialect.Record{Version: 1, Source: "00001_goose_db_version_shiplock_versions.sql", Checksum: "c-" + name}); err != nil {
 			t.Fatal(err)
 		}
 		_, recs, err := d.ListAll(ctx, db)
@@ -214,7 +247,7 @@ func TestRunTxPipeline(t *testing.T) {
 			stmts = append(stmts, "SELECT repeat('y', 1000000)")
 		}
 	}
-	if err := d.RunTx(ctx, c, []string{"SET LOCAL lock_timeout = '5s'"}, stmts); err != nil {
+	if err := d.RunTx(ctx, c, dialect.Settings{LockTimeout: 5 * time.Second}, stmts); err != nil {
 		t.Fatalf("RunTx: %v", err)
 	}
 	if n := count(t, c, "p"); n != 5000 {
@@ -223,7 +256,7 @@ func TestRunTxPipeline(t *testing.T) {
 
 	bad := append([]string(nil), stmts[1:]...)
 	bad[3000] = "INSERT INTO p VALUES\n (1, 'a', 'too many')"
-	err := d.RunTx(ctx, c, nil, bad)
+	err := d.RunTx(ctx, c, dialect.Settings{}, bad)
 	var terr *dialect.TxError
 	if !errors.As(err, &terr) || terr.Index != 3000 || terr.Position == 0 {
 		t.Fatalf("RunTx = %#v; want the TxError of statement 3000 with a position", err)
@@ -240,7 +273,7 @@ func TestRunTxPipeline(t *testing.T) {
 func TestRunTxLeavingTheBlock(t *testing.T) {
 	ctx := context.Background()
 	_, c := openConn(t)
-	err := postgres.Dialect{}.RunTx(ctx, c, nil, []string{"CREATE TABLE a (x int)", "COMMIT", "INSERT INTO a VALUES (1)"})
+	err := postgres.Dialect{}.RunTx(ctx, c, dialect.Settings{}, []string{"CREATE TABLE a (x int)", "COMMIT", "INSERT INTO a VALUES (1)"})
 	var terr *dialect.TxError
 	if !errors.As(err, &terr) || terr.Index != 1 {
 		t.Fatalf("RunTx = %v; want an error at the COMMIT statement", err)
@@ -250,7 +283,7 @@ func TestRunTxLeavingTheBlock(t *testing.T) {
 func TestRunTxCopyIn(t *testing.T) {
 	ctx := context.Background()
 	_, c := openConn(t)
-	err := postgres.Dialect{}.RunTx(ctx, c, nil, []string{"CREATE TABLE cp (x int)", "COPY cp FROM STDIN", "SELECT 1"})
+	err := postgres.Dialect{}.RunTx(ctx, c, dialect.Settings{}, []string{"CREATE TABLE cp (x int)", "COPY cp FROM STDIN", "SELECT 1"})
 	var terr *dialect.TxError
 	if !errors.As(err, &terr) || terr.Index != 1 {
 		t.Fatalf("RunTx = %v; want an error at COPY", err)
@@ -269,7 +302,7 @@ func TestRunTxCancel(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() {
-		done <- postgres.Dialect{}.RunTx(ctx, c, nil, []string{"CREATE TABLE slow (x int)", "SELECT pg_sleep(60)", "INSERT INTO slow VALUES (1)"})
+		done <- postgres.Dialect{}.RunTx(ctx, c, dialect.Settings{}, []string{"CREATE TABLE slow (x int)", "SELECT pg_sleep(60)", "INSERT INTO slow VALUES (1)"})
 	}()
 	// Wait until the server runs the sleep (an event, not a delay).
 	for {

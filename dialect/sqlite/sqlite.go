@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -75,7 +76,6 @@ func ident(id dialect.Ident) string {
 	}
 	return `"` + strings.ReplaceAll(id.Text, `"`, `""`) + `"`
 }
-func (*Dialect) TransactionalDDL() bool { return true }
 
 const (
 	qTablesExist = `SELECT
@@ -161,21 +161,40 @@ func (d *Dialect) ListVersions(ctx context.Context, q dialect.Querier) ([]dialec
 	return out, rows.Err()
 }
 
-func (d *Dialect) MarkApplied(ctx context.Context, q dialect.Querier, rs ...dialect.Record) error {
-	if len(rs) == 0 {
-		return nil
+// AppliedStatements: one INSERT per version, in order, and per record.
+func (d *Dialect) AppliedStatements(rs ...dialect.Record) []string {
+	// Table names are rewritten in the SQL text only, never in the values
+	// (and never used as a format: a quoted name may hold a %).
+	insertVersion := d.sql("INSERT INTO goose_db_version (version_id, is_applied) VALUES (")
+	insertRecord := d.sql("INSERT INTO shiplock_versions (version_id, source, checksum, state, statement) VALUES (")
+	var out []string
+	for _, r := range rs {
+		out = append(out, fmt.Sprintf("%s%d, 1)", insertVersion, r.Version))
+		if r.Checksum != "" {
+			out = append(out, fmt.Sprintf(`%s%d, %s, %s, 'applied', 0)
+		ON CONFLICT (version_id) DO UPDATE SET source = excluded.source, checksum = excluded.checksum,
+			state = excluded.state, statement = 0, updated_at = datetime('now')`, insertRecord, r.Version, quote(r.Source), quote(r.Checksum)))
+		}
 	}
-	_, err := q.ExecContext(ctx, d.MarkAppliedSQL(rs...))
-	return err
+	return out
 }
 
-func (d *Dialect) MarkReverted(ctx context.Context, q dialect.Querier, versions ...int64) error {
+func (d *Dialect) RevertedStatements(versions ...int64) []string {
 	if len(versions) == 0 {
 		return nil
 	}
-	_, err := q.ExecContext(ctx, d.MarkRevertedSQL(versions...))
-	return err
+	list := make([]string, len(versions))
+	for i, v := range versions {
+		list[i] = strconv.FormatInt(v, 10)
+	}
+	in := strings.Join(list, ", ")
+	return []string{
+		d.sql("DELETE FROM goose_db_version WHERE version_id IN (" + in + ")"),
+		d.sql("DELETE FROM shiplock_versions WHERE version_id IN (" + in + ")"),
+	}
 }
+
+func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 func (d *Dialect) EnsureRecordTable(ctx context.Context, q dialect.Querier) error {
 	if _, err := q.ExecContext(ctx, d.sql(qCreateRecordTable)); err != nil {
@@ -260,7 +279,8 @@ func (d *Dialect) LockHolder(context.Context, *sql.Conn) (string, error) {
 }
 
 // Open opens the SQLite database at path (a file path, or a sqlite:// or
-// file: URL) with a busy timeout and immediate transactions, so concurrent
+// file: URL) with a busy timeout (10 s unless the URL sets one with
+// _pragma=busy_timeout(ms)) and immediate transactions, so concurrent
 // writers wait instead of failing with SQLITE_BUSY. The returned dialect
 // locks next to the database file.
 func Open(path string) (*sql.DB, *Dialect, error) {
@@ -277,7 +297,14 @@ func Open(path string) (*sql.DB, *Dialect, error) {
 	if !params.Has("_txlock") {
 		params.Set("_txlock", "immediate")
 	}
-	params.Add("_pragma", "busy_timeout(10000)")
+	busy := false
+	for _, p := range params["_pragma"] {
+		busy = busy || strings.HasPrefix(strings.ToLower(strings.TrimSpace(p)), "busy_timeout")
+	}
+	if !busy {
+		// A later pragma would override one the URL gives.
+		params.Add("_pragma", "busy_timeout(10000)")
+	}
 	memory := file == ":memory:" || file == "" || params.Get("mode") == "memory"
 	db, err := sql.Open("sqlite", "file:"+file+"?"+params.Encode())
 	if err != nil {
