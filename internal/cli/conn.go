@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/shiplock/shiplock/dialect"
+	mysqldialect "github.com/shiplock/shiplock/dialect/mysql"
 	"github.com/shiplock/shiplock/dialect/postgres"
 	"github.com/shiplock/shiplock/internal/redact"
 )
@@ -239,11 +240,7 @@ func (t target) open(table dialect.Table) (*sql.DB, dialect.Dialect, error) {
 	case "sqlite":
 		return openSQLite(t.conn, table)
 	case "mysql":
-		d, err := mysqlDialect(table)
-		if err != nil {
-			return nil, nil, err
-		}
-		return mysqlOpen(t.my), d, nil
+		return mysqldialect.Open(t.my), mysqldialect.Dialect{Table: table}, nil
 	default:
 		return postgres.OpenConfig(t.pg), postgres.Dialect{Table: table}, nil
 	}

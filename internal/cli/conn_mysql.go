@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 
+	mysqldialect "github.com/shiplock/shiplock/dialect/mysql"
 	"github.com/shiplock/shiplock/internal/redact"
 )
 
@@ -27,12 +28,12 @@ const errEncodeMySQLPassword = "the user name and password in a mysql:// URL mus
 // the driver. No error repeats the password.
 func (g *globals) parseMySQL(raw string) (target, error) {
 	isURL := strings.Contains(raw, "://")
-	parse := mysqlParseDSN
+	parse := mysqldialect.ParseDSN
 	if _, rest, _ := strings.Cut(raw, "://"); isURL && isMySQLURL(raw) {
 		raw = "mysql://" + rest // mariadb:// reads as mysql://
 	}
 	if isURL {
-		parse = mysqlParseURL
+		parse = mysqldialect.ParseURL
 		host := raw[strings.LastIndexByte(raw, '@')+1:]
 		if strings.ContainsAny(host, "${}`") {
 			return target{}, usagef("the database URL's host looks like a variable nothing substituted: the shell or manifest that sets DATABASE_URL must expand it")
