@@ -218,6 +218,16 @@ type Runner interface {
 	Flush(ctx context.Context, conn *sql.Conn) error
 }
 
+// CommitOrRollback runs fn in tx, then commits it when fn returns nil,
+// else rolls it back and returns fn's error: the end of every InTx.
+func CommitOrRollback(tx *sql.Tx, fn func(*sql.Tx) error) error {
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
 // TxError is a failure of RunTx.
 type TxError struct {
 	// Index is the failing part: -1 for the opening (BEGIN and the

@@ -49,21 +49,9 @@ func testVersionTable(t *testing.T, _ Options, open Opener) {
 	if err != nil || versions || checksums {
 		t.Fatalf("TablesExist on an empty database = %v, %v, %v; want false, false, nil", versions, checksums, err)
 	}
-	tx, err := c.BeginTx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.CreateVersionTable(ctx, tx); err != nil {
-		t.Fatalf("CreateVersionTable: %v", err)
-	}
-	if err := tx.Commit(); err != nil {
-		t.Fatal(err)
-	}
+	createTables(t, c, d)
 	if versions, _, err := d.TablesExist(ctx, c); err != nil || !versions {
 		t.Fatalf("TablesExist after create = %v, %v", versions, err)
-	}
-	if err := d.EnsureRecordTable(ctx, c); err != nil {
-		t.Fatal(err)
 	}
 	for _, v := range []int64{1, 20261126120000, 3} {
 		if err := dialect.MarkApplied(ctx, d, c, dialect.Record{Version: v, Source: "f.sql", Checksum: "c"}); err != nil {
@@ -165,19 +153,7 @@ func testRecords(t *testing.T, _ Options, open Opener) {
 func testListAll(t *testing.T, _ Options, open Opener) {
 	ctx := context.Background()
 	c, d := conn(t, open)
-	tx, err := c.BeginTx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.CreateVersionTable(ctx, tx); err != nil {
-		t.Fatal(err)
-	}
-	if err := tx.Commit(); err != nil {
-		t.Fatal(err)
-	}
-	if err := d.EnsureRecordTable(ctx, c); err != nil {
-		t.Fatal(err)
-	}
+	createTables(t, c, d)
 	for _, v := range []int64{5, 7} {
 		if err := dialect.MarkApplied(ctx, d, c, dialect.Record{Version: v, Source: "f.sql", Checksum: "c"}); err != nil {
 			t.Fatal(err)

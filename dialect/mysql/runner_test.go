@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -191,5 +192,68 @@ func TestStatementTimeout(t *testing.T) {
 	var me *gomysql.MySQLError
 	if !errors.As(err, &me) || me.Number != 1969 || d.Classify(err) != dialect.Permanent {
 		t.Fatalf("SELECT SLEEP(60) under a 100 ms statement timeout = %v; want 1969, permanent", err)
+	}
+}
+
+// TestObserveAndCancel: Activity names the ALTER a connection runs and,
+// while it waits for the metadata lock, the connection whose open
+// transaction holds it; CancelBackend stops the ALTER (1317, permanent)
+// and leaves its connection usable.
+func TestObserveAndCancel(t *testing.T) {
+	ctx := context.Background()
+	db := open(t, testdb.MySQL(t))
+	blocker, c, watcher := pin(t, db), pin(t, db), pin(t, db)
+	var d mysql.Dialect
+	if _, err := c.ExecContext(ctx, "CREATE TABLE a (n int) ENGINE=InnoDB"); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{"START TRANSACTION", "SELECT * FROM a"} {
+		if _, err := blocker.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	defer blocker.ExecContext(ctx, "ROLLBACK")
+	blockerID, err := d.BackendPID(ctx, blocker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := d.BackendPID(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, err := d.Activity(ctx, watcher, pid); err != nil || a != (dialect.Activity{}) {
+		t.Fatalf("Activity of an idle connection = %+v, %v", a, err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		done <- d.WithSession(ctx, c, dialect.Settings{LockTimeout: time.Hour}, func() error {
+			_, err := c.ExecContext(ctx, "ALTER TABLE a ADD COLUMN m int")
+			return err
+		})
+	}()
+	waitRunning(t, watcher, pid, "ALTER TABLE")
+	// The ALTER opens the table before it waits for the lock.
+	a, err := d.Activity(ctx, watcher, pid)
+	for deadline := time.Now().Add(time.Minute); err == nil && a.BlockedBy == "" && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+		a, err = d.Activity(ctx, watcher, pid)
+	}
+	if err != nil || a.Query != "ALTER TABLE a ADD COLUMN m int" || !strings.Contains(a.BlockedBy, fmt.Sprintf("connection %d (", blockerID)) {
+		t.Fatalf("Activity = %+v, %v; want the ALTER, blocked by connection %d", a, err, blockerID)
+	}
+	t.Logf("activity: %+v", a)
+	if err := d.CancelBackend(ctx, watcher, pid); err != nil {
+		t.Fatal(err)
+	}
+	err = <-done
+	var me *gomysql.MySQLError
+	if !errors.As(err, &me) || me.Number != 1317 || d.Classify(err) != dialect.Permanent {
+		t.Fatalf("cancelled ALTER = %v; want 1317, permanent", err)
+	}
+	if b := bounds(t, c); !strings.HasPrefix(b, "86400 ") && !strings.HasPrefix(b, "31536000 ") {
+		t.Errorf("bounds after the cancelled statement: %s; want the server's defaults back", b)
+	}
+	if err := d.CancelBackend(ctx, watcher, 1<<40); err != nil {
+		t.Errorf("CancelBackend of a connection that is gone: %v", err)
 	}
 }

@@ -222,11 +222,7 @@ func inTx(ctx context.Context, q dialect.Querier, fn func(*sql.Tx) error) error 
 	if err != nil {
 		return err
 	}
-	if err := fn(tx); err != nil {
-		_ = tx.Rollback()
-		return err
-	}
-	return tx.Commit()
+	return dialect.CommitOrRollback(tx, fn)
 }
 
 func (l *lease) Renew(ctx context.Context, q dialect.Querier) error {

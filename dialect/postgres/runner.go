@@ -46,17 +46,13 @@ func (Dialect) InTx(ctx context.Context, conn *sql.Conn, s dialect.Settings, fn 
 			return fmt.Errorf("set %s: %w", set, err)
 		}
 	}
-	if err := fn(tx); err != nil {
-		_ = tx.Rollback()
-		return err
-	}
-	return tx.Commit()
+	return dialect.CommitOrRollback(tx, fn)
 }
 
 // WithSession reads the session's lock_timeout and statement_timeout, sets
-// those s bounds (one query each way), runs fn and sets them back. Inside
-// a transaction block (a file that opened one) the settings follow the
-// block: its rollback takes them back too.
+// those s bounds (one query), runs fn and sets both back, one query each.
+// Inside a transaction block (a file that opened one) the settings follow
+// the block: its rollback takes them back too.
 func (Dialect) WithSession(ctx context.Context, conn *sql.Conn, s dialect.Settings, fn func() error) error {
 	if s.LockTimeout <= 0 && s.StatementTimeout <= 0 {
 		return fn()
@@ -65,24 +61,28 @@ func (Dialect) WithSession(ctx context.Context, conn *sql.Conn, s dialect.Settin
 	if err := conn.QueryRowContext(ctx, `SELECT current_setting('lock_timeout'), current_setting('statement_timeout')`).Scan(&lock, &statement); err != nil {
 		return fmt.Errorf("read session timeouts: %w", err)
 	}
-	var set, restore []string
+	var set []string
 	if s.LockTimeout > 0 {
 		set = append(set, fmt.Sprintf("SET lock_timeout = '%dms'", s.LockTimeout.Milliseconds()))
-		restore = append(restore, "SET lock_timeout = "+quote(lock))
 	}
 	if s.StatementTimeout > 0 {
 		set = append(set, fmt.Sprintf("SET statement_timeout = '%dms'", s.StatementTimeout.Milliseconds()))
-		restore = append(restore, "SET statement_timeout = "+quote(statement))
 	}
 	if _, err := conn.ExecContext(ctx, strings.Join(set, "; ")); err != nil {
 		return fmt.Errorf("set %s: %w", strings.Join(set, "; "), err)
 	}
 	err := fn()
-	if _, rerr := conn.ExecContext(context.WithoutCancel(ctx), strings.Join(restore, "; ")); rerr != nil && err == nil {
-		err = fmt.Errorf("restore session timeouts: %w", rerr)
+	for _, restore := range []string{"SET lock_timeout = " + literal(lock), "SET statement_timeout = " + literal(statement)} {
+		if _, rerr := conn.ExecContext(context.WithoutCancel(ctx), restore); rerr != nil && err == nil {
+			err = fmt.Errorf("restore session timeouts: %w", rerr)
+		}
 	}
 	return err
 }
+
+// literal quotes a setting's value as current_setting shows it (digits and
+// a unit: no backslash, whatever standard_conforming_strings says).
+func literal(v string) string { return "'" + strings.ReplaceAll(v, "'", "''") + "'" }
 
 // WithoutLockTimeout runs fn with the session's lock_timeout lifted, and
 // sets it back after.
@@ -95,7 +95,7 @@ func (Dialect) WithoutLockTimeout(ctx context.Context, q dialect.Querier, fn fun
 		return err
 	}
 	err := fn()
-	if _, rerr := q.ExecContext(context.WithoutCancel(ctx), "SET lock_timeout = "+quote(lock)); rerr != nil && err == nil {
+	if _, rerr := q.ExecContext(context.WithoutCancel(ctx), "SET lock_timeout = "+literal(lock)); rerr != nil && err == nil {
 		err = fmt.Errorf("restore lock_timeout: %w", rerr)
 	}
 	return err

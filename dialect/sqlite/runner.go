@@ -20,11 +20,7 @@ func (*Dialect) InTx(ctx context.Context, conn *sql.Conn, _ dialect.Settings, fn
 	if err != nil {
 		return err
 	}
-	if err := fn(tx); err != nil {
-		_ = tx.Rollback()
-		return err
-	}
-	return tx.Commit()
+	return dialect.CommitOrRollback(tx, fn)
 }
 
 func (*Dialect) WithSession(_ context.Context, _ *sql.Conn, _ dialect.Settings, fn func() error) error {

@@ -47,6 +47,10 @@ to exist; the assumption used is printed on stderr.
 Suppress a finding with a comment on or before the statement, with a reason:
   -- shiplock:ignore drop-column the app stopped reading it in v41
 
+The rules are PostgreSQL's (its locks, rewrites and syntax). On MySQL and
+MariaDB they do not apply as written: lint knows no MySQL rules, so a clean
+lint says nothing about a MySQL migration.
+
 Exit 3 when a finding reaches --fail-on (default error), 0 otherwise.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -166,6 +166,10 @@ func (f *planFlags) run(ctx context.Context, g *globals, toSet bool) error {
 		if f.locks.output != "text" && f.locks.output != "json" {
 			return usagef(fmt.Sprintf("--output %q: want text or json", f.locks.output))
 		}
+		// Before any connection: the trace reads PostgreSQL's lock table.
+		if t, err := g.resolveTarget(); err == nil && t.dialect != "postgres" {
+			return errLocksPostgresOnly
+		}
 		return g.withTarget(ctx, opts, &f.wait, func(m *migrate.Migrator, db *sql.DB, t target) error {
 			return f.locks.run(ctx, g, m, db, t, f.to)
 		})

@@ -78,10 +78,11 @@ var (
 	jsonRE = regexp.MustCompile(`(?i)"[^"\\]*(?:password|passwd|passphrase|pwd|secret)[^"\\]*"\s*:\s*"`)
 
 	// mysqlRE finds go-sql-driver/mysql DSNs: user:password@proto(addr)/db
-	// or user:password@/db. The password is matched lazily so that it runs
-	// to the first '@' that is followed by an address and a '/'; a password
-	// containing '@' still ends at the right one.
-	mysqlRE = regexp.MustCompile(`[^\s:@/'"()=]*:(\S*?)@[^\s/@]*/`)
+	// or user:password@/db. The password may hold '@', ':' and '/'
+	// unencoded, so it runs (greedily, within the word) to the last '@'
+	// that is followed by an address, proto(addr) or nothing, and a '/':
+	// "u:p@ss/w@tcp(h)/db" masks all of "p@ss/w".
+	mysqlRE = regexp.MustCompile(`[^\s:@/'"()=]*:(\S*)@(?:[A-Za-z0-9]*\([^\s()]*\))?/`)
 )
 
 // IsSecretKey reports whether a parameter, attribute or field named key is

@@ -85,6 +85,8 @@ func TestURL(t *testing.T) {
 		{"mysql dsn unix", "u:pw@unix(/run/mysqld/mysqld.sock)/db", "u:xxxxx@unix(/run/mysqld/mysqld.sock)/db"},
 		{"mysql dsn default address", "u:pw@/db", "u:xxxxx@/db"},
 		{"mysql dsn in an error", `open "u:pw@tcp(h)/db": refused`, `open "u:xxxxx@tcp(h)/db": refused`},
+		{"mysql dsn password with @ and /", "root:p@ss/w0rd@tcp(h:3306)/db", "root:xxxxx@tcp(h:3306)/db"},
+		{"mysql dsn password with @/", "root:a@/b@tcp(h:3306)/db", "root:xxxxx@tcp(h:3306)/db"},
 
 		// SQL.
 		{"create role password", "CREATE ROLE app LOGIN PASSWORD 'Sup3r';", "CREATE ROLE app LOGIN PASSWORD 'xxxxx';"},
