@@ -1,11 +1,15 @@
 package cli
 
 import (
+	"context"
 	"database/sql"
+	"errors"
+	"fmt"
 	"net"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/shiplock/shiplock/dialect/mysql"
 	"github.com/shiplock/shiplock/exitcode"
@@ -133,5 +137,66 @@ func TestMySQLStatementByStatement(t *testing.T) {
 	_, help, _ := runCLI(t, nil, "lint", "--help")
 	if !strings.Contains(help, "The rules are PostgreSQL's") {
 		t.Errorf("lint --help does not say its rules are PostgreSQL's:\n%s", help)
+	}
+}
+
+// TestExitMySQLConnectionKilled: the connection of a migration is cut in
+// the middle of its statement (KILL CONNECTION on MariaDB): up exits
+// retryable (6), and a rerun applies the migration once.
+func TestExitMySQLConnectionKilled(t *testing.T) {
+	t.Parallel()
+	u := testdb.MySQL(t)
+	db := openMySQLTest(t, u)
+	dir := writeDir(t, map[string]string{
+		"00001_sleep.sql": "-- +goose Up\nCREATE TABLE t (id int);\n-- +goose Down\nDROP TABLE t;\n",
+		"00002_sleep.sql": "-- +goose Up\nINSERT INTO t VALUES (1);\nSELECT SLEEP(60);\n-- +goose Down\nDELETE FROM t;\n",
+	})
+	type result struct {
+		code int
+		out  string
+	}
+	done := make(chan result, 1)
+	go func() {
+		code, out, errOut := runCLI(t, nil, "--env", "none", "up", "--dir", dir, "--database-url", u)
+		done <- result{code, out + errOut}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for {
+		var id int64
+		err := db.QueryRowContext(ctx, "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = DATABASE() AND INFO LIKE 'SELECT SLEEP(60)%' AND ID <> CONNECTION_ID()").Scan(&id)
+		if err == nil {
+			if _, err := db.ExecContext(ctx, fmt.Sprintf("KILL CONNECTION %d", id)); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+		select {
+		case r := <-done:
+			t.Fatalf("up ended before its migration slept: exit %d\n%s", r.code, r.out)
+		default:
+		}
+		if !errors.Is(err, sql.ErrNoRows) || ctx.Err() != nil {
+			t.Fatalf("find the sleeping migration: %v", err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	r := <-done
+	if r.code != int(exitcode.Unavailable) || !strings.Contains(r.out, "running the same command again can succeed") {
+		t.Fatalf("up with its connection killed: exit %d, want %d\n%s", r.code, exitcode.Unavailable, r.out)
+	}
+	var n int
+	if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM t").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("rows after the killed transaction: %d, %v; want 0 (rolled back)", n, err)
+	}
+	dir2 := writeDir(t, map[string]string{
+		"00001_sleep.sql": "-- +goose Up\nCREATE TABLE t (id int);\n-- +goose Down\nDROP TABLE t;\n",
+		"00002_sleep.sql": "-- +goose Up\nINSERT INTO t VALUES (1);\nSELECT SLEEP(0);\n-- +goose Down\nDELETE FROM t;\n",
+	})
+	if code, out, errOut := runCLI(t, nil, "--env", "none", "up", "--dir", dir2, "--database-url", u); code != 0 {
+		t.Fatalf("rerun: exit %d\n%s%s", code, out, errOut)
+	}
+	if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM t").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("rows after the rerun: %d, %v; want 1", n, err)
 	}
 }
