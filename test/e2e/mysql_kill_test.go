@@ -162,3 +162,62 @@ func (r *runner) untilApplied(k int) (bool, string) {
 	}
 	return false, b.String()
 }
+
+// TestMySQLKillNineUnreadableStatement: kill -9 while an ALTER whose
+// effect the catalog cannot prove (MODIFY: a column's type) waits for a
+// metadata lock; MariaDB completes it for the dead client once the lock
+// is free. The rerun cannot tell, and stops with exit 4 naming the
+// statement (file:line) and the repair command; repair --skip (the
+// operator saw the new type) and up finish it, each row once.
+func TestMySQLKillNineUnreadableStatement(t *testing.T) {
+	dir := writeMigrations(t, map[string]string{
+		"00001_t.sql": "-- +goose Up\nCREATE TABLE busy (id int);\n-- +goose Down\nDROP TABLE busy;\n",
+		"00002_m.sql": "-- +goose Up\nINSERT INTO busy VALUES (1);\nALTER TABLE busy MODIFY id bigint;\nINSERT INTO busy VALUES (2);\n-- +goose Down\nSELECT 1;\n",
+	})
+	url := testdb.MySQL(t)
+	cfg, err := mysql.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := mysql.Open(cfg)
+	defer db.Close()
+	if out, code := shiplock(dir, url, "up", "--to", "1"); code != 0 {
+		t.Fatalf("up --to 1: exit %d\n%s", code, out)
+	}
+	blocker, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer blocker.Rollback()
+	if _, err := blocker.Exec("SELECT * FROM busy"); err != nil {
+		t.Fatal(err)
+	}
+	r := startUp(t, dir, url, "--ddl-lock-timeout", "0")
+	waitQuery(t, db, "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = DATABASE() AND STATE = 'Waiting for table metadata lock' AND INFO LIKE 'ALTER TABLE busy MODIFY%'", 1)
+	_ = r.cmd.Process.Signal(syscall.SIGKILL)
+	if killed, code := r.signalled(syscall.SIGKILL); !killed {
+		t.Fatalf("nothing was killed (exit %d)", code)
+	}
+	if err := blocker.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	out, code := shiplock(dir, url, "up")
+	if code != 4 || !strings.Contains(out, "00002_m.sql:3") || !strings.Contains(out, "ALTER TABLE busy MODIFY id bigint") || !strings.Contains(out, "shiplock repair") {
+		t.Fatalf("rerun: exit %d, want 4 naming 00002_m.sql:3, the statement and the repair command:\n%s", code, out)
+	}
+	t.Logf("the rerun stopped:\n%s", out)
+	var typ string
+	if err := db.QueryRow("SELECT DATA_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'busy' AND COLUMN_NAME = 'id'").Scan(&typ); err != nil || typ != "bigint" {
+		t.Fatalf("id's type = %q, %v; want the dead client's ALTER completed (bigint)", typ, err)
+	}
+	if out, code := shiplock(dir, url, "repair", "--skip"); code != 0 {
+		t.Fatalf("repair --skip: exit %d\n%s", code, out)
+	}
+	if out, code := shiplock(dir, url, "up"); code != 0 {
+		t.Fatalf("up after repair: exit %d\n%s", code, out)
+	}
+	var rows, distinct int
+	if err := db.QueryRow("SELECT COUNT(*), COUNT(DISTINCT id) FROM busy").Scan(&rows, &distinct); err != nil || rows != 2 || distinct != 2 {
+		t.Fatalf("busy: %d rows, %d distinct (%v); want 2, 2", rows, distinct, err)
+	}
+}
