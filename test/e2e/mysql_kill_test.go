@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/shiplock/shiplock/dialect/mysql"
+	"github.com/shiplock/shiplock/exitcode"
 	"github.com/shiplock/shiplock/internal/testdb"
 )
 
@@ -219,5 +220,53 @@ func TestMySQLKillNineUnreadableStatement(t *testing.T) {
 	var rows, distinct int
 	if err := db.QueryRow("SELECT COUNT(*), COUNT(DISTINCT id) FROM busy").Scan(&rows, &distinct); err != nil || rows != 2 || distinct != 2 {
 		t.Fatalf("busy: %d rows, %d distinct (%v); want 2, 2", rows, distinct, err)
+	}
+}
+
+// TestMySQLSigtermAtManyPoints sends SIGTERM at 10 random points of the
+// 300-migration run (each run continuing the last): each stops with the
+// retryable exit code (or finishes), leaves no statement in flight, and
+// the next plain up goes on; at the end every row and version is there
+// once.
+func TestMySQLSigtermAtManyPoints(t *testing.T) {
+	files, tags := mysqlKillSet()
+	dir := writeMigrations(t, files)
+	url := testdb.MySQL(t)
+	cfg, err := mysql.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := mysql.Open(cfg)
+	defer db.Close()
+	rng := rand.New(rand.NewPCG(4, uint64(time.Now().UnixNano())))
+	stopped := 0
+	for trial := range 10 {
+		r := startUp(t, dir, url, "--stop-grace", "5s")
+		if ok, log := r.untilApplied(1 + rng.IntN(8)); !ok {
+			t.Fatalf("trial %d: the run ended early:\n%s", trial, log)
+		}
+		time.Sleep(time.Duration(rng.IntN(40)) * time.Millisecond) // a random point, not an event
+		_ = r.cmd.Process.Signal(syscall.SIGTERM)
+		if _, code := r.signalled(syscall.SIGTERM); code != int(exitcode.Stopped) {
+			t.Errorf("trial %d: SIGTERM exit %d, want %d (stopped, retryable)", trial, code, exitcode.Stopped)
+		} else {
+			stopped++
+		}
+		var inFlight int
+		if err := db.QueryRow("SELECT COUNT(*) FROM shiplock_versions WHERE state <> 'applied' AND in_flight").Scan(&inFlight); err != nil || inFlight != 0 {
+			t.Errorf("trial %d: %d statements left in flight after SIGTERM (%v)", trial, inFlight, err)
+		}
+	}
+	if out, code := shiplock(dir, url, "up"); code != 0 {
+		t.Fatalf("last rerun: exit %d\n%s", code, out)
+	}
+	var rows, distinct, markers, top int
+	if err := db.QueryRow(`SELECT (SELECT COUNT(*) FROM data), (SELECT COUNT(DISTINCT tag) FROM data),
+		(SELECT COUNT(*) FROM shiplock_versions WHERE state <> 'applied'), (SELECT MAX(version_id) FROM goose_db_version)`).Scan(&rows, &distinct, &markers, &top); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("SIGTERM at 10 points on MariaDB: stopped with the retryable code %d; duplicate rows %d; end: %d distinct rows of %d, %d markers, version %d", stopped, rows-distinct, distinct, tags, markers, top)
+	if rows != distinct || distinct != tags || markers != 0 || top != 300 {
+		t.Error("want every row once, no marker, version 300")
 	}
 }
