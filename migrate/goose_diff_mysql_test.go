@@ -88,8 +88,8 @@ var autoIncrement = regexp.MustCompile(` AUTO_INCREMENT=\d+`)
 
 // mysqlDump is SHOW CREATE TABLE (or VIEW, TRIGGER) of every table, view
 // and trigger but shiplock's own table, and every table's rows, with the
-// database's name and AUTO_INCREMENT counters cut; versionRows' part
-// (goose_db_version's rows) compared by mysqlVersionRows.
+// database's name and AUTO_INCREMENT counters cut (goose_db_version's
+// rows are compared by versionRowsOn).
 func mysqlDump(t testing.TB, db *sql.DB) string {
 	t.Helper()
 	var schema string
@@ -173,30 +173,6 @@ func myTableRows(t testing.TB, db *sql.DB, table string) string {
 	return strings.Join(out, " ")
 }
 
-func mysqlVersionRows(t testing.TB, db *sql.DB) string {
-	t.Helper()
-	return tableRowsQuery(t, db, "SELECT version_id, is_applied FROM goose_db_version ORDER BY id")
-}
-
-func tableRowsQuery(t testing.TB, db *sql.DB, q string) string {
-	t.Helper()
-	r, err := db.Query(q)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	var out []string
-	for r.Next() {
-		var v int64
-		var applied bool
-		if err := r.Scan(&v, &applied); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, fmt.Sprintf("%d %v", v, applied))
-	}
-	return "[" + strings.Join(out, " ") + "]"
-}
-
 // TestGooseDifferentialMySQL: goose v3.30.0 (library, mysql dialect) and
 // shiplock on the same directory of DDL and data files, on MariaDB: the
 // same schema, rows and goose_db_version rows after up, when goose applies
@@ -252,7 +228,7 @@ func TestGooseDifferentialMySQL(t *testing.T) {
 	var want []string // goose alone: after up to half, up to 6, down to half, down to 0
 	for _, s := range []step{{goose: true, to: half}, {goose: true, to: 6}, {goose: true, down: true, to: half}, {goose: true, down: true, to: 0}} {
 		run(t, gooseURL, s)
-		want = append(want, mysqlDump(t, gdb)+"versions: "+mysqlVersionRows(t, gdb))
+		want = append(want, mysqlDump(t, gdb)+"versions: "+versionRowsOn(t, gdb))
 	}
 	t.Logf("goose alone, after up:\n%s", want[1])
 	wantAfter := func(s step) string {
@@ -272,7 +248,7 @@ func TestGooseDifferentialMySQL(t *testing.T) {
 			db := openMy(t, url)
 			for i, s := range steps {
 				run(t, url, s)
-				got := mysqlDump(t, db) + "versions: " + mysqlVersionRows(t, db)
+				got := mysqlDump(t, db) + "versions: " + versionRowsOn(t, db)
 				if w := wantAfter(s); got != w {
 					t.Errorf("after step %d %+v:\n--- goose alone\n%s\n--- this scenario\n%s", i, s, w, got)
 				}

@@ -14,7 +14,6 @@ import (
 
 	gomysql "github.com/go-sql-driver/mysql"
 
-	"github.com/shiplock/shiplock/dialect"
 	"github.com/shiplock/shiplock/dialect/mysql"
 	"github.com/shiplock/shiplock/internal/testdb"
 	"github.com/shiplock/shiplock/migrate"
@@ -65,6 +64,41 @@ func waitMy(t testing.TB, db *sql.DB, q string, want int64) {
 		case <-ctx.Done():
 			t.Fatalf("%s = %d, never %d", q, n.Int64, want)
 		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+// myExec runs each of stmts on db.
+func myExec(t testing.TB, db *sql.DB, stmts ...string) {
+	t.Helper()
+	for _, s := range stmts {
+		if _, err := db.Exec(s); err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+	}
+}
+
+// firstRetry waits for the engine's first "lock conflict, retrying" log
+// record, and returns when it was logged and the error it names.
+func firstRetry(t testing.TB, logs *recordLog) (time.Time, error) {
+	t.Helper()
+	timeout := time.After(2 * time.Minute)
+	for {
+		select {
+		case r := <-logs.ch:
+			if r.Message != "lock conflict, retrying" {
+				continue
+			}
+			var cause error
+			r.Attrs(func(a slog.Attr) bool {
+				if a.Key == "err" {
+					cause, _ = a.Value.Any().(error)
+				}
+				return true
+			})
+			return r.Time, cause
+		case <-timeout:
+			t.Fatal("no lock conflict was retried within two minutes")
 		}
 	}
 }
@@ -180,15 +214,9 @@ func TestMySQLDeadlockRetriedWhole(t *testing.T) {
 	ctx := context.Background()
 	url := testdb.MySQL(t)
 	db := openMy(t, url)
-	for _, s := range []string{
-		"CREATE TABLE a (id int PRIMARY KEY, v int) ENGINE=InnoDB", "CREATE TABLE b (id int PRIMARY KEY, v int) ENGINE=InnoDB",
+	myExec(t, db, "CREATE TABLE a (id int PRIMARY KEY, v int) ENGINE=InnoDB", "CREATE TABLE b (id int PRIMARY KEY, v int) ENGINE=InnoDB",
 		"CREATE TABLE heavy (id int PRIMARY KEY) ENGINE=InnoDB",
-		"INSERT INTO a VALUES (1, 0)", "INSERT INTO b VALUES (1, 0)",
-	} {
-		if _, err := db.Exec(s); err != nil {
-			t.Fatal(err)
-		}
-	}
+		"INSERT INTO a VALUES (1, 0)", "INSERT INTO b VALUES (1, 0)")
 	files := fstest.MapFS{"00001_d.sql": sqlFile("UPDATE a SET v = v + 1 WHERE id = 1;\nUPDATE b SET v = v + 1 WHERE id = 1;", "SELECT 1;")}
 	logs := &recordLog{ch: make(chan slog.Record, 100)}
 	m := myMigrator(t, url, files, migrate.Options{LockRetries: 3, RetryDelay: 10 * time.Millisecond, Logger: slog.New(logs)})
@@ -220,20 +248,8 @@ func TestMySQLDeadlockRetriedWhole(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("Up = %v; want the deadlock retried", err)
 	}
-	var retried bool
-	for len(logs.ch) > 0 {
-		r := <-logs.ch
-		if r.Message == "lock conflict, retrying" {
-			r.Attrs(func(a slog.Attr) bool {
-				if a.Key == "err" && myErrno(a.Value.Any().(error)) == 1213 {
-					retried = true
-				}
-				return true
-			})
-		}
-	}
-	if !retried {
-		t.Error("no retry after a 1213 deadlock was logged")
+	if _, cause := firstRetry(t, logs); myErrno(cause) != 1213 {
+		t.Errorf("the retry followed %v; want a 1213 deadlock", cause)
 	}
 	if a, b := myInt(t, db, "SELECT v FROM a"), myInt(t, db, "SELECT v FROM b"); a != 101 || b != 101 {
 		t.Fatalf("a = %d, b = %d; want 101 each (the migration's +1 once, the other's +100)", a, b)
@@ -249,11 +265,7 @@ func TestMySQLLockWaitRetriedWhole(t *testing.T) {
 	ctx := context.Background()
 	url := testdb.MySQL(t)
 	db := openMy(t, url)
-	for _, s := range []string{"CREATE TABLE log (n int) ENGINE=InnoDB", "CREATE TABLE busy (id int PRIMARY KEY, v int) ENGINE=InnoDB", "INSERT INTO busy VALUES (1, 0)"} {
-		if _, err := db.Exec(s); err != nil {
-			t.Fatal(err)
-		}
-	}
+	myExec(t, db, "CREATE TABLE log (n int) ENGINE=InnoDB", "CREATE TABLE busy (id int PRIMARY KEY, v int) ENGINE=InnoDB", "INSERT INTO busy VALUES (1, 0)")
 	files := fstest.MapFS{"00001_w.sql": sqlFile("INSERT INTO log VALUES (1);\nUPDATE busy SET v = v + 1 WHERE id = 1;", "SELECT 1;")}
 	other := openMy(t, url)
 	tx, err := other.BeginTx(ctx, nil)
@@ -269,19 +281,7 @@ func TestMySQLLockWaitRetriedWhole(t *testing.T) {
 	m := myMigrator(t, url, files, migrate.Options{DDLLockTimeout: time.Second, LockRetries: 5, RetryDelay: 50 * time.Millisecond, Logger: slog.New(logs)})
 	done := make(chan error, 1)
 	go func() { _, err := m.Up(ctx, migrate.UpOptions{}); done <- err }()
-	var first error
-	for r := range logs.ch {
-		if r.Message == "lock conflict, retrying" {
-			r.Attrs(func(a slog.Attr) bool {
-				if a.Key == "err" {
-					first = a.Value.Any().(error)
-				}
-				return true
-			})
-			break
-		}
-	}
-	if myErrno(first) != 1205 {
+	if _, first := firstRetry(t, logs); myErrno(first) != 1205 {
 		t.Fatalf("first attempt failed with %v; want 1205", first)
 	}
 	if err := tx.Rollback(); err != nil {
@@ -310,11 +310,7 @@ func TestMySQLAlterBlockedByOpenTransaction(t *testing.T) {
 	ctx := context.Background()
 	url := testdb.MySQL(t)
 	db := openMy(t, url)
-	for _, s := range []string{"CREATE TABLE busy (id int)", "CREATE TABLE log (n int)", "INSERT INTO busy VALUES (1)"} {
-		if _, err := db.Exec(s); err != nil {
-			t.Fatal(err)
-		}
-	}
+	myExec(t, db, "CREATE TABLE busy (id int)", "CREATE TABLE log (n int)", "INSERT INTO busy VALUES (1)")
 	files := fstest.MapFS{"00001_alter.sql": sqlFile("INSERT INTO log VALUES (1);\nALTER TABLE busy ADD COLUMN c int;", "ALTER TABLE busy DROP COLUMN c;")}
 	blocker := openMy(t, url)
 	btx, err := blocker.BeginTx(ctx, nil)
@@ -352,22 +348,9 @@ func TestMySQLAlterBlockedByOpenTransaction(t *testing.T) {
 	waitMy(t, db, waitingForMDL("SELECT COUNT(*), SLEEP"), 1)
 	readerQueued := time.Now()
 
-	var gaveUp time.Time
-	for r := range logs.ch {
-		if r.Message == "lock conflict, retrying" {
-			gaveUp = r.Time
-			var cause error
-			r.Attrs(func(a slog.Attr) bool {
-				if a.Key == "err" {
-					cause, _ = a.Value.Any().(error)
-				}
-				return true
-			})
-			if myErrno(cause) != 1205 {
-				t.Fatalf("the ALTER gave up with %v; want 1205", cause)
-			}
-			break
-		}
+	gaveUp, cause := firstRetry(t, logs)
+	if myErrno(cause) != 1205 {
+		t.Fatalf("the ALTER gave up with %v; want 1205", cause)
 	}
 	rd := <-readDone
 	if rd.err != nil {
@@ -400,11 +383,7 @@ func myDeadMarker(t testing.TB, url string, mig *migrate.Migration, k int) {
 	t.Helper()
 	db := openMy(t, url)
 	defer db.Close()
-	rec := dialect.Record{Version: mig.Version, Source: mig.Source, Checksum: mig.Checksum, State: dialect.StateApplying,
-		Statement: k, InFlight: true, Total: len(mig.Statements(migrate.Up))}
-	if err := (mysql.Dialect{}).PutRecord(context.Background(), db, rec); err != nil {
-		t.Fatal(err)
-	}
+	putMarker(t, db, mysql.Dialect{}, mig, k)
 }
 
 // TestMySQLSettleFromCatalog: a runner died with a DDL statement in
@@ -489,11 +468,7 @@ func TestMySQLSettleDeadClient(t *testing.T) {
 	t.Parallel()
 	url := testdb.MySQL(t)
 	db := openMy(t, url)
-	for _, s := range []string{"CREATE TABLE busy (id int)", "CREATE TABLE log (n int)"} {
-		if _, err := db.Exec(s); err != nil {
-			t.Fatal(err)
-		}
-	}
+	myExec(t, db, "CREATE TABLE busy (id int)", "CREATE TABLE log (n int)")
 	files := fstest.MapFS{"00001_alter.sql": sqlFile("ALTER TABLE busy ADD COLUMN c int;\nINSERT INTO log VALUES (1);", "ALTER TABLE busy DROP COLUMN c;")}
 	blocker := openMy(t, url)
 	btx, err := blocker.Begin()

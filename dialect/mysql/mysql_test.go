@@ -3,10 +3,12 @@ package mysql_test
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"strings"
 	"testing"
 	"testing/fstest"
 
+	gomysql "github.com/go-sql-driver/mysql"
 	"github.com/pressly/goose/v3"
 
 	"github.com/shiplock/shiplock/dialect"
@@ -207,8 +209,43 @@ func TestLiterals(t *testing.T) {
 	}
 }
 
+// settingsQuery reads the session's lock_wait_timeout and MariaDB's
+// max_statement_time in milliseconds.
+const settingsQuery = `SELECT @@SESSION.lock_wait_timeout * 1000, CAST(ROUND(@@SESSION.max_statement_time * 1000) AS SIGNED)`
+
+func options(newDatabase func(t testing.TB) dialecttest.Opener) dialecttest.Options {
+	base := func(t testing.TB) *gomysql.Config {
+		cfg, err := mysql.ParseURL(testdb.MySQL(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	return dialecttest.Options{
+		NewDatabase:   newDatabase,
+		SettingsQuery: settingsQuery,
+		Faults: &dialecttest.Faults{
+			WrongPassword: func(t testing.TB) *sql.DB {
+				cfg := base(t)
+				cfg.Passwd += "-wrong"
+				return mysql.Open(cfg)
+			},
+			MissingDatabase: func(t testing.TB) *sql.DB {
+				cfg := base(t)
+				cfg.DBName += "_missing"
+				return mysql.Open(cfg)
+			},
+			Port: func(t testing.TB, port int) *sql.DB {
+				cfg := base(t)
+				cfg.Addr = fmt.Sprint("127.0.0.1:", port)
+				return mysql.Open(cfg)
+			},
+		},
+	}
+}
+
 func TestConformance(t *testing.T) {
-	dialecttest.Run(t, func(t testing.TB) dialecttest.Opener {
+	dialecttest.Run(t, options(func(t testing.TB) dialecttest.Opener {
 		url := testdb.MySQL(t)
 		return func(t testing.TB) (*sql.DB, dialect.Dialect) {
 			cfg, err := mysql.ParseURL(url)
@@ -217,5 +254,41 @@ func TestConformance(t *testing.T) {
 			}
 			return mysql.Open(cfg), mysql.Dialect{}
 		}
-	})
+	}))
+}
+
+// TestConformanceCustomTable: the Store's and Locker's parts of the suite
+// on goose's -table names: plain, mixed case (kept: MySQL table names are
+// case-sensitive on Linux) and quoted; with a qualified name, the Locker's
+// (the Store's OneWriter part writes one dialect's tables from two fresh
+// databases, which a name pinned to a third database cannot tell apart;
+// TestCustomTable covers the qualified Store).
+func TestConformanceCustomTable(t *testing.T) {
+	for _, name := range []string{"app_versions", "AppVersions", `"App Versions"`, "OTHER.app_versions"} {
+		t.Run(name, func(t *testing.T) {
+			o := options(func(t testing.TB) dialecttest.Opener {
+				url := testdb.MySQL(t)
+				n := name
+				if strings.HasPrefix(n, "OTHER.") {
+					other := testdb.MySQL(t)
+					n = other[strings.LastIndex(other, "/")+1:] + strings.TrimPrefix(n, "OTHER")
+				}
+				table, err := dialect.ParseTable(n)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return func(t testing.TB) (*sql.DB, dialect.Dialect) {
+					cfg, err := mysql.ParseURL(url)
+					if err != nil {
+						t.Fatal(err)
+					}
+					return mysql.Open(cfg), mysql.Dialect{Table: table}
+				}
+			})
+			if !strings.HasPrefix(name, "OTHER.") {
+				dialecttest.RunStore(t, o)
+			}
+			dialecttest.RunLocker(t, o)
+		})
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/shiplock/shiplock/dialect"
@@ -15,11 +16,17 @@ import (
 
 var _ dialect.Runner = Dialect{}
 
+// saves numbers the user variables that hold a session's own values, so
+// that nested calls (WithSession inside WithSession) do not overwrite the
+// outer call's.
+var saves atomic.Uint64
+
 // sessionSQL returns the statement that saves the session's own values of
-// the variables s sets (in user variables @shiplock_*) and sets s's, and
-// the statement that restores them; "" for the zero Settings. One round
-// trip each way. A SET evaluates every right-hand side before it assigns,
-// so the saved values are the old ones.
+// the variables s sets (in user variables @shiplock_N_*, N unique to the
+// call) and sets s's, and the statement that restores them and clears the
+// user variables; "" for the zero Settings. One round trip each way. A SET
+// evaluates every right-hand side before it assigns, so the saved values
+// are the old ones.
 //
 // LockTimeout sets lock_wait_timeout (metadata locks: an ALTER behind an
 // open transaction) and innodb_lock_wait_timeout (row locks), in whole
@@ -30,36 +37,34 @@ var _ dialect.Runner = Dialect{}
 // comments from 50700 on). MySQL's max_execution_time bounds SELECT
 // statements only: DDL and writes run unbounded there.
 func sessionSQL(s dialect.Settings) (set, restore string) {
-	var sets, restores []string
-	add := func(v, value string) {
-		sets = append(sets, fmt.Sprintf("@shiplock_%s = @@SESSION.%s, SESSION %s = %s", v, v, v, value))
-		restores = append(restores, fmt.Sprintf("SESSION %s = @shiplock_%s", v, v))
+	if s.LockTimeout <= 0 && s.StatementTimeout <= 0 {
+		return "", ""
+	}
+	n := saves.Add(1)
+	save := func(v string) string { return fmt.Sprintf("@shiplock_%d_%s", n, v) }
+	// The first assignment stands outside the versioned comments.
+	sets := []string{save("set") + " = 1"}
+	restores := []string{save("set") + " = NULL"}
+	add := func(v, value string) (set, restore string) {
+		return fmt.Sprintf("%s = @@SESSION.%s, SESSION %s = %s", save(v), v, v, value),
+			fmt.Sprintf("SESSION %s = %s, %s = NULL", v, save(v), save(v))
 	}
 	if s.LockTimeout > 0 {
 		secs := fmt.Sprint(max(1, int64(math.Ceil(s.LockTimeout.Seconds()))))
-		add("lock_wait_timeout", secs)
-		add("innodb_lock_wait_timeout", secs)
-	}
-	var mariadb, mysql string
-	if s.StatementTimeout > 0 {
-		mariadb = fmt.Sprintf(" /*M!100101 , @shiplock_max_statement_time = @@SESSION.max_statement_time, SESSION max_statement_time = %.6f */",
-			max(s.StatementTimeout.Seconds(), 1e-6))
-		ms := max(1, (s.StatementTimeout+time.Millisecond-1)/time.Millisecond)
-		mysql = fmt.Sprintf(" /*!50708 , @shiplock_max_execution_time = @@SESSION.max_execution_time, SESSION max_execution_time = %d */", ms)
-		if len(sets) == 0 {
-			// The comments' parts follow a first assignment.
-			sets = append(sets, "@shiplock_settings = 1")
-			restores = append(restores, "@shiplock_settings = NULL")
+		for _, v := range []string{"lock_wait_timeout", "innodb_lock_wait_timeout"} {
+			st, re := add(v, secs)
+			sets, restores = append(sets, st), append(restores, re)
 		}
 	}
-	if len(sets) == 0 {
-		return "", ""
-	}
-	set = "SET " + strings.Join(sets, ", ") + mariadb + mysql
-	restore = "SET " + strings.Join(restores, ", ")
+	set, restore = "SET "+strings.Join(sets, ", "), "SET "+strings.Join(restores, ", ")
 	if s.StatementTimeout > 0 {
-		restore += " /*M!100101 , SESSION max_statement_time = @shiplock_max_statement_time */" +
-			" /*!50708 , SESSION max_execution_time = @shiplock_max_execution_time */"
+		st, re := add("max_statement_time", fmt.Sprintf("%.6f", max(s.StatementTimeout.Seconds(), 1e-6)))
+		set += " /*M!100101 , " + st + " */"
+		restore += " /*M!100101 , " + re + " */"
+		ms := max(1, (s.StatementTimeout+time.Millisecond-1)/time.Millisecond)
+		st, re = add("max_execution_time", fmt.Sprint(int64(ms)))
+		set += " /*!50708 , " + st + " */"
+		restore += " /*!50708 , " + re + " */"
 	}
 	return set, restore
 }

@@ -172,7 +172,8 @@ type tok struct {
 }
 
 // tokens splits a MySQL statement; nil when it holds more than one
-// statement.
+// statement. Unlike ImplicitCommit's lex it keeps identifiers as written
+// (table names are case-sensitive on Linux) and unquotes backquoted ones.
 func tokens(s string) []tok {
 	var out []tok
 	end := false // a ';' was seen
@@ -236,9 +237,9 @@ func tokens(s string) []tok {
 			}
 			out = append(out, tok{text: b.String(), quoted: true})
 			i = j + 1
-		case c == '_' || c == '$' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= 0x80:
+		case isWordByte(c):
 			j := i
-			for j < len(s) && (s[j] == '_' || s[j] == '$' || s[j] >= '0' && s[j] <= '9' || s[j] >= 'a' && s[j] <= 'z' || s[j] >= 'A' && s[j] <= 'Z' || s[j] >= 0x80) {
+			for j < len(s) && isWordByte(s[j]) {
 				j++
 			}
 			out = append(out, tok{text: s[i:j], upper: strings.ToUpper(s[i:j])})
@@ -287,16 +288,11 @@ var reserved = map[string]bool{
 // name reads an identifier.
 func (p *parser) name() (string, bool) {
 	t := p.peek(0)
-	if t.quoted || (t.upper != "" && t.upper != "'" && isWord(t.text) && !reserved[t.upper]) {
+	if t.quoted || (t.upper != "" && isWordByte(t.text[0]) && !reserved[t.upper]) {
 		p.i++
 		return t.text, true
 	}
 	return "", false
-}
-
-func isWord(s string) bool {
-	c := s[0]
-	return c == '_' || c == '$' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= 0x80
 }
 
 // tableName reads [schema.]table.
