@@ -424,21 +424,26 @@ var logPrefix = regexp.MustCompile(`(?m)^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d `)
 
 // TestStatusGooseOutput: "status -o goose" prints what goose's status
 // prints, line for line, for the same database and directory (the
-// logger's clock aside), on stderr as goose does.
+// logger's clock aside), on stderr as goose does: on SQLite, PostgreSQL
+// and MariaDB.
 func TestStatusGooseOutput(t *testing.T) {
 	dir := writeDir(t, gooseFiles)
 	goose.SetLogger(goose.NopLogger())
-	for _, dbName := range []string{"sqlite3", "postgres"} {
+	for _, dbName := range []string{"sqlite3", "postgres", "mysql"} {
 		t.Run(dbName, func(t *testing.T) {
 			var url string
 			var db *sql.DB
 			var err error
-			if dbName == "sqlite3" {
+			switch dbName {
+			case "sqlite3":
 				url = testdb.SQLite(t)
 				db, _, err = sqlite.Open(url)
-			} else {
+			case "postgres":
 				url = testdb.Postgres(t)
 				db, err = postgres.Open(url)
+			case "mysql":
+				url = testdb.MySQL(t)
+				db = openMySQLTest(t, url)
 			}
 			if err != nil {
 				t.Fatal(err)
