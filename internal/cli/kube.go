@@ -119,7 +119,7 @@ func (f *kubeFlags) options(cmd *cobra.Command, g *globals, args []string) (mani
 			URL:         g.databaseURL,
 		},
 	}
-	if (o.Database.Driver == manifest.DriverMySQL || (o.Database.Driver == "" && isMySQLURL(g.databaseURL))) && !cmd.Flags().Changed("db-require-auth") {
+	if o.Database.MySQL() && !cmd.Flags().Changed("db-require-auth") {
 		o.Database.RequireAuth = "" // libpq's default, which means nothing to MySQL
 	}
 	o.Command = []string{}

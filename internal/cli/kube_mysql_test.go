@@ -25,6 +25,8 @@ func TestKubeJobMySQL(t *testing.T) {
 			[]string{"value: mysql://mariadb.svc/app", "name: MYSQL_USER", "name: MYSQL_PWD", "key: password", `skip-outbound-ports: "3306"`}},
 		{"url", []string{"--database-url", "mysql://app@mariadb.svc:3307/app", "--secret", "app-db"},
 			[]string{"value: mysql://app@mariadb.svc:3307/app", "name: MYSQL_PWD", `skip-outbound-ports: "3307"`}},
+		{"dsn", []string{"--database-url", "app@tcp(mariadb.svc:3308)/app", "--secret", "app-db"},
+			[]string{"value: app@tcp(mariadb.svc:3308)/app", "name: MYSQL_PWD", `skip-outbound-ports: "3308"`}},
 		{"url secret", []string{"--db-driver", "mysql", "--url-secret", "app-db:url"},
 			[]string{"name: DATABASE_URL", "key: url", `skip-outbound-ports: "3306"`}},
 	} {

@@ -96,7 +96,7 @@ func env(o *Options, creds Credentials) []corev1.EnvVar {
 	case d.URL != "":
 		vars = append(vars, corev1.EnvVar{Name: "DATABASE_URL", Value: d.URL})
 	}
-	if d.mysql() {
+	if d.MySQL() {
 		// shiplock reads MYSQL_USER and MYSQL_PWD where the URL names no
 		// user or password; libpq's variables mean nothing to MySQL.
 		if d.Host != "" && creds.URLSecret.isZero() {

@@ -349,14 +349,18 @@ func (o *Options) validate() error {
 	return o.Database.validate("Database")
 }
 
-// mysql reports whether the database is MySQL or MariaDB.
-func (d *Database) mysql() bool { return d.Driver == DriverMySQL || isMySQLURL(d.URL) }
+// MySQL reports whether the database is MySQL or MariaDB: Driver says
+// so, or URL is a mysql:// URL or go-sql-driver's DSN (USER@tcp(HOST)/DB).
+func (d *Database) MySQL() bool { return d.Driver == DriverMySQL || isMySQLURL(d.URL) }
 
 func isMySQLURL(u string) bool {
 	scheme, _, ok := strings.Cut(u, "://")
 	scheme = strings.ToLower(scheme)
-	return ok && (scheme == "mysql" || scheme == "mariadb")
+	return ok && (scheme == "mysql" || scheme == "mariadb") || mysqlDSNAddrRE.MatchString(u)
 }
+
+// mysqlDSNAddrRE finds the address of go-sql-driver's DSN: tcp(HOST:PORT).
+var mysqlDSNAddrRE = regexp.MustCompile(`@(?:tcp|tcp4|tcp6|unix)\(([^()]*)\)/`)
 
 func (d *Database) validate(field string) error {
 	switch d.Driver {
@@ -367,7 +371,7 @@ func (d *Database) validate(field string) error {
 	if d.Driver == DriverPostgres && isMySQLURL(d.URL) {
 		return conflict(field+".Driver", field+".URL")
 	}
-	if d.mysql() {
+	if d.MySQL() {
 		switch {
 		case d.SSLMode != "":
 			return fieldErr(field+".SSLMode", "is libpq's (PostgreSQL): for MySQL, keep a URL with tls=true in a Secret")
@@ -484,12 +488,19 @@ func (d *Database) port() int32 {
 				return int32(p)
 			}
 		}
+		if m := mysqlDSNAddrRE.FindStringSubmatch(d.URL); m != nil {
+			if _, port, err := net.SplitHostPort(m[1]); err == nil {
+				if p, err := strconv.Atoi(port); err == nil {
+					return int32(p)
+				}
+			}
+		}
 	}
 	return d.defaultPort()
 }
 
 func (d *Database) defaultPort() int32 {
-	if d.mysql() {
+	if d.MySQL() {
 		return DefaultMySQLPort
 	}
 	return DefaultPort
@@ -531,7 +542,7 @@ func (d *Database) identity() string {
 }
 
 func (d *Database) scheme() string {
-	if d.mysql() {
+	if d.MySQL() {
 		return "mysql://"
 	}
 	return "postgres://"
