@@ -138,12 +138,6 @@ func parseTarget(raw string) (target, error) {
 	return target{}, usagef(fmt.Sprintf("database URL scheme %q is not supported: use postgres://, mysql://, sqlite:// or a file path", scheme))
 }
 
-// isMySQLURL reports whether raw is a mysql:// (or mariadb://) URL.
-func isMySQLURL(raw string) bool {
-	scheme, _, ok := strings.Cut(raw, "://")
-	return ok && (strings.EqualFold(scheme, "mysql") || strings.EqualFold(scheme, "mariadb"))
-}
-
 // mysqlDSNRE recognises go-sql-driver's DSN, user:pass@tcp(host:3306)/db,
 // by its address, wherever it is: the password before it may hold any
 // character. Other shapes (user@/db) need GOOSE_DRIVER=mysql.

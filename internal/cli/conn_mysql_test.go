@@ -35,6 +35,7 @@ func TestMySQLTargets(t *testing.T) {
 		err                     string // part of the usage error, or ""
 	}{
 		{name: "url", raw: "mysql://app:" + pw + "@db.example:3307/accounts", addr: "db.example:3307", user: "app", pass: pw, dbase: "accounts"},
+		{name: "mariadb url", raw: "mariadb://app@db.example/accounts", addr: "db.example:3306", user: "app", dbase: "accounts"},
 		{name: "url default port", raw: "mysql://app@db.example/accounts", addr: "db.example:3306", user: "app", dbase: "accounts"},
 		{name: "url encoded password", raw: "mysql://app:p%40ss%3Aw%2Fd@db.example/accounts", addr: "db.example:3306", user: "app", pass: "p@ss:w/d", dbase: "accounts"},
 		{name: "dsn", raw: "app:" + pw + "@tcp(db.example:3306)/accounts", addr: "db.example:3306", user: "app", pass: pw, dbase: "accounts"},
