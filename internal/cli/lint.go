@@ -219,6 +219,9 @@ func gitFiles(ctx context.Context, dir, rev string) (map[string]bool, error) {
 // is applied.
 func safetyCheck(g *globals, mode string, all []*migrate.Migration) func([]*migrate.Migration) error {
 	return func(pending []*migrate.Migration) error {
+		if d, ok := g.classifier.(interface{ Name() string }); ok && d.Name() != "postgres" {
+			g.log.Warn("check-safety: lint's rules are PostgreSQL's; on " + d.Name() + " they do not apply as written, and a clean result says nothing about these files")
+		}
 		todo := make(map[*migrate.Migration]bool, len(pending))
 		for _, m := range pending {
 			todo[m] = true

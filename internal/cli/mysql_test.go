@@ -81,7 +81,8 @@ func TestWaitMySQLExitCodes(t *testing.T) {
 // report the interrupted migration, and repair --resume runs the rest once
 // the cause is fixed; --tx-mode all refuses such a plan before running
 // anything (exit 3, naming file and line); plan --locks is PostgreSQL's
-// (exit 2); lint's help says its rules are PostgreSQL's.
+// (exit 2); lint's help and up --check-safety say its rules are
+// PostgreSQL's.
 func TestMySQLStatementByStatement(t *testing.T) {
 	u := testdb.MySQL(t)
 	db := openMySQLTest(t, u)
@@ -133,6 +134,13 @@ func TestMySQLStatementByStatement(t *testing.T) {
 	code, out = cli("plan", "--locks", "--shadow-temp")
 	if code != int(exitcode.Usage) || !strings.Contains(out, "PostgreSQL migrations only") {
 		t.Errorf("plan --locks: exit %d\n%s", code, out)
+	}
+	code, out = cli("down", "--to", "0")
+	if code != 0 {
+		t.Fatalf("down --to 0: exit %d\n%s", code, out)
+	}
+	if code, out = cli("up", "--check-safety", "warn"); code != 0 || !strings.Contains(out, "lint's rules are PostgreSQL's; on mysql") {
+		t.Errorf("up --check-safety warn: exit %d, no warning that the rules are PostgreSQL's\n%s", code, out)
 	}
 	_, help, _ := runCLI(t, nil, "lint", "--help")
 	if !strings.Contains(help, "The rules are PostgreSQL's") {
