@@ -139,13 +139,15 @@ type Store interface {
 	RevertedStatements(versions ...int64) []string
 }
 
-// MarkApplied runs s.AppliedStatements(rs...) on q, in order: run it in a
-// transaction so that the rows are written together.
+// MarkApplied runs s.AppliedStatements(rs...) on q, in order. q should be
+// a transaction: the rows are then written together, and a Store whose
+// statements start with a check (the lease's fence) holds it to the commit.
 func MarkApplied(ctx context.Context, s Store, q Querier, rs ...Record) error {
 	return execAll(ctx, q, s.AppliedStatements(rs...))
 }
 
-// MarkReverted runs s.RevertedStatements(versions...) on q, in order.
+// MarkReverted runs s.RevertedStatements(versions...) on q, in order, as
+// MarkApplied does.
 func MarkReverted(ctx context.Context, s Store, q Querier, versions ...int64) error {
 	return execAll(ctx, q, s.RevertedStatements(versions...))
 }

@@ -3,7 +3,6 @@ package mysql
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"database/sql"
 	"database/sql/driver"
 	"errors"
@@ -59,18 +58,11 @@ func (Dialect) Classify(err error) dialect.ErrorClass {
 		return dialect.Permanent
 	}
 	var (
-		certErr    *tls.CertificateVerificationError
-		unknownCA  x509.UnknownAuthorityError
-		hostErr    x509.HostnameError
-		invalidErr x509.CertificateInvalidError
-		recordErr  tls.RecordHeaderError
-		alertErr   tls.AlertError
-		netErr     net.Error
+		netErr   net.Error
+		alertErr tls.AlertError // the server refused our certificate
 	)
 	switch {
-	case errors.As(err, &certErr), errors.As(err, &unknownCA), errors.As(err, &hostErr),
-		errors.As(err, &invalidErr), errors.As(err, &recordErr), errors.As(err, &alertErr),
-		errors.Is(err, mysql.ErrNoTLS):
+	case dialect.IsTLSFailure(err), errors.As(err, &alertErr), errors.Is(err, mysql.ErrNoTLS):
 		return dialect.Permanent
 	case errors.Is(err, mysql.ErrInvalidConn), errors.Is(err, driver.ErrBadConn), errors.Is(err, sql.ErrConnDone),
 		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),

@@ -89,9 +89,17 @@ func TestLockSemantics(t *testing.T) {
 	if alive(c1) {
 		t.Fatal("marker alive while another connection holds the lock")
 	}
-	// A session that ends releases the lock.
+	// A session that ends releases the lock (once the server has ended it:
+	// the client's quit is not waited for).
+	holderID := queryString(t, c2, "SELECT CONNECTION_ID()")
 	c2.Close()
 	db2.Close()
+	for deadline := time.Now().Add(time.Minute); queryString(t, c1, "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = "+holderID) != "0"; {
+		if time.Now().After(deadline) {
+			t.Fatal("the closed session never ended")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	tryLock(t, d, c1, true)
 }
 

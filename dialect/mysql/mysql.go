@@ -169,7 +169,7 @@ const (
 	qListRecords  = `SELECT ` + recordColumns + `, {alive} FROM {r}`
 	qListAll      = `SELECT 1, id, version_id, is_applied, tstamp, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM {v}
 		UNION ALL
-		SELECT 0, 0, version_id, NULL, NULL, source, checksum, state, ` + "`statement`" + `, updated_at, in_flight, total, pid, started_at, {alive} FROM {r}
+		SELECT 0, 0, version_id, NULL, NULL, updated_at, source, checksum, state, ` + "`statement`" + `, in_flight, total, pid, started_at, {alive} FROM {r}
 		ORDER BY 1 DESC, 2 DESC`
 	// A marker carries the writing connection's id; its start time stays
 	// while the same connection goes on with the same migration.
@@ -216,24 +216,7 @@ func (d Dialect) CreateVersionTable(ctx context.Context, q dialect.Querier) erro
 }
 
 func (d Dialect) ListVersions(ctx context.Context, q dialect.Querier) ([]dialect.VersionRow, error) {
-	rows, err := q.QueryContext(ctx, d.sql(qListVersions))
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []dialect.VersionRow
-	for rows.Next() {
-		var (
-			r  dialect.VersionRow
-			ts sql.NullTime
-		)
-		if err := rows.Scan(&r.ID, &r.Version, &r.IsApplied, &ts); err != nil {
-			return nil, err
-		}
-		r.Time = ts.Time
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return dialect.QueryVersions(ctx, q, d.sql(qListVersions))
 }
 
 // EnsureRecordTable creates shiplock's table in the version table's schema
@@ -252,37 +235,7 @@ func (d Dialect) ListRecords(ctx context.Context, q dialect.Querier) ([]dialect.
 }
 
 func (d Dialect) ListAll(ctx context.Context, q dialect.Querier) ([]dialect.VersionRow, []dialect.Record, error) {
-	rows, err := q.QueryContext(ctx, d.sql(qListAll))
-	if err != nil {
-		return nil, nil, err
-	}
-	defer rows.Close()
-	var (
-		versions []dialect.VersionRow
-		records  []dialect.Record
-	)
-	for rows.Next() {
-		var (
-			isVersion                bool
-			id, version              int64
-			applied, inFlight, alive sql.NullBool
-			tstamp, updated, started sql.NullTime
-			source, checksum, state  sql.NullString
-			statement, total, pid    sql.NullInt64
-		)
-		if err := rows.Scan(&isVersion, &id, &version, &applied, &tstamp, &source, &checksum, &state, &statement,
-			&updated, &inFlight, &total, &pid, &started, &alive); err != nil {
-			return nil, nil, err
-		}
-		if isVersion {
-			versions = append(versions, dialect.VersionRow{ID: id, Version: version, IsApplied: applied.Bool, Time: tstamp.Time})
-		} else {
-			records = append(records, dialect.Record{Version: version, Source: source.String, Checksum: checksum.String, State: state.String,
-				Statement: int(statement.Int64), Updated: updated.Time, InFlight: inFlight.Bool, Total: int(total.Int64),
-				Pid: pid.Int64, Started: started.Time, Alive: alive.Bool})
-		}
-	}
-	return versions, records, rows.Err()
+	return dialect.QueryAll(ctx, q, d.sql(qListAll))
 }
 
 // PutRecord writes literal values: one round trip, where arguments would

@@ -111,6 +111,10 @@ func (g *globals) findTarget() (target, error) {
 
 func parseTarget(raw string) (target, error) {
 	scheme, _, hasScheme := strings.Cut(raw, "://")
+	if hasScheme && !schemeRE.MatchString(scheme) {
+		// Not a URL: "://" inside a DSN's password.
+		hasScheme = false
+	}
 	if !hasScheme {
 		if strings.HasPrefix(raw, "sqlite:") || strings.HasPrefix(raw, "file:") {
 			return target{dialect: "sqlite", conn: raw}, nil
@@ -141,8 +145,12 @@ func isMySQLURL(raw string) bool {
 }
 
 // mysqlDSNRE recognises go-sql-driver's DSN, user:pass@tcp(host:3306)/db,
-// by its address; other shapes (user@/db) need GOOSE_DRIVER=mysql.
-var mysqlDSNRE = regexp.MustCompile(`^[^\s/]*@(tcp|tcp4|tcp6|unix)\(`)
+// by its address, wherever it is: the password before it may hold any
+// character. Other shapes (user@/db) need GOOSE_DRIVER=mysql.
+var mysqlDSNRE = regexp.MustCompile(`@(tcp|tcp4|tcp6|unix)\([^()]*\)/`)
+
+// schemeRE is a URL scheme (RFC 3986).
+var schemeRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.\-]*$`)
 
 // errEncodePassword says how to fix a URL whose password is not
 // percent-encoded, without repeating it.

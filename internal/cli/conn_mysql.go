@@ -27,7 +27,8 @@ const errEncodeMySQLPassword = "the user name and password in a mysql:// URL mus
 // become the connection's TLS configuration, as goose registers them with
 // the driver. No error repeats the password.
 func (g *globals) parseMySQL(raw string) (target, error) {
-	isURL := strings.Contains(raw, "://")
+	scheme, _, isURL := strings.Cut(raw, "://")
+	isURL = isURL && schemeRE.MatchString(scheme) // else "://" is in a DSN's password
 	parse := mysqldialect.ParseDSN
 	if _, rest, _ := strings.Cut(raw, "://"); isURL && isMySQLURL(raw) {
 		raw = "mysql://" + rest // mariadb:// reads as mysql://

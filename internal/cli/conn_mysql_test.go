@@ -39,6 +39,7 @@ func TestMySQLTargets(t *testing.T) {
 		{name: "url encoded password", raw: "mysql://app:p%40ss%3Aw%2Fd@db.example/accounts", addr: "db.example:3306", user: "app", pass: "p@ss:w/d", dbase: "accounts"},
 		{name: "dsn", raw: "app:" + pw + "@tcp(db.example:3306)/accounts", addr: "db.example:3306", user: "app", pass: pw, dbase: "accounts"},
 		{name: "dsn password with @ and :", raw: "app:a@b:" + pw + "@tcp(db.example:3306)/accounts?parseTime=true", addr: "db.example:3306", user: "app", pass: "a@b:" + pw, dbase: "accounts"},
+		{name: "dsn password with / and ://", raw: "app:a/b://c" + pw + "@tcp(db.example:3306)/accounts", addr: "db.example:3306", user: "app", pass: "a/b://c" + pw, dbase: "accounts"},
 		{name: "dsn unix socket", raw: "app@unix(/run/mysqld/mysqld.sock)/accounts", addr: "/run/mysqld/mysqld.sock", user: "app", dbase: "accounts"},
 		{name: "dsn by goose's driver", raw: "app:" + pw + "@/accounts", driver: "mysql", addr: "127.0.0.1:3306", user: "app", pass: pw, dbase: "accounts"},
 		{name: "MYSQL_PWD fills the password", raw: "mysql://app@db.example/accounts", env: map[string]string{"MYSQL_PWD": pw}, addr: "db.example:3306", user: "app", pass: pw, dbase: "accounts"},

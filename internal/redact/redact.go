@@ -338,10 +338,13 @@ func apply(s string, spans []span) string {
 	return b.String()
 }
 
-// sqlPasswordRE finds the PASSWORD clause of CREATE/ALTER ROLE or USER in
-// SQL text (a migration's statement in plan output or in an error), whose
-// literal is masked like any password: PASSWORD 'secret'.
-var sqlPasswordRE = regexp.MustCompile(`(?i)\bpassword\s+'`)
+// sqlPasswordRE finds the password literals of SQL text (a migration's
+// statement in plan output or in an error), each masked like any password:
+// PostgreSQL's PASSWORD 'secret' (CREATE/ALTER ROLE or USER) and MySQL's
+// IDENTIFIED [WITH plugin] BY 'secret', PASSWORD('secret') and
+// SET PASSWORD [FOR user] = 'secret'. Each match ends at the literal's
+// opening quote.
+var sqlPasswordRE = regexp.MustCompile(`(?i)\bpassword\s*\(?\s*'|\bidentified\s+(?:with\s+[^\s;']+\s+)?by\s+'|\bset\s+password\b[^=;]*=\s*'`)
 
 // findSQLPasswords returns the 'literal's after PASSWORD in t, quotes
 // included. A quote written twice is part of the literal, as in SQL; an

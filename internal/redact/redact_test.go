@@ -94,6 +94,10 @@ func TestURL(t *testing.T) {
 			"ALTER USER app WITH ENCRYPTED password\n  'it''s' VALID UNTIL 'infinity'",
 			"ALTER USER app WITH ENCRYPTED password\n  'xxxxx' VALID UNTIL 'infinity'"},
 		{"password null is not a literal", "ALTER ROLE app PASSWORD NULL", "ALTER ROLE app PASSWORD NULL"},
+		{"mysql identified by", "CREATE USER 'app'@'%' IDENTIFIED BY 'S3cr@t';", "CREATE USER 'app'@'%' IDENTIFIED BY 'xxxxx';"},
+		{"mysql identified with plugin by", "ALTER USER app IDENTIFIED WITH mysql_native_password BY 'S3cr''t'", "ALTER USER app IDENTIFIED WITH mysql_native_password BY 'xxxxx'"},
+		{"mariadb using password()", "CREATE USER app IDENTIFIED VIA ed25519 USING PASSWORD('S3cr3t')", "CREATE USER app IDENTIFIED VIA ed25519 USING PASSWORD('xxxxx')"},
+		{"mysql set password", "SET PASSWORD FOR 'app'@'%' = 'S3cr3t';", "SET PASSWORD FOR 'app'@'%' = 'xxxxx';"},
 		{"server message", `password authentication failed for user "app"`, `password authentication failed for user "app"`},
 
 		// Text with nothing to redact.
