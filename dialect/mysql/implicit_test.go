@@ -230,3 +230,22 @@ func TestImplicitCommitLive(t *testing.T) {
 		t.Errorf("SET @@session.autocommit = 1 after autocommit = 0: %s marker rows, want 1 (committed)", rows)
 	}
 }
+
+// FuzzImplicitCommit: ImplicitCommit never panics; a leading comment
+// changes nothing; and a committing statement after the text (its own line,
+// after a semicolon) makes the text committing whatever the text holds.
+func FuzzImplicitCommit(f *testing.F) {
+	for _, c := range implicitCases {
+		f.Add(c.stmt)
+	}
+	var d mysql.Dialect
+	f.Fuzz(func(t *testing.T, s string) {
+		got := d.ImplicitCommit(s)
+		if with := d.ImplicitCommit("/* c */ " + s); with != got {
+			t.Errorf("ImplicitCommit(%q) = %v, with a leading comment %v", s, got, with)
+		}
+		if !d.ImplicitCommit(s + "\n;CREATE TABLE x (n int)") {
+			t.Errorf("ImplicitCommit(%q + a CREATE TABLE) = false", s)
+		}
+	})
+}

@@ -149,13 +149,7 @@ func (Dialect) InTx(ctx context.Context, conn *sql.Conn, s dialect.Settings, fn 
 		if err != nil {
 			return err
 		}
-		if err := fn(tx); err != nil {
-			if rerr := tx.Rollback(); rerr != nil && !errors.Is(rerr, sql.ErrTxDone) {
-				discard(conn)
-			}
-			return err
-		}
-		return tx.Commit()
+		return dialect.CommitOrRollback(tx, fn)
 	})
 }
 

@@ -221,8 +221,8 @@ func TestObserveAndCancel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a, err := d.Activity(ctx, watcher, pid); err != nil || a != (dialect.Activity{}) {
-		t.Fatalf("Activity of an idle connection = %+v, %v", a, err)
+	if a, err := d.Activity(ctx, watcher, 1<<40); err != nil || a != (dialect.Activity{}) {
+		t.Fatalf("Activity of a connection that does not exist = %+v, %v", a, err)
 	}
 	done := make(chan error, 1)
 	go func() {

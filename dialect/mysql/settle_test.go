@@ -1,9 +1,14 @@
 package mysql
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/shiplock/shiplock/dialect"
+	"github.com/shiplock/shiplock/internal/testdb"
 )
 
 // TestEffects: the statements whose effect Settle reads in the catalog,
@@ -72,4 +77,97 @@ func (f fact) String() string {
 		sign = "+"
 	}
 	return sign + f.kind + " " + where
+}
+
+// TestSettleOnServer: Settle's outcome from MariaDB's information_schema
+// for each readable form, before and after the statement ran, and busy
+// while the marker's connection still runs something.
+func TestSettleOnServer(t *testing.T) {
+	ctx := context.Background()
+	cfg, err := ParseURL(testdb.MySQL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := Open(cfg)
+	defer db.Close()
+	exec := func(stmts ...string) {
+		t.Helper()
+		for _, s := range stmts {
+			if _, err := db.Exec(s); err != nil {
+				t.Fatalf("%s: %v", s, err)
+			}
+		}
+	}
+	exec("CREATE TABLE base (id int PRIMARY KEY, a int, KEY base_a (a))", "CREATE TABLE ref (id int PRIMARY KEY)")
+	settle := func(stmt string) dialect.Outcome {
+		t.Helper()
+		o, busy, err := Dialect{}.Settle(ctx, db, stmt, 0, time.Now())
+		if err != nil || busy {
+			t.Fatalf("Settle(%q) = %v, busy %v, %v", stmt, o, busy, err)
+		}
+		return o
+	}
+	for _, stmt := range []string{
+		"CREATE TABLE t1 (id int)",
+		"CREATE VIEW v1 AS SELECT 1 AS x",
+		"CREATE INDEX base_id_a ON base (id, a)",
+		"ALTER TABLE base ADD COLUMN b int, ADD UNIQUE KEY base_b (b)",
+		"ALTER TABLE base ADD CONSTRAINT base_ref FOREIGN KEY (id) REFERENCES ref (id)",
+		"ALTER TABLE base RENAME COLUMN b TO c",
+		"ALTER TABLE base RENAME INDEX base_b TO base_c",
+		"ALTER TABLE base DROP FOREIGN KEY base_ref",
+		"ALTER TABLE base DROP COLUMN c, DROP INDEX base_a",
+		"DROP INDEX base_id_a ON base",
+		"RENAME TABLE t1 TO t2",
+		"DROP VIEW v1",
+		"DROP TABLE t2",
+	} {
+		if o := settle(stmt); o != dialect.NotDone {
+			t.Errorf("before %q: %v, want not done", stmt, o)
+		}
+		exec(stmt)
+		if o := settle(stmt); o != dialect.Done {
+			t.Errorf("after %q: %v, want done", stmt, o)
+		}
+	}
+	exec("ALTER TABLE base ADD COLUMN d int")
+	for _, stmt := range []string{"ALTER TABLE base ADD COLUMN d int, ADD COLUMN e int", "ALTER TABLE base MODIFY d bigint", "INSERT INTO base VALUES (1, 1, 1)"} {
+		if o := settle(stmt); o != dialect.Unknown {
+			t.Errorf("%q: %v, want unknown (half there, or unreadable)", stmt, o)
+		}
+	}
+
+	// A connection that runs something is busy; a server started after
+	// the marker was written has not got it.
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var pid int64
+	if err := conn.QueryRowContext(ctx, "SELECT CONNECTION_ID()").Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := conn.ExecContext(ctx, "DO SLEEP(30)"); done <- err }()
+	for {
+		_, busy, err := Dialect{}.Settle(ctx, db, "CREATE TABLE t1 (id int)", pid, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if busy {
+			break
+		}
+		time.Sleep(5 * time.Millisecond) // polling for the SLEEP to start
+	}
+	if _, busy, err := (Dialect{}).Settle(ctx, db, "CREATE TABLE t1 (id int)", pid, time.Unix(0, 0)); err != nil || busy {
+		t.Errorf("a marker older than the server's start: busy %v, %v; want not busy", busy, err)
+	}
+	if _, err := db.Exec(fmt.Sprintf("KILL QUERY %d", pid)); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	if _, busy, err := (Dialect{}).Settle(ctx, db, "CREATE TABLE t1 (id int)", pid, time.Now()); err != nil || busy {
+		t.Errorf("an idle connection: busy %v, %v; want not busy", busy, err)
+	}
 }

@@ -55,6 +55,7 @@ func TestClassify(t *testing.T) {
 		{"usage", usagef("bad flag"), nil, false, exitcode.Usage},
 		{"parse", &sqlfile.ParseError{File: "x.sql", Line: 1}, nil, false, exitcode.BadFile},
 		{"file", &migrate.FileError{File: "x.sql"}, nil, false, exitcode.BadFile},
+		{"statement committing by itself in mode all", &migrate.PartialError{Err: &migrate.ImplicitCommitError{File: "x.sql", Line: 3}}, nil, false, exitcode.BadFile},
 		{"integrity", &migrate.IntegrityError{}, postgres.Dialect{}, false, exitcode.Integrity},
 		{"password", fmt.Errorf("connect: %w", &pgconn.PgError{Code: "28P01"}), postgres.Dialect{}, false, exitcode.Auth},
 		{"missing database", &dbwait.Error{Class: dialect.MissingDatabase, Err: errors.New("x")}, postgres.Dialect{}, false, exitcode.Auth},
