@@ -31,7 +31,7 @@ type engineFlags struct {
 }
 
 func (f *engineFlags) register(fs *pflag.FlagSet) {
-	fs.StringVar(&f.txMode, "tx-mode", "file", "transactions: file (one per migration), all (all-or-nothing; not with NO TRANSACTION files) or none")
+	fs.StringVar(&f.txMode, "tx-mode", "file", "transactions: file (one per migration; on MySQL a file with DDL runs statement by statement, recorded), all (all-or-nothing; not with NO TRANSACTION files, nor MySQL DDL) or none")
 	fs.DurationVar(&f.lockTimeout, "lock-timeout", 5*time.Minute, "give up when another runner holds the migration lock this long (exit 7); 0 waits forever")
 	fs.BoolVar(&f.allowOutOfOrder, "allow-out-of-order", false, "apply pending files older than the newest applied version instead of refusing")
 	fs.BoolVar(&f.allowOutOfOrder, "allow-missing", false, "goose's name for --allow-out-of-order")
