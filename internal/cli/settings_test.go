@@ -133,6 +133,9 @@ func TestEnvNeverPrintsPasswords(t *testing.T) {
 		{"mysql dsn without a driver", map[string]string{"DATABASE_URL": "app:" + canary + "@tcp(db:3306)/app"}, nil},
 		{"MYSQL_PWD", map[string]string{"DATABASE_URL": "mysql://app@db/app", "MYSQL_PWD": canary}, nil},
 		{"mysql json", map[string]string{"DATABASE_URL": "app:x@" + canary + "@tcp(db)/app"}, []string{"--env", "none", "env", "-o", "json"}},
+		// Strings that do not parse: the error row does not repeat them.
+		{"mysql url not encoded", map[string]string{"DATABASE_URL": "mysql://app:p@s/s" + canary + "@db/app"}, nil},
+		{"mysql dsn without a database", map[string]string{"GOOSE_DRIVER": "mysql", "GOOSE_DBSTRING": "app:" + canary + "@tcp(db:3306)"}, []string{"--env", "none"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := tc.args

@@ -80,9 +80,10 @@ var (
 	// mysqlRE finds go-sql-driver/mysql DSNs: user:password@proto(addr)/db
 	// or user:password@/db. The password may hold '@', ':' and '/'
 	// unencoded, so it runs (greedily, within the word) to the last '@'
-	// that is followed by an address, proto(addr) or nothing, and a '/':
-	// "u:p@ss/w@tcp(h)/db" masks all of "p@ss/w".
-	mysqlRE = regexp.MustCompile(`[^\s:@/'"()=]*:(\S*)@(?:[A-Za-z0-9]*\([^\s()]*\))?/`)
+	// that is followed by tcp(addr) or unix(addr) (with or without the '/'
+	// that should follow: a DSN that fails to parse is printed too), or by
+	// (addr)/ or by '/': "u:p@ss/w@tcp(h)/db" masks all of "p@ss/w".
+	mysqlRE = regexp.MustCompile(`[^\s:@/'"()=]*:(\S*)@(?:(?:tcp[46]?|unix)\([^\s()]*\)|\([^\s()]*\)/|/)`)
 )
 
 // IsSecretKey reports whether a parameter, attribute or field named key is

@@ -87,6 +87,8 @@ func TestURL(t *testing.T) {
 		{"mysql dsn in an error", `open "u:pw@tcp(h)/db": refused`, `open "u:xxxxx@tcp(h)/db": refused`},
 		{"mysql dsn password with @ and /", "root:p@ss/w0rd@tcp(h:3306)/db", "root:xxxxx@tcp(h:3306)/db"},
 		{"mysql dsn password with @/", "root:a@/b@tcp(h:3306)/db", "root:xxxxx@tcp(h:3306)/db"},
+		{"mysql dsn without a database", "root:pw@tcp(h:3306)", "root:xxxxx@tcp(h:3306)"},
+		{"mysql dsn with an empty protocol", "root:pw@(h:3306)/db", "root:xxxxx@(h:3306)/db"},
 
 		// SQL.
 		{"create role password", "CREATE ROLE app LOGIN PASSWORD 'Sup3r';", "CREATE ROLE app LOGIN PASSWORD 'xxxxx';"},
