@@ -131,6 +131,7 @@ func TestEnvNeverPrintsPasswords(t *testing.T) {
 		{"mysql dsn", map[string]string{"GOOSE_DRIVER": "mysql", "GOOSE_DBSTRING": "app:p@s:s/" + canary + "@tcp(db:3306)/app?parseTime=true"}, []string{"--env", "none"}},
 		{"mysql dsn, goose's form", nil, []string{"mysql", "app:p@s:s/" + canary + "@tcp(db:3306)/app"}},
 		{"mysql dsn without a driver", map[string]string{"DATABASE_URL": "app:" + canary + "@tcp(db:3306)/app"}, nil},
+		{"mysql dsn space", map[string]string{"DATABASE_URL": "app:Pa " + canary + "@tcp(db:3306)/app"}, nil},
 		{"MYSQL_PWD", map[string]string{"DATABASE_URL": "mysql://app@db/app", "MYSQL_PWD": canary}, nil},
 		{"mysql json", map[string]string{"DATABASE_URL": "app:x@" + canary + "@tcp(db)/app"}, []string{"--env", "none", "env", "-o", "json"}},
 		// Strings that do not parse: the error row does not repeat them.
