@@ -139,13 +139,15 @@ type Store interface {
 	RevertedStatements(versions ...int64) []string
 }
 
-// MarkApplied runs s.AppliedStatements(rs...) on q, in order: run it in a
-// transaction so that the rows are written together.
+// MarkApplied runs s.AppliedStatements(rs...) on q, in order. q should be
+// a transaction: the rows are then written together, and a Store whose
+// statements start with a check (the lease's fence) holds it to the commit.
 func MarkApplied(ctx context.Context, s Store, q Querier, rs ...Record) error {
 	return execAll(ctx, q, s.AppliedStatements(rs...))
 }
 
-// MarkReverted runs s.RevertedStatements(versions...) on q, in order.
+// MarkReverted runs s.RevertedStatements(versions...) on q, in order, as
+// MarkApplied does.
 func MarkReverted(ctx context.Context, s Store, q Querier, versions ...int64) error {
 	return execAll(ctx, q, s.RevertedStatements(versions...))
 }
@@ -322,6 +324,38 @@ type IndexChecker interface {
 	// since, still exists (its statement may still be running, even when
 	// its client is gone).
 	BackendBusy(ctx context.Context, q Querier, pid int64, since time.Time) (bool, error)
+}
+
+// Outcome is what the catalog says of a statement whose runner died while
+// it ran.
+type Outcome int
+
+const (
+	// Unknown: the catalog cannot tell (a statement it cannot read, a
+	// data statement run in autocommit, a multi-part change found half
+	// there).
+	Unknown Outcome = iota
+	// Done: the statement's effect is in the catalog.
+	Done
+	// NotDone: the catalog is as before the statement.
+	NotDone
+)
+
+func (o Outcome) String() string {
+	return [...]string{"unknown", "done", "not done"}[o]
+}
+
+// Settler is implemented by dialects whose server finishes a statement
+// after its client died (MariaDB and MySQL complete the DDL, then drop the
+// connection), so that a statement recorded as started and never
+// confirmed can be settled from its effect in the catalog, never from an
+// "already exists" error.
+type Settler interface {
+	// Settle reports the outcome of stmt, sent on the server connection
+	// pid by a runner whose marker was written at since. busy says that
+	// connection still runs something (stmt, maybe): the outcome is then
+	// Unknown; wait and ask again.
+	Settle(ctx context.Context, q Querier, stmt string, pid int64, since time.Time) (o Outcome, busy bool, err error)
 }
 
 // Canceller is implemented by dialects that can cancel the statement a

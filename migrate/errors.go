@@ -156,3 +156,19 @@ type InvalidIndexError struct {
 func (e *InvalidIndexError) Error() string {
 	return fmt.Sprintf("index %s is INVALID (an earlier CREATE INDEX CONCURRENTLY failed, and IF NOT EXISTS skipped it)", e.Index)
 }
+
+// ImplicitCommitError is a plan refused in transaction mode all: the
+// statement at File:Line commits the transaction around it by itself
+// (MySQL and MariaDB commit around DDL), so one transaction around the run
+// could not roll it back. Nothing was run.
+type ImplicitCommitError struct {
+	Version   int64
+	File      string
+	Line      int
+	Direction Direction
+	Statement string // possibly shortened
+}
+
+func (e *ImplicitCommitError) Error() string {
+	return fmt.Sprintf("%s:%d: %s version %d: the statement commits by itself (the database commits around DDL), so it cannot run in transaction mode all: %s", e.File, e.Line, e.Direction.verb(), e.Version, e.Statement)
+}

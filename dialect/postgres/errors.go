@@ -2,8 +2,6 @@ package postgres
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"database/sql"
 	"database/sql/driver"
 	"errors"
@@ -49,17 +47,9 @@ func (Dialect) Classify(err error) dialect.ErrorClass {
 		}
 		return dialect.Permanent
 	}
-	var (
-		certErr    *tls.CertificateVerificationError
-		unknownCA  x509.UnknownAuthorityError
-		hostErr    x509.HostnameError
-		invalidErr x509.CertificateInvalidError
-		recordErr  tls.RecordHeaderError
-		dnsErr     *net.DNSError
-	)
+	var dnsErr *net.DNSError
 	switch {
-	case errors.As(err, &certErr), errors.As(err, &unknownCA), errors.As(err, &hostErr),
-		errors.As(err, &invalidErr), errors.As(err, &recordErr):
+	case dialect.IsTLSFailure(err):
 		return dialect.Permanent
 	case errors.Is(err, pgconn.ErrConnClosed), errors.Is(err, sql.ErrConnDone), errors.Is(err, driver.ErrBadConn):
 		// The connection died under an earlier statement.

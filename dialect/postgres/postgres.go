@@ -183,20 +183,7 @@ func (d Dialect) CreateVersionTable(ctx context.Context, q dialect.Querier) erro
 }
 
 func (d Dialect) ListVersions(ctx context.Context, q dialect.Querier) ([]dialect.VersionRow, error) {
-	rows, err := q.QueryContext(ctx, d.sql(qListVersions))
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []dialect.VersionRow
-	for rows.Next() {
-		var r dialect.VersionRow
-		if err := rows.Scan(&r.ID, &r.Version, &r.IsApplied, &r.Time); err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return dialect.QueryVersions(ctx, q, d.sql(qListVersions))
 }
 
 // AppliedStatements inserts goose_db_version rows in the order of rs (ids
@@ -575,40 +562,10 @@ func (Dialect) WaitForRelease(ctx context.Context, conn *sql.Conn, max time.Dura
 }
 
 func (d Dialect) ListAll(ctx context.Context, q dialect.Querier) ([]dialect.VersionRow, []dialect.Record, error) {
-	rows, err := q.QueryContext(ctx, d.sql(qListAll))
+	versions, records, err := dialect.QueryAll(ctx, q, d.sql(qListAll))
 	if err != nil {
 		return nil, nil, err
 	}
-	defer rows.Close()
-	var (
-		versions []dialect.VersionRow
-		records  []dialect.Record
-	)
-	for rows.Next() {
-		var (
-			isVersion                bool
-			id, version              int64
-			applied, inFlight, alive sql.NullBool
-			tstamp, updated, started sql.NullTime
-			source, checksum, state  sql.NullString
-			statement, total, pid    sql.NullInt64
-		)
-		if err := rows.Scan(&isVersion, &id, &version, &applied, &tstamp, &updated, &source, &checksum, &state, &statement,
-			&inFlight, &total, &pid, &started, &alive); err != nil {
-			return nil, nil, err
-		}
-		if isVersion {
-			versions = append(versions, dialect.VersionRow{ID: id, Version: version, IsApplied: applied.Bool, Time: tstamp.Time})
-		} else {
-			records = append(records, dialect.Record{Version: version, Source: source.String, Checksum: checksum.String, State: state.String,
-				Statement: int(statement.Int64), Updated: updated.Time, InFlight: inFlight.Bool, Total: int(total.Int64),
-				Pid: pid.Int64, Started: started.Time, Alive: alive.Bool})
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, nil, err
-	}
-	rows.Close()
 	return versions, records, d.leaseAlive(ctx, q, records)
 }
 

@@ -141,24 +141,7 @@ func (d *Dialect) CreateVersionTable(ctx context.Context, q dialect.Querier) err
 }
 
 func (d *Dialect) ListVersions(ctx context.Context, q dialect.Querier) ([]dialect.VersionRow, error) {
-	rows, err := q.QueryContext(ctx, d.sql(qListVersions))
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []dialect.VersionRow
-	for rows.Next() {
-		var (
-			r  dialect.VersionRow
-			ts sql.NullTime
-		)
-		if err := rows.Scan(&r.ID, &r.Version, &r.IsApplied, &ts); err != nil {
-			return nil, err
-		}
-		r.Time = ts.Time
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return dialect.QueryVersions(ctx, q, d.sql(qListVersions))
 }
 
 // AppliedStatements: one INSERT per version, in order, and per record.
