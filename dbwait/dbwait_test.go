@@ -7,12 +7,14 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/shiplock/shiplock/dbwait"
 	"github.com/shiplock/shiplock/dialect"
+	"github.com/shiplock/shiplock/dialect/mysql"
 	"github.com/shiplock/shiplock/dialect/postgres"
 	"github.com/shiplock/shiplock/internal/testdb"
 )
@@ -252,4 +254,65 @@ func TestProgressWhileWaiting(t *testing.T) {
 	if !strings.Contains(reason, "refused") {
 		t.Errorf("progress line's reason %q, want the refused connection", reason)
 	}
+}
+
+// openMySQL opens the mysql:// URL u with the MySQL dialect's Open.
+func openMySQL(t testing.TB, u string) *sql.DB {
+	t.Helper()
+	cfg, err := mysql.ParseURL(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := mysql.Open(cfg)
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// TestMySQLErrorsClassified: on MariaDB, a wrong password (1045) and an
+// unknown database (1049) end the wait at the first attempt with their
+// class; a refused port is retried until the timeout.
+func TestMySQLErrorsClassified(t *testing.T) {
+	good, err := url.Parse(testdb.MySQL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrongPassword := *good
+	wrongPassword.User = url.UserPassword(good.User.Username(), "not-the-password")
+	unknownDB := *good
+	unknownDB.Path = "/no_such_database_here"
+	for _, tc := range []struct {
+		name  string
+		url   string
+		class dialect.ErrorClass
+	}{
+		{"wrong password", wrongPassword.String(), dialect.Auth},
+		{"unknown database", unknownDB.String(), dialect.MissingDatabase},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := dbwait.Wait(context.Background(), openMySQL(t, tc.url), mysql.Dialect{}, dbwait.Options{Timeout: time.Minute})
+			var werr *dbwait.Error
+			if !errors.As(err, &werr) || werr.Class != tc.class || res.Attempts != 1 || errors.Is(err, dbwait.ErrTimeout) {
+				t.Fatalf("Wait = %+v, %v; want one attempt and class %v", res, err, tc.class)
+			}
+		})
+	}
+	t.Run("refused", func(t *testing.T) {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		l.Close()
+		res, err := dbwait.Wait(context.Background(), openMySQL(t, "mysql://root@"+addr+"/db"), mysql.Dialect{}, dbwait.Options{Timeout: 500 * time.Millisecond})
+		var werr *dbwait.Error
+		if !errors.Is(err, dbwait.ErrTimeout) || res.Attempts < 3 || !errors.As(err, &werr) || werr.Class != dialect.Retryable {
+			t.Fatalf("Wait = %+v, %v; want a retryable timeout after several attempts", res, err)
+		}
+	})
+	t.Run("ready", func(t *testing.T) {
+		res, err := dbwait.Wait(context.Background(), openMySQL(t, good.String()), mysql.Dialect{}, dbwait.Options{})
+		if err != nil || res.Attempts != 1 {
+			t.Fatalf("Wait = %+v, %v; want 1 attempt", res, err)
+		}
+	})
 }

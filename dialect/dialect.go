@@ -326,6 +326,38 @@ type IndexChecker interface {
 	BackendBusy(ctx context.Context, q Querier, pid int64, since time.Time) (bool, error)
 }
 
+// Outcome is what the catalog says of a statement whose runner died while
+// it ran.
+type Outcome int
+
+const (
+	// Unknown: the catalog cannot tell (a statement it cannot read, a
+	// data statement run in autocommit, a multi-part change found half
+	// there).
+	Unknown Outcome = iota
+	// Done: the statement's effect is in the catalog.
+	Done
+	// NotDone: the catalog is as before the statement.
+	NotDone
+)
+
+func (o Outcome) String() string {
+	return [...]string{"unknown", "done", "not done"}[o]
+}
+
+// Settler is implemented by dialects whose server finishes a statement
+// after its client died (MariaDB and MySQL complete the DDL, then drop the
+// connection), so that a statement recorded as started and never
+// confirmed can be settled from its effect in the catalog, never from an
+// "already exists" error.
+type Settler interface {
+	// Settle reports the outcome of stmt, sent on the server connection
+	// pid by a runner whose marker was written at since. busy says that
+	// connection still runs something (stmt, maybe): the outcome is then
+	// Unknown; wait and ask again.
+	Settle(ctx context.Context, q Querier, stmt string, pid int64, since time.Time) (o Outcome, busy bool, err error)
+}
+
 // Canceller is implemented by dialects that can cancel the statement a
 // session runs from another session, leaving the first one usable.
 type Canceller interface {

@@ -22,6 +22,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/shiplock/shiplock/dialect"
+	"github.com/shiplock/shiplock/dialect/mysql"
 	"github.com/shiplock/shiplock/dialect/postgres"
 	"github.com/shiplock/shiplock/dialect/sqlite"
 	"github.com/shiplock/shiplock/gate"
@@ -56,6 +57,23 @@ var targets = []struct {
 			return openPostgres(t, url)
 		}
 	}},
+	{"mysql", func(t testing.TB) opener {
+		url := testdb.MySQL(t)
+		return func(t testing.TB) (*sql.DB, dialect.Dialect) {
+			return openMySQL(t, url)
+		}
+	}},
+}
+
+func openMySQL(t testing.TB, url string) (*sql.DB, dialect.Dialect) {
+	t.Helper()
+	cfg, err := mysql.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := mysql.Open(cfg)
+	t.Cleanup(func() { db.Close() })
+	return db, mysql.Dialect{}
 }
 
 func openPostgres(t testing.TB, url string) (*sql.DB, dialect.Dialect) {

@@ -79,6 +79,12 @@ func (m *Migrator) apply(ctx context.Context, conn *sql.Conn, todo []*Migration,
 		case mig.Kind == KindSQL && hasTxControl(mig.Statements(dir)):
 			r, err = m.runOwnTx(ctx, conn, mig, dir)
 			async = false
+		case m.stepwise(mig, dir):
+			// A transaction around it would be false safety (MySQL
+			// commits around DDL): statement by statement, each one's
+			// progress recorded, as for NO TRANSACTION.
+			r, err = m.runNoTx(ctx, conn, mig, dir, 0)
+			async = false
 		default:
 			gctx, release := m.graceContext(ctx)
 			err = m.retry(gctx, mig.Source, func() error {
@@ -374,14 +380,20 @@ func (m *Migrator) execute(ctx context.Context, q dialect.Querier, conn *sql.Con
 		markerState = dialect.StateReverting
 	}
 	stmts := mig.Statements(dir)
-	mark := func(ctx context.Context, done int, inFlight bool) error {
+	markOn := func(ctx context.Context, q dialect.Querier, done int, inFlight bool) error {
 		rec := m.record(mig, markerState, done)
 		rec.InFlight, rec.Total = inFlight, len(stmts)
-		if err := m.dialect.PutRecord(ctx, conn, rec); err != nil {
+		if err := m.dialect.PutRecord(ctx, q, rec); err != nil {
 			return fmt.Errorf("record progress: %w", err)
 		}
 		return nil
 	}
+	mark := func(ctx context.Context, done int, inFlight bool) error { return markOn(ctx, conn, done, inFlight) }
+	// In a file run statement by statement because others commit by
+	// themselves, a data statement commits with the record that it is
+	// done, in one transaction: a crash leaves it done or not, never
+	// uncertain, and a deadlock rolls back and retries it whole.
+	stepwise := tracked && m.stepwise(mig, dir)
 
 	switch mig.Kind {
 	case KindSQL:
@@ -407,20 +419,36 @@ func (m *Migrator) execute(ctx context.Context, q dialect.Querier, conn *sql.Con
 				return r, fmt.Errorf("%w: %s stopped after %d of %d statements (recorded; the next up goes on at line %d)", ErrStopped, mig.Source, i, len(stmts), s.Line)
 			}
 			exec := func() error { _, err := q.ExecContext(ctx, s.SQL); return err }
-			var err error
+			var (
+				err    error
+				atomic bool // run with its done record in one transaction
+			)
 			if tracked {
 				// A file that holds its own COMMIT starts inside the block
 				// goose opens: there the records commit or roll back with
 				// the statements, and a failed statement aborts the block.
 				inBlock := m.inTxBlock(conn)
-				if err := mark(ctx, i, true); err != nil {
-					return fail(s.Line, s.SQL, err)
+				atomic = stepwise && !inBlock && !m.commitsItself(s.SQL)
+				if !atomic {
+					if err := mark(ctx, i, true); err != nil {
+						return fail(s.Line, s.SQL, err)
+					}
 				}
 				endWatch := m.graceWatch(ctx, pid)
-				if inBlock {
+				switch {
+				case inBlock:
 					// No retry: the block is aborted after a failure.
 					err = exec()
-				} else {
+				case atomic:
+					err = m.retry(ctx, mig.Source, func() error {
+						return m.inTx(ctx, conn, func(tx *sql.Tx) error {
+							if _, err := tx.ExecContext(ctx, s.SQL); err != nil {
+								return err
+							}
+							return markOn(ctx, tx, i+1, false)
+						})
+					})
+				default:
 					// Outside a transaction, retry the statement itself:
 					// the ones before it are done.
 					err = m.retry(ctx, mig.Source, m.indexBuild(ctx, q, s.SQL, exec))
@@ -455,7 +483,7 @@ func (m *Migrator) execute(ctx context.Context, q dialect.Querier, conn *sql.Con
 			if err != nil {
 				return fail(s.Line, s.SQL, err)
 			}
-			if tracked {
+			if tracked && !atomic {
 				if err := mark(ctx, i+1, false); err != nil {
 					return fail(s.Line, s.SQL, err)
 				}

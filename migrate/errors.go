@@ -127,3 +127,19 @@ func (e *UnregisteredError) Error() string {
 	}
 	return fmt.Sprintf("%s: version %d is a Go migration that is not registered in this binary; build a shiplock with it compiled in (README, \"Go migrations\"), or run it through the migrate library in the application (nothing was applied)", e.File, e.Version)
 }
+
+// ImplicitCommitError is a plan refused in transaction mode all: the
+// statement at File:Line commits the transaction around it by itself
+// (MySQL and MariaDB commit around DDL), so one transaction around the run
+// could not roll it back. Nothing was run.
+type ImplicitCommitError struct {
+	Version   int64
+	File      string
+	Line      int
+	Direction Direction
+	Statement string // possibly shortened
+}
+
+func (e *ImplicitCommitError) Error() string {
+	return fmt.Sprintf("%s:%d: %s version %d: the statement commits by itself (the database commits around DDL), so it cannot run in transaction mode all: %s", e.File, e.Line, e.Direction.verb(), e.Version, e.Statement)
+}

@@ -160,6 +160,13 @@ func versionRows(t testing.TB, url string) string {
 	t.Helper()
 	db := openPG(t, url)
 	defer db.Close()
+	return versionRowsOn(t, db)
+}
+
+// versionRowsOn is goose_db_version's (version_id, is_applied) rows in id
+// order, read on db.
+func versionRowsOn(t testing.TB, db *sql.DB) string {
+	t.Helper()
 	rows, err := db.Query("SELECT version_id, is_applied FROM goose_db_version ORDER BY id")
 	if err != nil {
 		t.Fatal(err)

@@ -133,9 +133,16 @@ func deadMarker(t testing.TB, url string, mig *migrate.Migration, k int) {
 	t.Helper()
 	db := openPG(t, url)
 	defer db.Close()
+	putMarker(t, db, postgres.Dialect{}, mig, k)
+}
+
+// putMarker writes, on db, the marker of mig applying with statement k in
+// flight.
+func putMarker(t testing.TB, db *sql.DB, s dialect.Store, mig *migrate.Migration, k int) {
+	t.Helper()
 	rec := dialect.Record{Version: mig.Version, Source: mig.Source, Checksum: mig.Checksum, State: dialect.StateApplying,
 		Statement: k, InFlight: true, Total: len(mig.Statements(migrate.Up))}
-	if err := (postgres.Dialect{}).PutRecord(context.Background(), db, rec); err != nil {
+	if err := s.PutRecord(context.Background(), db, rec); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -38,7 +38,8 @@ func markerDirection(r dialect.Record) Direction {
 // and never confirmed is settled once its server process is gone: from
 // the catalog where PostgreSQL tells (CREATE INDEX CONCURRENTLY: valid
 // means done, INVALID is dropped and built again, as PostgreSQL's
-// documentation advises; IF [NOT] EXISTS forms run again harmlessly),
+// documentation advises; IF [NOT] EXISTS forms run again harmlessly) or
+// the dialect's Settler reads the statement's effect (MySQL DDL),
 // else as mode says, else with an IntegrityError naming the statement and
 // the two ways out. A file changed since the marker was written is
 // refused unless force.
@@ -58,30 +59,37 @@ func (m *Migrator) settle(ctx context.Context, q dialect.Querier, mig *Migration
 		m.log.Info("recorded as done by the operator", "version", mig.Version, "file", mig.Source, "line", stmts[k].Line)
 		return k + 1, nil
 	}
+	s := stmts[k]
 	ic, hasIndexes := m.dialect.(dialect.IndexChecker)
 	if rec.InFlight && hasIndexes && rec.Pid != 0 {
 		// The runner's client may be gone while its server process still
 		// runs the statement (a CREATE INDEX CONCURRENTLY goes on
 		// building): wait for it to end before reading the catalog.
-		for {
-			busy, err := ic.BackendBusy(ctx, q, rec.Pid, rec.Updated)
-			if err != nil {
-				return 0, fmt.Errorf("look for the interrupted runner's server process %d: %w", rec.Pid, err)
-			}
-			if !busy {
-				break
-			}
-			m.log.Info("waiting for the interrupted statement's server process to end", "pid", rec.Pid, "version", mig.Version)
-			t := time.NewTimer(200 * time.Millisecond)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return 0, ctx.Err()
-			case <-t.C:
-			}
+		err := m.waitInterrupted(ctx, rec, func() (bool, error) { return ic.BackendBusy(ctx, q, rec.Pid, rec.Updated) })
+		if err != nil {
+			return 0, err
 		}
 	}
-	s := stmts[k]
+	if st, ok := m.dialect.(dialect.Settler); ok && rec.InFlight {
+		// MySQL finishes a statement whose client died: once its
+		// connection is gone, the catalog shows what it did.
+		var o dialect.Outcome
+		err := m.waitInterrupted(ctx, rec, func() (busy bool, err error) {
+			o, busy, err = st.Settle(ctx, q, s.SQL, rec.Pid, rec.Updated)
+			return busy, err
+		})
+		if err != nil {
+			return 0, err
+		}
+		switch o {
+		case dialect.Done:
+			m.log.Info("the interrupted statement took effect, the catalog shows", "version", mig.Version, "file", mig.Source, "line", s.Line)
+			return k + 1, nil
+		case dialect.NotDone:
+			m.log.Info("the interrupted statement did not take effect, the catalog shows; running it again", "version", mig.Version, "file", mig.Source, "line", s.Line)
+			return k, nil
+		}
+	}
 	if table, name, ok := concurrentIndex(s.SQL); ok && hasIndexes {
 		qualified, valid, err := ic.IndexValidity(ctx, q, table, name)
 		if err != nil {
@@ -107,6 +115,29 @@ func (m *Migrator) settle(ctx context.Context, q dialect.Querier, mig *Migration
 	}
 	p.Kind = Uncertain
 	return 0, &IntegrityError{Problems: []Problem{p}}
+}
+
+// waitInterrupted waits until busy says the interrupted runner's server
+// process no longer runs anything (its client may be gone while the
+// server finishes the statement).
+func (m *Migrator) waitInterrupted(ctx context.Context, rec dialect.Record, busy func() (bool, error)) error {
+	for {
+		b, err := busy()
+		if err != nil {
+			return fmt.Errorf("look for the interrupted runner's server process %d: %w", rec.Pid, err)
+		}
+		if !b {
+			return nil
+		}
+		m.log.Info("waiting for the interrupted statement's server process to end", "pid", rec.Pid, "version", rec.Version)
+		t := time.NewTimer(200 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
 }
 
 // checkIndexBuilt fails when stmt is a CREATE INDEX CONCURRENTLY whose

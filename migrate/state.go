@@ -308,7 +308,7 @@ func (m *Migrator) planUp(st *state, o UpOptions) ([]*Migration, error) {
 			break
 		}
 	}
-	return todo, m.checkRunnable(todo)
+	return todo, m.checkRunnable(todo, Up)
 }
 
 func (m *Migrator) planDown(st *state, to int64) ([]*Migration, error) {
@@ -334,10 +334,10 @@ func (m *Migrator) planDown(st *state, to int64) ([]*Migration, error) {
 			break
 		}
 	}
-	return todo, m.checkRunnable(todo)
+	return todo, m.checkRunnable(todo, Down)
 }
 
-func (m *Migrator) checkRunnable(todo []*Migration) error {
+func (m *Migrator) checkRunnable(todo []*Migration, dir Direction) error {
 	for _, mig := range todo {
 		if mig.Kind == KindGoUnregistered {
 			return &UnregisteredError{Version: mig.Version, File: mig.Source}
@@ -347,6 +347,11 @@ func (m *Migrator) checkRunnable(todo []*Migration) error {
 		}
 		if m.opts.TxMode == TxAll && mig.Kind == KindSQL && (hasTxControl(mig.Statements(Up)) || hasTxControl(mig.Statements(Down))) {
 			return &FileError{File: mig.Source, Msg: "holds transaction-control statements (BEGIN, COMMIT, ...) and cannot run in transaction mode \"all\"; use --tx-mode file"}
+		}
+		if m.opts.TxMode == TxAll && mig.Kind == KindSQL {
+			if s, ok := m.firstImplicitCommit(mig.Statements(dir)); ok {
+				return &ImplicitCommitError{Version: mig.Version, File: mig.Source, Line: s.Line, Direction: dir, Statement: shorten(s.SQL)}
+			}
 		}
 	}
 	return nil

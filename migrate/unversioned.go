@@ -67,7 +67,7 @@ func (m *Migrator) RedoUnversioned(ctx context.Context) (*Result, error) {
 func (m *Migrator) runUnversioned(ctx context.Context, todo []*Migration, dir Direction) (_ *Result, err error) {
 	start := time.Now()
 	res := &Result{Unversioned: true}
-	if err := m.checkRunnable(todo); err != nil || len(todo) == 0 {
+	if err := m.checkRunnable(todo, dir); err != nil || len(todo) == 0 {
 		return res, err
 	}
 	conn, err := m.db.Conn(ctx)
@@ -113,9 +113,10 @@ func (m *Migrator) runUnversioned(ctx context.Context, todo []*Migration, dir Di
 // runUnversionedOne runs one migration as goose does without versioning:
 // in a transaction of its own (a SQL file's statements one by one, as
 // goose sends them), or outside one for NO TRANSACTION (and --tx-mode
-// none), with no progress marker.
+// none) and for a file whose statements commit by themselves (MySQL
+// DDL), with no progress marker.
 func (m *Migrator) runUnversionedOne(ctx context.Context, conn *sql.Conn, mig *Migration, dir Direction) (MigrationResult, error) {
-	if mig.NoTx || (m.opts.TxMode == TxNone && mig.Kind == KindSQL) {
+	if mig.NoTx || (m.opts.TxMode == TxNone && mig.Kind == KindSQL) || m.stepwise(mig, dir) {
 		var r MigrationResult
 		err := m.dialect.WithSession(ctx, conn, m.sessionSettings(), func() error {
 			var err error

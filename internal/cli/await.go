@@ -98,7 +98,8 @@ The version is --version V, or "latest" (the default): the newest migration
 file in --dir, so an image that carries the app and its migrations waits for
 exactly its own schema. With --version V no migrations directory is needed.
 A database ahead of that version is ready (the app was rolled back); a
-NO TRANSACTION migration in progress (its runner alive) is waited for and
+migration run statement by statement (NO TRANSACTION, or on MySQL a file
+with DDL) in progress (its runner alive) is waited for and
 named in the log; one left interrupted half-way by a runner that is gone (a
 crash marker) is never ready.
 

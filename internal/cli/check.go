@@ -21,8 +21,9 @@ func newCheckCmd(g *globals) *cobra.Command {
 		Long: `Check once, read-only, whether the database schema is at or past the version
 the app needs, as "await" does but without waiting: usable as an exec
 readiness probe. It prints the reason on stdout and exits 0 when ready, 8
-when the schema is behind (the reason names a NO TRANSACTION migration in
-progress: its runner pid, since when, statement k of n) or a migration was
+when the schema is behind (the reason names a migration run statement by
+statement, NO TRANSACTION or on MySQL a file with DDL, in progress: its
+runner pid, since when, statement k of n) or a migration was
 left interrupted half-way by a runner that is gone (a crash marker).
 
 The version is --version V, or "latest" (the default): the newest migration

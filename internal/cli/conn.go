@@ -5,12 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"regexp"
 	"strings"
 
+	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/shiplock/shiplock/dialect"
+	mysqldialect "github.com/shiplock/shiplock/dialect/mysql"
 	"github.com/shiplock/shiplock/dialect/postgres"
 	"github.com/shiplock/shiplock/internal/redact"
 )
@@ -23,14 +26,22 @@ var pgGiven = []string{"PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE",
 
 // target is a resolved database: which dialect, and how to reach it.
 type target struct {
-	dialect string // "postgres" or "sqlite"
-	conn    string // sqlite: the path or URL
+	dialect string // "postgres", "mysql" or "sqlite"
+	conn    string // sqlite: the path or URL; mysql: the URL or DSN
 	pg      *pgx.ConnConfig
+	my      *mysql.Config
+	// myPassword names where a MySQL password not in the connection
+	// string came from ("MYSQL_PWD"), for env.
+	myPassword string
 }
 
 // resolveTarget finds the database from --database-url, DATABASE_URL,
 // GOOSE_DBSTRING (read as GOOSE_DRIVER says) or the PG* variables, and
 // parses it. It never opens a connection.
+//
+// For MySQL, the connection string is a mysql:// URL or go-sql-driver's
+// DSN (user:pass@tcp(host:3306)/db); MYSQL_PWD (the mysql client's
+// variable) is the password when the string has none.
 //
 // For PostgreSQL, pgx's parser is the one reader of the settings: it reads
 // the connection string, then the PG* environment, the service file
@@ -38,8 +49,8 @@ type target struct {
 // shiplock adds only PGDBNAME, read as PGDATABASE when that is unset.
 func (g *globals) resolveTarget() (target, error) {
 	t, err := g.findTarget()
-	if err == nil && t.dialect != "postgres" && g.tls.set() {
-		return t, usagef("--certfile, --ssl-cert and --ssl-key apply to PostgreSQL only (goose applies them to MySQL only)")
+	if err == nil && t.dialect == "sqlite" && g.tls.set() {
+		return t, usagef("--certfile, --ssl-cert and --ssl-key apply to PostgreSQL and MySQL only")
 	}
 	return t, err
 }
@@ -53,6 +64,8 @@ func (g *globals) findTarget() (target, error) {
 		switch driver {
 		case "postgres":
 			return g.parsePostgres(raw)
+		case "mysql":
+			return g.parseMySQL(raw)
 		case "sqlite":
 			t, err := parseTarget(raw)
 			if err != nil || t.dialect != "sqlite" {
@@ -61,13 +74,21 @@ func (g *globals) findTarget() (target, error) {
 			return t, nil
 		}
 		t, err := parseTarget(raw)
-		if err != nil || t.dialect != "postgres" {
+		switch {
+		case err != nil:
 			return t, err
+		case t.dialect == "postgres":
+			return g.parsePostgres(t.conn)
+		case t.dialect == "mysql":
+			return g.parseMySQL(t.conn)
 		}
-		return g.parsePostgres(t.conn)
+		return t, nil
 	}
-	if driver == "sqlite" {
+	switch driver {
+	case "sqlite":
 		return target{}, usagef(fmt.Sprintf("%s %s: set GOOSE_DBSTRING (or DATABASE_URL) to the database file", g.set.driver.source, g.set.driver.value))
+	case "mysql":
+		return target{}, usagef(fmt.Sprintf("%s %s: set GOOSE_DBSTRING (or DATABASE_URL) to mysql://USER@HOST:3306/DB or USER@tcp(HOST:3306)/DB", g.set.driver.source, g.set.driver.value))
 	}
 	given := false
 	for _, env := range pgGiven {
@@ -77,7 +98,7 @@ func (g *globals) findTarget() (target, error) {
 		return target{}, usagef(fmt.Sprintf("no database given: %s is set, but GOOSE_DBSTRING is not; set GOOSE_DBSTRING (as for goose), or --database-url or DATABASE_URL", g.set.driver.source))
 	}
 	if !given {
-		return target{}, usagef("no database given: set --database-url or DATABASE_URL (postgres://USER@HOST/DB, sqlite://PATH or a file path), or PGHOST, PGUSER, PGPASSWORD and PGDATABASE (or PGSERVICE)")
+		return target{}, usagef("no database given: set --database-url or DATABASE_URL (postgres://USER@HOST/DB, mysql://USER@HOST/DB, sqlite://PATH or a file path), or PGHOST, PGUSER, PGPASSWORD and PGDATABASE (or PGSERVICE)")
 	}
 	conn := ""
 	if g.streams.getenv("PGDATABASE") == "" {
@@ -90,9 +111,16 @@ func (g *globals) findTarget() (target, error) {
 
 func parseTarget(raw string) (target, error) {
 	scheme, _, hasScheme := strings.Cut(raw, "://")
+	if hasScheme && !schemeRE.MatchString(scheme) {
+		// Not a URL: "://" inside a DSN's password.
+		hasScheme = false
+	}
 	if !hasScheme {
 		if strings.HasPrefix(raw, "sqlite:") || strings.HasPrefix(raw, "file:") {
 			return target{dialect: "sqlite", conn: raw}, nil
+		}
+		if mysqlDSNRE.MatchString(raw) {
+			return target{dialect: "mysql", conn: raw}, nil
 		}
 		if strings.Contains(raw, "=") && strings.Contains(raw, " ") {
 			return target{dialect: "postgres", conn: raw}, nil // key=value DSN
@@ -104,9 +132,19 @@ func parseTarget(raw string) (target, error) {
 		return target{dialect: "postgres", conn: raw}, nil
 	case "sqlite", "sqlite3":
 		return target{dialect: "sqlite", conn: "sqlite://" + strings.SplitN(raw, "://", 2)[1]}, nil
+	case "mysql", "mariadb":
+		return target{dialect: "mysql", conn: raw}, nil
 	}
-	return target{}, usagef(fmt.Sprintf("database URL scheme %q is not supported: use postgres://, sqlite:// or a file path", scheme))
+	return target{}, usagef(fmt.Sprintf("database URL scheme %q is not supported: use postgres://, mysql://, sqlite:// or a file path", scheme))
 }
+
+// mysqlDSNRE recognises go-sql-driver's DSN, user:pass@tcp(host:3306)/db,
+// by its address, wherever it is: the password before it may hold any
+// character. Other shapes (user@/db) need GOOSE_DRIVER=mysql.
+var mysqlDSNRE = regexp.MustCompile(`@(tcp|tcp4|tcp6|unix)\([^()]*\)/`)
+
+// schemeRE is a URL scheme (RFC 3986).
+var schemeRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.\-]*$`)
 
 // errEncodePassword says how to fix a URL whose password is not
 // percent-encoded, without repeating it.
@@ -203,6 +241,8 @@ func (t target) open(table dialect.Table) (*sql.DB, dialect.Dialect, error) {
 	switch t.dialect {
 	case "sqlite":
 		return openSQLite(t.conn, table)
+	case "mysql":
+		return mysqldialect.Open(t.my), mysqldialect.Dialect{Table: table}, nil
 	default:
 		return postgres.OpenConfig(t.pg), postgres.Dialect{Table: table}, nil
 	}
@@ -210,12 +250,12 @@ func (t target) open(table dialect.Table) (*sql.DB, dialect.Dialect, error) {
 
 // newSecrets are the strings that must never be printed, as known before
 // any database setting is parsed: the passwords in PGPASSWORD,
-// PGSSLPASSWORD and the connection string. parsePostgres adds the
+// PGSSLPASSWORD, MYSQL_PWD and the connection string. parsePostgres adds the
 // password pgx resolves (from a service or password file too), and the
 // ENVSUB lookup the values of secret-looking variables (see
 // redact.IsSecretEnvName).
 func (g *globals) newSecrets() *redact.Secrets {
-	sec := redact.NewSecrets(g.streams.getenv("PGPASSWORD"), g.streams.getenv("PGSSLPASSWORD"))
+	sec := redact.NewSecrets(g.streams.getenv("PGPASSWORD"), g.streams.getenv("PGSSLPASSWORD"), g.streams.getenv("MYSQL_PWD"))
 	sec.AddDSN(g.databaseURL)
 	sec.AddDSN(g.streams.getenv("DATABASE_URL"))
 	return sec

@@ -31,7 +31,7 @@ type engineFlags struct {
 }
 
 func (f *engineFlags) register(fs *pflag.FlagSet) {
-	fs.StringVar(&f.txMode, "tx-mode", "file", "transactions: file (one per migration), all (all-or-nothing; not with NO TRANSACTION files) or none")
+	fs.StringVar(&f.txMode, "tx-mode", "file", "transactions: file (one per migration; on MySQL a file with DDL runs statement by statement, recorded), all (all-or-nothing; not with NO TRANSACTION files, nor MySQL DDL) or none")
 	fs.DurationVar(&f.lockTimeout, "lock-timeout", 5*time.Minute, "give up when another runner holds the migration lock this long (exit 7); 0 waits forever")
 	fs.BoolVar(&f.allowOutOfOrder, "allow-out-of-order", false, "apply pending files older than the newest applied version instead of refusing")
 	fs.BoolVar(&f.allowOutOfOrder, "allow-missing", false, "goose's name for --allow-out-of-order")
@@ -40,8 +40,8 @@ func (f *engineFlags) register(fs *pflag.FlagSet) {
 	// Readers queue behind a DDL statement that waits for its lock: the
 	// lock timeout is how long live traffic may stall at a time, and the
 	// retries (spaced so the queue drains) give the DDL its chances.
-	fs.DurationVar(&f.ddlLockTimeout, "ddl-lock-timeout", time.Second, "PostgreSQL lock_timeout for each migration's statements: the longest live queries queue behind a DDL statement waiting for its lock; 0 keeps the server's")
-	fs.DurationVar(&f.statementTimeout, "statement-timeout", 0, "PostgreSQL statement_timeout for each migration's statements; 0 keeps the server's")
+	fs.DurationVar(&f.ddlLockTimeout, "ddl-lock-timeout", time.Second, "how long each migration statement waits for a lock (PostgreSQL lock_timeout; MySQL lock_wait_timeout and innodb_lock_wait_timeout, whole seconds): the longest live queries queue behind a DDL statement waiting for its lock; 0 keeps the server's")
+	fs.DurationVar(&f.statementTimeout, "statement-timeout", 0, "how long each migration statement may run (PostgreSQL statement_timeout; MariaDB max_statement_time; MySQL max_execution_time, which bounds SELECT only); 0 keeps the server's")
 	fs.StringVar(&f.lock, "lock", "auto", "migration lock: session (PostgreSQL advisory lock; on a connection not proven direct it trusts that every query reaches one server session, as PgBouncer pool_mode=session does, and warns), lease (a row in goose_lock with a heartbeat; works through PgBouncer in transaction mode) or auto (session when the connection is proven direct, lease otherwise)")
 	fs.DurationVar(&f.lockLease, "lock-lease", migrate.DefaultLease, "length of the lease lock: how long a vanished or paused holder keeps other runners waiting")
 	fs.IntVar(&f.lockRetries, "ddl-retries", 6, "retries of a migration that hit --ddl-lock-timeout or a deadlock, with doubling delays from 500ms (6: about 40s in all)")

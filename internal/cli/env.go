@@ -15,7 +15,12 @@ func newEnvCmd(g *globals) *cobra.Command {
 		Long: `env prints the database, driver, migrations directory and version table
 shiplock would use, each with its source: a flag, shiplock's variables
 (DATABASE_URL, SHIPLOCK_*), goose's (GOOSE_*), the --env file (default .env)
-or the default. It opens no connection. Passwords are never printed.`,
+or the default. It opens no connection. Passwords are never printed.
+
+MySQL and MariaDB: the database is a mysql:// URL or go-sql-driver's DSN
+(USER@tcp(HOST:3306)/DB, the password after USER:); when it names no password, MYSQL_PWD is
+the password, and when it names no user, MYSQL_USER is the user.
+MYSQL_HOST and MYSQL_TCP_PORT are not read: the string names the server.`,
 		Args: cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error { return g.printEnv(output) },
 	}
@@ -81,6 +86,9 @@ func (g *globals) envRows() []envRow {
 			// The PG* variables alone: what pgx read from them.
 			database = setting{fmt.Sprintf("host=%s port=%d user=%s dbname=%s", t.pg.Host, t.pg.Port, t.pg.User, t.pg.Database),
 				"PG* variables (libpq)"}
+		}
+		if t.myPassword != "" {
+			database.source += " (password from " + t.myPassword + ")"
 		}
 	}
 	envFile := setting{g.set.envFile, "--env"}

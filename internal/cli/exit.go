@@ -78,6 +78,7 @@ func classify(err error, c dialect.Classifier, stopped bool) exitcode.Code {
 		parse     *sqlfile.ParseError
 		file      *migrate.FileError
 		unreg     *migrate.UnregisteredError
+		implicit  *migrate.ImplicitCommitError
 		other     *migrate.OtherVersionTableError
 		integrity *migrate.IntegrityError
 		waitErr   *dbwait.Error
@@ -89,7 +90,7 @@ func classify(err error, c dialect.Classifier, stopped bool) exitcode.Code {
 		return exit.code
 	case errors.As(err, &usage), errors.As(err, &other):
 		return exitcode.Usage
-	case errors.As(err, &parse), errors.As(err, &file), errors.As(err, &unreg):
+	case errors.As(err, &parse), errors.As(err, &file), errors.As(err, &unreg), errors.As(err, &implicit):
 		return exitcode.BadFile
 	case errors.As(err, &integrity):
 		return exitcode.Integrity

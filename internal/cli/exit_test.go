@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"io"
@@ -16,10 +17,12 @@ import (
 	"testing"
 	"time"
 
+	mysqldriver "github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/shiplock/shiplock/dbwait"
 	"github.com/shiplock/shiplock/dialect"
+	mysqldialect "github.com/shiplock/shiplock/dialect/mysql"
 	"github.com/shiplock/shiplock/dialect/postgres"
 	"github.com/shiplock/shiplock/exitcode"
 	"github.com/shiplock/shiplock/internal/testdb"
@@ -34,6 +37,9 @@ func TestClassify(t *testing.T) {
 		return &migrate.MigrationError{Version: 2, File: "00002_x.sql", Line: 3, Err: &pgconn.PgError{Code: code}}
 	}
 	partial := func(err error) error { return &migrate.PartialError{Err: err} }
+	my := func(n uint16) error {
+		return &migrate.MigrationError{Version: 2, File: "00002_x.sql", Line: 3, Err: &mysqldriver.MySQLError{Number: n}}
+	}
 	tests := []struct {
 		name    string
 		err     error
@@ -49,6 +55,7 @@ func TestClassify(t *testing.T) {
 		{"usage", usagef("bad flag"), nil, false, exitcode.Usage},
 		{"parse", &sqlfile.ParseError{File: "x.sql", Line: 1}, nil, false, exitcode.BadFile},
 		{"file", &migrate.FileError{File: "x.sql"}, nil, false, exitcode.BadFile},
+		{"statement committing by itself in mode all", &migrate.PartialError{Err: &migrate.ImplicitCommitError{File: "x.sql", Line: 3}}, nil, false, exitcode.BadFile},
 		{"integrity", &migrate.IntegrityError{}, postgres.Dialect{}, false, exitcode.Integrity},
 		{"password", fmt.Errorf("connect: %w", &pgconn.PgError{Code: "28P01"}), postgres.Dialect{}, false, exitcode.Auth},
 		{"missing database", &dbwait.Error{Class: dialect.MissingDatabase, Err: errors.New("x")}, postgres.Dialect{}, false, exitcode.Auth},
@@ -72,6 +79,15 @@ func TestClassify(t *testing.T) {
 		{"canceled by the stop", pg("57014"), postgres.Dialect{}, true, exitcode.Stopped},
 		{"bad file, then stopped", &migrate.FileError{File: "x.sql"}, nil, true, exitcode.BadFile},
 		{"exit error", &exitError{code: exitcode.Pending}, nil, true, exitcode.Pending},
+		// MySQL and MariaDB, by the MySQL dialect's classes.
+		{"mysql syntax error", partial(my(1064)), mysqldialect.Dialect{}, false, exitcode.Failed},
+		{"mysql wrong password", fmt.Errorf("connect: %w", my(1045)), mysqldialect.Dialect{}, false, exitcode.Auth},
+		{"mysql lock wait timeout", partial(my(1205)), mysqldialect.Dialect{}, false, exitcode.Locked},
+		{"mysql deadlock", my(1213), mysqldialect.Dialect{}, false, exitcode.Locked},
+		{"mysql too many connections", my(1040), mysqldialect.Dialect{}, false, exitcode.Unavailable},
+		{"mysql shutdown", partial(my(1053)), mysqldialect.Dialect{}, false, exitcode.Unavailable},
+		{"mysql invalid connection", fmt.Errorf("commit: %w", mysqldriver.ErrInvalidConn), mysqldialect.Dialect{}, false, exitcode.Unavailable},
+		{"mysql bad conn", fmt.Errorf("exec: %w", driver.ErrBadConn), mysqldialect.Dialect{}, false, exitcode.Unavailable},
 		// Without a classifier (no database opened), a driver error is not
 		// guessed at.
 		{"no classifier", pg("57P01"), nil, false, exitcode.Failed},

@@ -79,7 +79,7 @@ func gooseArgs(root *cobra.Command, args []string) ([]string, error) {
 			return nil, usagef(fmt.Sprintf("goose's form is DRIVER DBSTRING COMMAND: %q needs a connection string and a command, e.g. shiplock %s \"$DATABASE_URL\" status (or shiplock status --database-url ...)", out[first], out[first]))
 		}
 		if dialect == "" {
-			return nil, usagef(fmt.Sprintf("goose driver %q is not supported: shiplock runs PostgreSQL (postgres, pgx) and SQLite (sqlite3, sqlite)", out[first]))
+			return nil, usagef(fmt.Sprintf("goose driver %q is not supported: shiplock runs PostgreSQL (postgres, pgx), MySQL and MariaDB (mysql) and SQLite (sqlite3, sqlite)", out[first]))
 		}
 		db := out[positionals[1]]
 		rest := make([]string, 0, len(out)+1)
@@ -127,7 +127,8 @@ func gooseArgs(root *cobra.Command, args []string) ([]string, error) {
 var gooseDrivers = map[string]string{
 	"postgres": "postgres", "pgx": "postgres",
 	"sqlite3": "sqlite", "sqlite": "sqlite",
-	"redshift": "", "mysql": "", "tidb": "", "mssql": "", "azuresql": "", "clickhouse": "",
+	"mysql":    "mysql",
+	"redshift": "", "tidb": "", "mssql": "", "azuresql": "", "clickhouse": "",
 	"clickhouse-replicated": "", "vertica": "", "ydb": "", "turso": "", "starrocks": "", "spanner": "",
 }
 
@@ -223,15 +224,16 @@ func checkNoVersioning(on bool, f *runFlags) error {
 }
 
 // tlsFiles are goose's -certfile, -ssl-cert and -ssl-key. goose hands them
-// to MySQL only; shiplock gives them to PostgreSQL as libpq's sslrootcert,
-// sslcert and sslkey, over what the URL or PGSSLROOTCERT, PGSSLCERT and
-// PGSSLKEY say.
+// to MySQL only (a TLS configuration registered with the driver); shiplock
+// does the same for MySQL, and gives them to PostgreSQL as libpq's
+// sslrootcert, sslcert and sslkey, over what the URL or PGSSLROOTCERT,
+// PGSSLCERT and PGSSLKEY say.
 type tlsFiles struct{ rootCert, cert, key string }
 
 func (t *tlsFiles) register(fs *pflag.FlagSet) {
-	fs.StringVar(&t.rootCert, "certfile", "", "goose's -certfile: PostgreSQL's sslrootcert, the CA certificates (PEM) that verify the server (same as PGSSLROOTCERT or sslrootcert= in --database-url)")
-	fs.StringVar(&t.cert, "ssl-cert", "", "goose's -ssl-cert: PostgreSQL's sslcert, the client certificate (PEM) (same as PGSSLCERT or sslcert= in --database-url)")
-	fs.StringVar(&t.key, "ssl-key", "", "goose's -ssl-key: PostgreSQL's sslkey, the client certificate's key (PEM) (same as PGSSLKEY or sslkey= in --database-url)")
+	fs.StringVar(&t.rootCert, "certfile", "", "goose's -certfile: the CA certificates (PEM) that verify the server; MySQL: TLS verified with them, as goose does; PostgreSQL: sslrootcert (same as PGSSLROOTCERT or sslrootcert= in --database-url)")
+	fs.StringVar(&t.cert, "ssl-cert", "", "goose's -ssl-cert: the client certificate (PEM); PostgreSQL's sslcert (same as PGSSLCERT or sslcert= in --database-url)")
+	fs.StringVar(&t.key, "ssl-key", "", "goose's -ssl-key: the client certificate's key (PEM); PostgreSQL's sslkey (same as PGSSLKEY or sslkey= in --database-url)")
 }
 
 func (t tlsFiles) set() bool { return t.rootCert != "" || t.cert != "" || t.key != "" }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"database/sql"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,12 +38,12 @@ func gooseCLI(t *testing.T) string {
 			gooseErr = err
 			return
 		}
-		bin := filepath.Join(cache, "shiplock-test", "goose-"+gooseVersion)
+		bin := filepath.Join(cache, "shiplock-test", "goose-"+gooseVersion+"-mysql")
 		goosePath = filepath.Join(bin, "goose")
 		if _, err := os.Stat(goosePath); err == nil {
 			return
 		}
-		cmd := exec.Command("go", "install", "-tags", "no_clickhouse no_libsql no_mssql no_azuresql no_mysql no_vertica no_ydb",
+		cmd := exec.Command("go", "install", "-tags", "no_clickhouse no_libsql no_mssql no_azuresql no_vertica no_ydb",
 			"github.com/pressly/goose/v3/cmd/goose@"+gooseVersion)
 		cmd.Dir = os.TempDir() // outside this module: goose's own go.mod decides
 		cmd.Env = append(os.Environ(), "GOBIN="+bin, "CGO_ENABLED=0", "GOFLAGS=-buildvcs=false")
@@ -253,6 +254,86 @@ func TestGooseEnvDifferentialSQLite(t *testing.T) {
 	}
 	for name, path := range dbs {
 		if got := schema(path); got != want {
+			t.Errorf("%s differs from goose:\n--- goose\n%s\n--- %s\n%s", name, want, name, got)
+		}
+	}
+}
+
+// TestGooseEnvDifferentialMySQL: GOOSE_DRIVER=mysql with go-sql-driver's
+// DSN in GOOSE_DBSTRING and a mixed-case GOOSE_TABLE, for goose's CLI and
+// for shiplock, on MariaDB: the same tables (SHOW CREATE TABLE), data and
+// version rows, alone and each continuing the other.
+func TestGooseEnvDifferentialMySQL(t *testing.T) {
+	migrations := writeDir(t, map[string]string{
+		"00001_a.sql": "-- +goose Up\nCREATE TABLE a (id int PRIMARY KEY, name varchar(20));\nINSERT INTO a VALUES (1, 'one');\n-- +goose Down\nDROP TABLE a;\n",
+		"00002_b.sql": "-- +goose Up\nCREATE TABLE b (id int PRIMARY KEY, a_id int, FOREIGN KEY (a_id) REFERENCES a (id));\n-- +goose Down\nDROP TABLE b;\n",
+		"00003_c.sql": "-- +goose Up\nINSERT INTO b VALUES (1, 1);\nUPDATE a SET name = 'uno';\n-- +goose Down\nDELETE FROM b;\n",
+		"00004_d.sql": "-- +goose Up\nCREATE INDEX a_name ON a (name);\n-- +goose Down\nDROP INDEX a_name ON a;\n",
+	})
+	work := t.TempDir()
+	dsn := func(u string) string {
+		p, err := url.Parse(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p.User.String() + "@tcp(" + p.Host + ")" + p.Path
+	}
+	run := func(tool, u string, args ...string) {
+		t.Helper()
+		env := map[string]string{"GOOSE_DRIVER": "mysql", "GOOSE_DBSTRING": dsn(u), "GOOSE_MIGRATION_DIR": migrations, "GOOSE_TABLE": "AppVersions"}
+		if tool == "goose" {
+			runGoose(t, work, env, args...)
+			return
+		}
+		if code, out, errOut := runCLI(t, env, append([]string{"--env", "none"}, args...)...); code != 0 {
+			t.Fatalf("shiplock %s: exit %d\n%s%s", strings.Join(args, " "), code, out, errOut)
+		}
+	}
+	newDB := func() string { return testdb.MySQL(t) }
+	dump := func(u string) string {
+		db := openMySQLTest(t, u)
+		var b strings.Builder
+		tables, err := db.Query("SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name <> 'AppVersions_shiplock' ORDER BY table_name")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for tables.Next() {
+			var n string
+			if err := tables.Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			names = append(names, n)
+		}
+		tables.Close()
+		for _, n := range names {
+			var name, create string
+			if err := db.QueryRow("SHOW CREATE TABLE `"+n+"`").Scan(&name, &create); err != nil {
+				t.Fatal(err)
+			}
+			b.WriteString(create + "\n")
+		}
+		for _, q := range []string{
+			"SELECT GROUP_CONCAT(version_id ORDER BY id SEPARATOR ' ') FROM AppVersions WHERE is_applied",
+			"SELECT GROUP_CONCAT(CONCAT(id, '=', name) ORDER BY id) FROM a",
+			"SELECT GROUP_CONCAT(CONCAT(id, '>', a_id) ORDER BY id) FROM b",
+		} {
+			var s sql.NullString
+			if err := db.QueryRow(q).Scan(&s); err != nil {
+				t.Fatal(err)
+			}
+			b.WriteString(s.String + "\n")
+		}
+		return b.String()
+	}
+	dbs := fourWays(newDB, run, "2")
+	want := dump(dbs["goose"])
+	delete(dbs, "goose")
+	if !strings.Contains(want, "CREATE TABLE `AppVersions`") || !strings.Contains(want, "\n0 1 2 3 4\n1=uno\n1>1\n") {
+		t.Fatalf("goose did not use its settings:\n%s", want)
+	}
+	for name, u := range dbs {
+		if got := dump(u); got != want {
 			t.Errorf("%s differs from goose:\n--- goose\n%s\n--- %s\n%s", name, want, name, got)
 		}
 	}

@@ -58,6 +58,7 @@ func TestGooseArgs(t *testing.T) {
 		{in: []string{"status", "-certfile", "ca.pem", "-ssl-cert=c.pem", "-ssl-key", "k.pem"}, want: []string{"status", "--certfile", "ca.pem", "--ssl-cert=c.pem", "--ssl-key", "k.pem"}},
 		{in: []string{"create", "-s", "add_users"}, want: []string{"create", "-s", "add_users"}},
 		// goose's positional form, with flags anywhere.
+		{in: []string{"mysql", "user:pw@/db", "up"}, want: []string{"up", "--database-url=user:pw@/db", "--driver=mysql"}},
 		{in: []string{"postgres", "user=app dbname=accounts", "status"}, want: []string{"status", "--database-url=user=app dbname=accounts", "--driver=postgres"}},
 		{in: []string{"-dir", "m", "sqlite3", "./foo.db", "up-to", "3"}, want: []string{"up", "--database-url=./foo.db", "--driver=sqlite", "--dir", "m", "--to=3"}},
 		{in: []string{"sqlite3", "./foo.db", "-dir=m", "down-to", "2"}, want: []string{"down", "--database-url=./foo.db", "--driver=sqlite", "--dir=m", "--to=2"}},
@@ -69,7 +70,7 @@ func TestGooseArgs(t *testing.T) {
 		{in: []string{"up", "--dir", "-dir"}, want: []string{"up", "--dir", "-dir"}},
 		{in: []string{"kube", "job", "--image", "x", "--", "up-to", "3", "-dir", "m"}, want: []string{"kube", "job", "--image", "x", "--", "up-to", "3", "-dir", "m"}},
 		// What cannot work says what to do instead.
-		{in: []string{"mysql", "user:pw@/db", "up"}, err: "shiplock runs PostgreSQL"},
+		{in: []string{"clickhouse", "tcp://h:9000", "up"}, err: "shiplock runs PostgreSQL"},
 		{in: []string{"postgres", "dbname=x"}, err: "needs a connection string and a command"},
 		{in: []string{"up-to"}, err: "shiplock up --to VERSION"},
 		{in: []string{"down-to"}, err: "shiplock down --to VERSION"},
@@ -383,7 +384,7 @@ func TestTLSFiles(t *testing.T) {
 		t.Errorf("-certfile /nonexistent: exit %d, %q; want exit 2 naming the file", code, stderr)
 	}
 	code, _, stderr = runCLI(t, nil, "sqlite3", testdb.SQLite(t), "status", "-certfile", ca)
-	if code != int(exitcode.Usage) || !strings.Contains(stderr, "PostgreSQL only") {
+	if code != int(exitcode.Usage) || !strings.Contains(stderr, "apply to PostgreSQL and MySQL only") {
 		t.Errorf("sqlite3 -certfile: exit %d, %q; want exit 2", code, stderr)
 	}
 }
@@ -423,21 +424,26 @@ var logPrefix = regexp.MustCompile(`(?m)^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d `)
 
 // TestStatusGooseOutput: "status -o goose" prints what goose's status
 // prints, line for line, for the same database and directory (the
-// logger's clock aside), on stderr as goose does.
+// logger's clock aside), on stderr as goose does: on SQLite, PostgreSQL
+// and MariaDB.
 func TestStatusGooseOutput(t *testing.T) {
 	dir := writeDir(t, gooseFiles)
 	goose.SetLogger(goose.NopLogger())
-	for _, dbName := range []string{"sqlite3", "postgres"} {
+	for _, dbName := range []string{"sqlite3", "postgres", "mysql"} {
 		t.Run(dbName, func(t *testing.T) {
 			var url string
 			var db *sql.DB
 			var err error
-			if dbName == "sqlite3" {
+			switch dbName {
+			case "sqlite3":
 				url = testdb.SQLite(t)
 				db, _, err = sqlite.Open(url)
-			} else {
+			case "postgres":
 				url = testdb.Postgres(t)
 				db, err = postgres.Open(url)
+			case "mysql":
+				url = testdb.MySQL(t)
+				db = openMySQLTest(t, url)
 			}
 			if err != nil {
 				t.Fatal(err)

@@ -72,16 +72,19 @@ var envOrder = []string{"database-url", "certfile", "dir", "table", "env", "term
 // commands that show the flag. The kube commands render --database-url
 // into a manifest and never read the connection from this environment.
 var flagEnv = map[string]string{
-	"database-url": `  DATABASE_URL      database: postgres://..., sqlite://PATH or a file path
+	"database-url": `  DATABASE_URL      database: postgres://..., mysql://..., USER@tcp(HOST:3306)/DB
+                    (go-sql-driver's DSN), sqlite://PATH or a file path
   PGHOST PGPORT PGUSER PGPASSWORD PGDATABASE PGSSLMODE PGSERVICE PGPASSFILE ...
                     libpq's settings, read by pgx as libpq reads them
                     (DATABASE_URL's values win)
   PGREQUIREAUTH     accepted authentication methods, e.g. scram-sha-256: never
                     send the password in the clear to a server without TLS
   PGDBNAME          alias of PGDATABASE (manifests written for nc + goose)
+  MYSQL_PWD         MySQL's password when the URL or DSN names none (the mysql
+                    client's variable); MYSQL_USER, its user when it names none
   GOOSE_DBSTRING GOOSE_DRIVER  goose's, when DATABASE_URL is not set
 `,
-	"certfile":           "  PGSSLROOTCERT PGSSLCERT PGSSLKEY  what --certfile, --ssl-cert and --ssl-key set\n",
+	"certfile":           "  PGSSLROOTCERT PGSSLCERT PGSSLKEY  what --certfile, --ssl-cert and --ssl-key set\n                    (PostgreSQL; on MySQL the flags are goose's TLS settings)\n",
 	"dir":                "  SHIPLOCK_DIR      migrations directory (default ./migrations); then goose's GOOSE_MIGRATION_DIR\n",
 	"table":              "  SHIPLOCK_TABLE    goose's version table (default goose_db_version); then goose's GOOSE_TABLE\n",
 	"env":                "  .env              goose's GOOSE_* variables, read from --env FILE (default .env): below\n                    flags, DATABASE_URL, SHIPLOCK_* and the GOOSE_* environment\n",
@@ -120,7 +123,8 @@ var examples = map[string]string{
 	"up": `  shiplock up                              # apply everything pending
   shiplock up --to 20261126120000          # up to and including this version
   shiplock up --by-one -o json
-  shiplock postgres "$DATABASE_URL" up -dir=db/migrations   # goose's spelling`,
+  shiplock postgres "$DATABASE_URL" up -dir=db/migrations   # goose's spelling
+  shiplock mysql "app@tcp(db:3306)/accounts" up              # goose's, MySQL (MYSQL_PWD)`,
 	"down": `  shiplock down                            # revert the newest migration
   shiplock down --to 20261101000000        # revert everything newer (idempotent)
   shiplock down --to 0                     # revert all (goose's reset)`,

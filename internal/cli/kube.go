@@ -57,6 +57,7 @@ type kubeFlags struct {
 	command       string
 	migrationsDir string
 	dbHost        string
+	dbDriver      string
 	dbPort        int32
 	dbName        string
 	dbSSLMode     string
@@ -76,12 +77,13 @@ func (f *kubeFlags) register(fs *pflag.FlagSet, meshDefault, meshHelp string) {
 	fs.StringVar(&f.pullPolicy, "image-pull-policy", "", "Always, IfNotPresent or Never (default: Kubernetes')")
 	fs.StringVar(&f.command, "command", manifest.DefaultCommand, `the container's command; "" runs the image's entrypoint with the shiplock arguments`)
 	fs.StringVar(&f.migrationsDir, "migrations-dir", manifest.DefaultMigrationsDir, "where the image keeps the migration files (rendered as SHIPLOCK_DIR)")
+	fs.StringVar(&f.dbDriver, "db-driver", "", "the database: postgres (default) or mysql (MySQL and MariaDB: --db-host, --db-port and --db-name are rendered as DATABASE_URL=mysql://HOST:PORT/NAME and --secret's user and password as MYSQL_USER and MYSQL_PWD); a mysql:// --database-url says mysql itself")
 	fs.StringVar(&f.dbHost, "db-host", "", "database host (PGHOST)")
-	fs.Int32Var(&f.dbPort, "db-port", 0, "database port (PGPORT; with a mesh, the port its proxy lets through; default 5432)")
+	fs.Int32Var(&f.dbPort, "db-port", 0, "database port (PGPORT; with a mesh, the port its proxy lets through; default 5432, MySQL 3306)")
 	fs.StringVar(&f.dbName, "db-name", "", "database name (PGDATABASE)")
 	fs.StringVar(&f.dbSSLMode, "db-sslmode", "", "libpq sslmode (PGSSLMODE): disable, allow, prefer, require, verify-ca or verify-full")
 	fs.StringVar(&f.dbRequireAuth, "db-require-auth", manifest.DefaultRequireAuth, "authentication methods the pod accepts from the server (PGREQUIREAUTH), checked before the password is sent: the default never sends it in the clear; md5 for an md5 server, '!password' to refuse only cleartext, any to render nothing")
-	fs.StringVar(&f.secret, "secret", "", "Secret holding the database user and password (PGUSER, PGPASSWORD)")
+	fs.StringVar(&f.secret, "secret", "", "Secret holding the database user and password (PGUSER, PGPASSWORD; MySQL: MYSQL_USER, MYSQL_PWD)")
 	fs.StringVar(&f.userKey, "secret-user-key", manifest.DefaultUserKey, "key of the user name in the Secret")
 	fs.StringVar(&f.passwordKey, "secret-password-key", manifest.DefaultPasswordKey, "key of the password in the Secret")
 	fs.StringVar(&f.urlSecret, "url-secret", "", "NAME:KEY of a Secret key holding the whole connection string (DATABASE_URL), instead of --db-host and --secret")
@@ -108,6 +110,7 @@ func (f *kubeFlags) options(cmd *cobra.Command, g *globals, args []string) (mani
 		// rendered for the pod.
 		Table: g.table.String(),
 		Database: manifest.Database{
+			Driver:      f.dbDriver,
 			Host:        f.dbHost,
 			Port:        f.dbPort,
 			Name:        f.dbName,
@@ -115,6 +118,9 @@ func (f *kubeFlags) options(cmd *cobra.Command, g *globals, args []string) (mani
 			RequireAuth: f.dbRequireAuth,
 			URL:         g.databaseURL,
 		},
+	}
+	if o.Database.MySQL() && !cmd.Flags().Changed("db-require-auth") {
+		o.Database.RequireAuth = "" // libpq's default, which means nothing to MySQL
 	}
 	o.Command = []string{}
 	if f.command != "" {
@@ -220,6 +226,7 @@ var kubeFlagNames = map[string]string{
 	"Table":                   "--table",
 	"Mesh":                    "--mesh",
 	"Resources":               "--requests/--limits",
+	"Database.Driver":         "--db-driver",
 	"Database.Host":           "--db-host",
 	"Database.Port":           "--db-port",
 	"Database.Name":           "--db-name",

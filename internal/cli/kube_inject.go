@@ -85,7 +85,12 @@ See docs/patterns.md.`,
   kustomize build overlays/prod | shiplock kube inject -f - --pattern gate \
     --image registry.example.com/accounts-migrations \
     --db-host postgres.accounts.svc --db-name accounts \
-    --gate-secret account-readonly-secret`,
+    --gate-secret account-readonly-secret
+
+  # MySQL or MariaDB: DATABASE_URL=mysql://HOST/DB, MYSQL_USER and MYSQL_PWD.
+  shiplock kube inject -f deployment.yaml --db-driver mysql \
+    --image registry.example.com/accounts-migrations \
+    --db-host mariadb.accounts.svc --db-name accounts --secret account-secret`,
 		RunE: func(cmd *cobra.Command, args []string) error { return f.run(cmd, g, args) },
 	}
 	fs := cmd.Flags()

@@ -124,7 +124,12 @@ arguments are checked as shiplock will parse them in the pod.`,
 
   # An Argo CD PreSync hook, committed next to the Application's manifests.
   shiplock kube job --hook argocd --image registry.example.com/accounts-migrations:v1.4.2 \
-    --db-host postgres.accounts.svc --db-name accounts --secret account-secret -- up`,
+    --db-host postgres.accounts.svc --db-name accounts --secret account-secret -- up
+
+  # MySQL or MariaDB: DATABASE_URL=mysql://mariadb.accounts.svc/accounts,
+  # MYSQL_USER and MYSQL_PWD from the Secret.
+  shiplock kube job --db-driver mysql --image registry.example.com/accounts-migrations:v1.4.2 \
+    --db-host mariadb.accounts.svc --db-name accounts --secret account-secret -- up`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts, err := f.options(cmd, g, args)
 			if err != nil {

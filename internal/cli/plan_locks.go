@@ -63,10 +63,12 @@ Examples:
   shiplock plan --locks --shadow-temp -o json
   shiplock plan --locks --shadow-url "$SCRATCH_URL" --fail-on 'ACCESS EXCLUSIVE=100000' --fail-on 'SHARE=1000000'`
 
+var errLocksPostgresOnly = usagef("plan --locks traces PostgreSQL migrations only: it reads PostgreSQL's lock table (pg_locks); on MySQL and SQLite use plan without --locks")
+
 // runLocks traces the pending migrations of an up (plan --locks).
 func (f *lockFlags) run(ctx context.Context, g *globals, m *migrate.Migrator, db *sql.DB, t target, to int64) error {
 	if t.dialect != "postgres" {
-		return usagef("plan --locks traces PostgreSQL migrations only")
+		return errLocksPostgresOnly
 	}
 	if (f.shadowURL == "") == !f.shadowTemp {
 		return usagef("plan --locks needs a scratch database: --shadow-url URL (an empty database shiplock may write to) or --shadow-temp (a temporary database on the target's server)")

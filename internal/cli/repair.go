@@ -23,7 +23,8 @@ func newRepairCmd(g *globals) *cobra.Command {
 		Use:   "repair --resume|--skip|--restart|--mark-done|--forget|--accept-checksum V",
 		Short: "Settle a NO TRANSACTION migration that was interrupted half-way, or accept an edited file's checksum",
 		Long: `A migration that runs statement by statement (-- +goose NO TRANSACTION,
---tx-mode none) records each statement as started before sending it and as
+--tx-mode none, and on MySQL and MariaDB a file holding DDL, which commits
+by itself) records each statement as started before sending it and as
 done after, with its runner's server process. While that runner holds the
 migration lock the migration is "in progress": up waits for it, status,
 verify, check and await report it. When the runner is gone (the pod was

@@ -57,7 +57,7 @@ func (s Streams) getenv(key string) string {
 type globals struct {
 	streams     Streams
 	databaseURL string
-	driver      string // how to read databaseURL: "" (by its form), postgres or sqlite
+	driver      string // how to read databaseURL: "" (by its form), postgres, mysql or sqlite
 	tls         tlsFiles
 	// timeout is the deadline of the whole command (--timeout, goose's
 	// -timeout); 0 for none. Its expiry is exit 6.
@@ -181,8 +181,8 @@ table) under a lock shared by every runner, so N replicas can migrate at once.
 	root.SetVersionTemplate("{{.Version}}")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usagef(err.Error()) })
 	pf := root.PersistentFlags()
-	pf.StringVar(&g.databaseURL, "database-url", "", "database URL (env DATABASE_URL); postgres://, sqlite:// or a file path")
-	pf.StringVar(&g.driver, "driver", "", "read --database-url as postgres or sqlite (goose's DRIVER; set by the goose form \"shiplock DRIVER DBSTRING COMMAND\")")
+	pf.StringVar(&g.databaseURL, "database-url", "", "database URL (env DATABASE_URL); postgres://, mysql://, a MySQL DSN (USER@tcp(HOST:3306)/DB), sqlite:// or a file path")
+	pf.StringVar(&g.driver, "driver", "", "read --database-url as postgres, mysql or sqlite (goose's DRIVER; set by the goose form \"shiplock DRIVER DBSTRING COMMAND\")")
 	_ = pf.MarkHidden("driver")
 	g.tls.register(pf)
 	pf.StringVar(&g.dir, "dir", "", "migrations directory (env SHIPLOCK_DIR, GOOSE_MIGRATION_DIR; default ./migrations)")

@@ -125,10 +125,10 @@ func (g *globals) resolveSettings() error {
 func (g *globals) dbDriver() (string, error) {
 	if g.driver != "" {
 		switch g.driver {
-		case "postgres", "sqlite":
+		case "postgres", "mysql", "sqlite":
 			return g.driver, nil
 		}
-		return "", usagef(fmt.Sprintf("--driver %q: want postgres or sqlite", g.driver))
+		return "", usagef(fmt.Sprintf("--driver %q: want postgres, mysql or sqlite", g.driver))
 	}
 	d := g.set.driver
 	if d.value == "" {
@@ -137,7 +137,7 @@ func (g *globals) dbDriver() (string, error) {
 	if name := gooseDrivers[strings.ToLower(d.value)]; name != "" {
 		return name, nil
 	}
-	return "", usagef(fmt.Sprintf("%s %q is not supported: shiplock migrates PostgreSQL and SQLite (GOOSE_DRIVER postgres, pgx, sqlite3 or sqlite)", d.source, d.value))
+	return "", usagef(fmt.Sprintf("%s %q is not supported: shiplock migrates PostgreSQL, MySQL/MariaDB and SQLite (GOOSE_DRIVER postgres, pgx, mysql, sqlite3 or sqlite)", d.source, d.value))
 }
 
 // settings are the resolved goose-compatible settings, with their sources.

@@ -125,6 +125,18 @@ func TestEnvNeverPrintsPasswords(t *testing.T) {
 		{"GOOSE_DBSTRING space", map[string]string{"GOOSE_DRIVER": "postgres", "GOOSE_DBSTRING": "postgres://app:" + canary + " 99@db/app"}, []string{"--env", "none"}},
 		{".env space", nil, []string{"--env", spaceEnv}},
 		{"json space", map[string]string{"DATABASE_URL": "postgres://app:" + canary + " x@db/app"}, []string{"--env", "none", "env", "-o", "json"}},
+		// MySQL: a URL, go-sql-driver's DSN with '@', ':' and '/' in the
+		// password, goose's DRIVER DBSTRING form and MYSQL_PWD.
+		{"mysql url", map[string]string{"DATABASE_URL": "mysql://app:" + canary + "@db:3306/app"}, nil},
+		{"mysql dsn", map[string]string{"GOOSE_DRIVER": "mysql", "GOOSE_DBSTRING": "app:p@s:s/" + canary + "@tcp(db:3306)/app?parseTime=true"}, []string{"--env", "none"}},
+		{"mysql dsn, goose's form", nil, []string{"mysql", "app:p@s:s/" + canary + "@tcp(db:3306)/app"}},
+		{"mysql dsn without a driver", map[string]string{"DATABASE_URL": "app:" + canary + "@tcp(db:3306)/app"}, nil},
+		{"mysql dsn space", map[string]string{"DATABASE_URL": "app:Pa " + canary + "@tcp(db:3306)/app"}, nil},
+		{"MYSQL_PWD", map[string]string{"DATABASE_URL": "mysql://app@db/app", "MYSQL_PWD": canary}, nil},
+		{"mysql json", map[string]string{"DATABASE_URL": "app:x@" + canary + "@tcp(db)/app"}, []string{"--env", "none", "env", "-o", "json"}},
+		// Strings that do not parse: the error row does not repeat them.
+		{"mysql url not encoded", map[string]string{"DATABASE_URL": "mysql://app:p@s/s" + canary + "@db/app"}, nil},
+		{"mysql dsn without a database", map[string]string{"GOOSE_DRIVER": "mysql", "GOOSE_DBSTRING": "app:" + canary + "@tcp(db:3306)"}, []string{"--env", "none"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := tc.args
@@ -156,7 +168,7 @@ func TestGooseDriverUnsupported(t *testing.T) {
 	}
 	for _, cmd := range []string{"up", "status", "await"} {
 		code, _, errOut := runCLI(t, env, "--env", "none", "--dir", dir, cmd)
-		if code != int(exitcode.Usage) || !strings.Contains(errOut, `GOOSE_DRIVER "clickhouse" is not supported: shiplock migrates PostgreSQL and SQLite`) {
+		if code != int(exitcode.Usage) || !strings.Contains(errOut, `GOOSE_DRIVER "clickhouse" is not supported: shiplock migrates PostgreSQL, MySQL/MariaDB and SQLite`) {
 			t.Errorf("%s: exit %d, %s", cmd, code, errOut)
 		}
 	}

@@ -166,6 +166,10 @@ func (f *planFlags) run(ctx context.Context, g *globals, toSet bool) error {
 		if f.locks.output != "text" && f.locks.output != "json" {
 			return usagef(fmt.Sprintf("--output %q: want text or json", f.locks.output))
 		}
+		// Before any connection: the trace reads PostgreSQL's lock table.
+		if t, err := g.resolveTarget(); err == nil && t.dialect != "postgres" {
+			return errLocksPostgresOnly
+		}
 		return g.withTarget(ctx, opts, &f.wait, func(m *migrate.Migrator, db *sql.DB, t target) error {
 			return f.locks.run(ctx, g, m, db, t, f.to)
 		})
@@ -192,10 +196,13 @@ func (f *planFlags) run(ctx context.Context, g *globals, toSet bool) error {
 		}
 		for _, mig := range todo {
 			tx := "in a transaction"
-			if mig.NoTx || opts.TxMode == migrate.TxNone {
+			switch {
+			case mig.NoTx || opts.TxMode == migrate.TxNone:
 				tx = "no transaction"
-			} else if opts.TxMode == migrate.TxAll {
+			case opts.TxMode == migrate.TxAll:
 				tx = "in the run's single transaction"
+			case commitsItself(g.classifier, mig, dir):
+				tx = "statement by statement, each recorded: its DDL commits by itself"
 			}
 			fmt.Fprintf(out, "-- %s %d %s (%s)\n", dir, mig.Version, mig.Source, tx)
 			if mig.Kind != migrate.KindSQL {
@@ -299,4 +306,21 @@ func verifiedText(m *migrate.Migrator, st *migrate.Status, unrecorded int) strin
 		msg += fmt.Sprintf("; %s (no checksum)", plural(goMigs, "Go migration"))
 	}
 	return msg
+}
+
+// commitsItself reports whether a statement of mig's SQL commits the
+// transaction around it by itself (MySQL's DDL), so that up runs the file
+// statement by statement with progress records rather than in a
+// transaction.
+func commitsItself(d any, mig *migrate.Migration, dir migrate.Direction) bool {
+	ic, ok := d.(interface{ ImplicitCommit(string) bool })
+	if !ok || mig.Kind != migrate.KindSQL {
+		return false
+	}
+	for _, s := range mig.Statements(dir) {
+		if ic.ImplicitCommit(s.SQL) {
+			return true
+		}
+	}
+	return false
 }

@@ -3,6 +3,7 @@ package redact_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -38,7 +40,20 @@ func closedPort(t *testing.T) string {
 // spellings.
 func assertNoCanary(t *testing.T, where, text string) {
 	t.Helper()
-	for _, spelling := range []string{canaryPassword, url.QueryEscape(canaryPassword), url.PathEscape(canaryPassword), "Canary-p"} {
+	assertNone(t, where, text, canaryPassword, url.QueryEscape(canaryPassword), url.PathEscape(canaryPassword), "Canary-p")
+}
+
+// assertNoCanaryHalf checks that text holds no part of the canary after its
+// '@' either: a password masked only up to the '@' leaks the rest.
+func assertNoCanaryHalf(t *testing.T, where, text string) {
+	t.Helper()
+	assertNoCanary(t, where, text)
+	assertNone(t, where, text, "ss/w0rd", "ss%2Fw0rd")
+}
+
+func assertNone(t *testing.T, where, text string, spellings ...string) {
+	t.Helper()
+	for _, spelling := range spellings {
 		if strings.Contains(text, spelling) {
 			t.Errorf("%s leaks %q:\n%s", where, spelling, text)
 		}
@@ -49,19 +64,19 @@ func assertNoCanary(t *testing.T, where, text string) {
 // Secrets.Err, the slog Handler and the Writer.
 func checkRedacted(t *testing.T, secrets *redact.Secrets, err error) {
 	t.Helper()
-	assertNoCanary(t, "Secrets.String", secrets.String(err.Error()))
-	assertNoCanary(t, "Secrets.Err", secrets.Err(err).Error())
+	assertNoCanaryHalf(t, "Secrets.String", secrets.String(err.Error()))
+	assertNoCanaryHalf(t, "Secrets.Err", secrets.Err(err).Error())
 
 	var logs bytes.Buffer
 	l := slog.New(redact.Handler(slog.NewTextHandler(&logs, nil), secrets))
 	l.Error("connect failed", "err", err)
 	l.Error("connect failed: " + err.Error())
-	assertNoCanary(t, "Handler", logs.String())
+	assertNoCanaryHalf(t, "Handler", logs.String())
 
 	var out bytes.Buffer
 	w := redact.NewWriter(&out, secrets)
 	fmt.Fprintf(w, "shiplock: %v\n", err)
-	assertNoCanary(t, "Writer", out.String())
+	assertNoCanaryHalf(t, "Writer", out.String())
 }
 
 // TestCanaryPgxConnectError: pgx keeps the password out of its own errors, but
@@ -187,5 +202,70 @@ func TestCanaryEnvsubStatementError(t *testing.T) {
 	assertNoCanary(t, "plan", secrets.String(stmt+";\nCREATE ROLE app PASSWORD '"+env["APP_DB_PASSWORD"]+"';"))
 	if got := secrets.String("SET search_path = " + env["APP_SCHEMA"]); !strings.Contains(got, "public") {
 		t.Errorf("a variable that is not secret was masked: %s", got)
+	}
+}
+
+// TestCanaryMySQLConnectError: go-sql-driver's own errors, for a closed
+// port and for a password the server rejects (1045), and shiplock's
+// wrapping errors that quote the DSN or URL they were given, in both of
+// MySQL's spellings: go-sql-driver's DSN (where the password may hold '@',
+// ':' and '/' unencoded) and a mysql:// URL.
+func TestCanaryMySQLConnectError(t *testing.T) {
+	closed := closedPort(t)
+	server, err := url.Parse(testdb.MySQL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	user := server.User.Username()
+	tests := []struct {
+		name, addr string
+		code       uint16 // the server's error number, 0 for a network error
+	}{
+		{"closed port", closed, 0},
+		{"wrong password", server.Host, 1045},
+	}
+	for _, tt := range tests {
+		for _, form := range []string{"dsn", "url"} {
+			t.Run(tt.name+" "+form, func(t *testing.T) {
+				dsn := user + ":" + canaryPassword + "@tcp(" + tt.addr + ")/db?timeout=2s"
+				shown := dsn
+				if form == "url" {
+					shown = "mysql://" + url.UserPassword(user, canaryPassword).String() + "@" + tt.addr + "/db"
+				}
+				cfg, err := mysql.ParseDSN(dsn)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if cfg.Passwd != canaryPassword {
+					t.Fatalf("the driver read the password as %q", cfg.Passwd)
+				}
+				connector, err := mysql.NewConnector(cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				db := sql.OpenDB(connector)
+				defer db.Close()
+				ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+				defer cancel()
+				err = db.PingContext(ctx)
+				if err == nil {
+					t.Fatal("connected")
+				}
+				var myErr *mysql.MySQLError
+				if tt.code != 0 && (!errors.As(err, &myErr) || myErr.Number != tt.code) {
+					t.Fatalf("want error %d, got %v", tt.code, err)
+				}
+				// What the driver says itself.
+				assertNoCanary(t, "driver error", err.Error())
+				wrapped := fmt.Errorf("wait for %s: %w", shown, err)
+				// Structural redaction alone, and with the password known
+				// from the string.
+				checkRedacted(t, nil, wrapped)
+				var secrets redact.Secrets
+				secrets.AddDSN(shown)
+				checkRedacted(t, &secrets, wrapped)
+				checkRedacted(t, &secrets, fmt.Errorf("password %q rejected: %w", canaryPassword, wrapped))
+			})
+		}
 	}
 }

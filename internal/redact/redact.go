@@ -78,10 +78,12 @@ var (
 	jsonRE = regexp.MustCompile(`(?i)"[^"\\]*(?:password|passwd|passphrase|pwd|secret)[^"\\]*"\s*:\s*"`)
 
 	// mysqlRE finds go-sql-driver/mysql DSNs: user:password@proto(addr)/db
-	// or user:password@/db. The password is matched lazily so that it runs
-	// to the first '@' that is followed by an address and a '/'; a password
-	// containing '@' still ends at the right one.
-	mysqlRE = regexp.MustCompile(`[^\s:@/'"()=]*:(\S*?)@[^\s/@]*/`)
+	// or user:password@/db. The password may hold '@', ':' and '/'
+	// unencoded, so it runs (greedily, within the word) to the last '@'
+	// that is followed by tcp(addr) or unix(addr) (with or without the '/'
+	// that should follow: a DSN that fails to parse is printed too), or by
+	// (addr)/ or by '/': "u:p@ss/w@tcp(h)/db" masks all of "p@ss/w".
+	mysqlRE = regexp.MustCompile(`[^\s:@/'"()=]*:(\S*)@(?:(?:tcp[46]?|unix)\([^\s()]*\)|\([^\s()]*\)/|/)`)
 )
 
 // IsSecretKey reports whether a parameter, attribute or field named key is
@@ -337,10 +339,13 @@ func apply(s string, spans []span) string {
 	return b.String()
 }
 
-// sqlPasswordRE finds the PASSWORD clause of CREATE/ALTER ROLE or USER in
-// SQL text (a migration's statement in plan output or in an error), whose
-// literal is masked like any password: PASSWORD 'secret'.
-var sqlPasswordRE = regexp.MustCompile(`(?i)\bpassword\s+'`)
+// sqlPasswordRE finds the password literals of SQL text (a migration's
+// statement in plan output or in an error), each masked like any password:
+// PostgreSQL's PASSWORD 'secret' (CREATE/ALTER ROLE or USER) and MySQL's
+// IDENTIFIED [WITH plugin] BY 'secret', PASSWORD('secret') and
+// SET PASSWORD [FOR user] = 'secret'. Each match ends at the literal's
+// opening quote.
+var sqlPasswordRE = regexp.MustCompile(`(?i)\bpassword\s*\(?\s*'|\bidentified\s+(?:with\s+[^\s;']+\s+)?by\s+'|\bset\s+password\b[^=;]*=\s*'`)
 
 // findSQLPasswords returns the 'literal's after PASSWORD in t, quotes
 // included. A quote written twice is part of the literal, as in SQL; an

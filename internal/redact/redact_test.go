@@ -85,6 +85,10 @@ func TestURL(t *testing.T) {
 		{"mysql dsn unix", "u:pw@unix(/run/mysqld/mysqld.sock)/db", "u:xxxxx@unix(/run/mysqld/mysqld.sock)/db"},
 		{"mysql dsn default address", "u:pw@/db", "u:xxxxx@/db"},
 		{"mysql dsn in an error", `open "u:pw@tcp(h)/db": refused`, `open "u:xxxxx@tcp(h)/db": refused`},
+		{"mysql dsn password with @ and /", "root:p@ss/w0rd@tcp(h:3306)/db", "root:xxxxx@tcp(h:3306)/db"},
+		{"mysql dsn password with @/", "root:a@/b@tcp(h:3306)/db", "root:xxxxx@tcp(h:3306)/db"},
+		{"mysql dsn without a database", "root:pw@tcp(h:3306)", "root:xxxxx@tcp(h:3306)"},
+		{"mysql dsn with an empty protocol", "root:pw@(h:3306)/db", "root:xxxxx@(h:3306)/db"},
 
 		// SQL.
 		{"create role password", "CREATE ROLE app LOGIN PASSWORD 'Sup3r';", "CREATE ROLE app LOGIN PASSWORD 'xxxxx';"},
@@ -92,6 +96,10 @@ func TestURL(t *testing.T) {
 			"ALTER USER app WITH ENCRYPTED password\n  'it''s' VALID UNTIL 'infinity'",
 			"ALTER USER app WITH ENCRYPTED password\n  'xxxxx' VALID UNTIL 'infinity'"},
 		{"password null is not a literal", "ALTER ROLE app PASSWORD NULL", "ALTER ROLE app PASSWORD NULL"},
+		{"mysql identified by", "CREATE USER 'app'@'%' IDENTIFIED BY 'S3cr@t';", "CREATE USER 'app'@'%' IDENTIFIED BY 'xxxxx';"},
+		{"mysql identified with plugin by", "ALTER USER app IDENTIFIED WITH mysql_native_password BY 'S3cr''t'", "ALTER USER app IDENTIFIED WITH mysql_native_password BY 'xxxxx'"},
+		{"mariadb using password()", "CREATE USER app IDENTIFIED VIA ed25519 USING PASSWORD('S3cr3t')", "CREATE USER app IDENTIFIED VIA ed25519 USING PASSWORD('xxxxx')"},
+		{"mysql set password", "SET PASSWORD FOR 'app'@'%' = 'S3cr3t';", "SET PASSWORD FOR 'app'@'%' = 'xxxxx';"},
 		{"server message", `password authentication failed for user "app"`, `password authentication failed for user "app"`},
 
 		// Text with nothing to redact.

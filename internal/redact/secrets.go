@@ -86,6 +86,9 @@ func (s *Secrets) AddDSN(dsn string) {
 	if sp, ok := spacedUserinfo(dsn); ok {
 		spans = append(spans, sp)
 	}
+	if m := spacedMySQLRE.FindStringSubmatchIndex(dsn); m != nil && strings.IndexFunc(dsn[m[2]:m[3]], isSpace) >= 0 {
+		spans = append(spans, span{m[2], m[3], kindRaw})
+	}
 	for _, sp := range spans {
 		raw := dsn[sp.start:sp.end]
 		vals := []string{raw}
@@ -208,6 +211,11 @@ func unquote(raw string) string {
 	}
 	return b.String()
 }
+
+// spacedMySQLRE matches a go-sql-driver DSN that is the whole string, its
+// password (submatch 1) running to the last '@' before the address: white
+// space in it hides it from findAll, which reads words.
+var spacedMySQLRE = regexp.MustCompile(`^\s*[^\s:@/'"()=]*:(.*)@(?:(?:tcp[46]?|unix)\([^()]*\)|\([^()]*\)/|/)`)
 
 // dsnURLRE matches a connection string that is a URL.
 var dsnURLRE = regexp.MustCompile(`^\s*[A-Za-z][A-Za-z0-9+.\-]*://`)

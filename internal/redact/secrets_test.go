@@ -89,6 +89,8 @@ func TestSecretsAddDSN(t *testing.T) {
 		{"keyword quoted", `host=h password='it\'s secret'`, "server said it's secret is wrong"},
 		{"keyword plain", "host=h password=plainpw", "server said plainpw is wrong"},
 		{"mysql dsn", "root:my@pw@tcp(h:3306)/db", "server said my@pw is wrong"},
+		{"mysql dsn, space", "root:my pw@tcp(h:3306)/db", "server said my pw is wrong"},
+		{"mysql dsn, space, @ and /", "root:my @p/w@tcp(h:3306)/db?parseTime=true", "server said my @p/w is wrong"},
 		{"url userinfo, unencoded space", "postgres://app:Pa ss99@db/app", "server said Pa ss99 is wrong"},
 		{"url userinfo, space and @", "postgres://app:Pa ss@99@db:5432/app?sslmode=disable", "server said Pa ss@99 is wrong"},
 		{"url userinfo, space and /", "postgres://app:Pa ss/99@db/app", "server said Pa ss/99 is wrong"},

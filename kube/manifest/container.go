@@ -78,8 +78,8 @@ func securityContext() *corev1.SecurityContext {
 }
 
 // env is the container's environment: the migrations directory and version
-// table, then the database, in the order libpq users read them. No value
-// is a password.
+// table, then the database, in the order libpq users read them (MySQL:
+// DATABASE_URL, MYSQL_USER, MYSQL_PWD). No value is a password.
 func env(o *Options, creds Credentials) []corev1.EnvVar {
 	d := &o.Database
 	dir := o.MigrationsDir
@@ -95,6 +95,18 @@ func env(o *Options, creds Credentials) []corev1.EnvVar {
 		vars = append(vars, secretEnv("DATABASE_URL", creds.URLSecret.Name, creds.URLSecret.Key))
 	case d.URL != "":
 		vars = append(vars, corev1.EnvVar{Name: "DATABASE_URL", Value: d.URL})
+	}
+	if d.MySQL() {
+		// shiplock reads MYSQL_USER and MYSQL_PWD where the URL names no
+		// user or password; libpq's variables mean nothing to MySQL.
+		if d.Host != "" && creds.URLSecret.isZero() {
+			vars = append(vars, corev1.EnvVar{Name: "DATABASE_URL", Value: d.mysqlURL()})
+		}
+		if creds.Secret != "" {
+			user, pass := creds.keys()
+			vars = append(vars, secretEnv("MYSQL_USER", creds.Secret, user), secretEnv("MYSQL_PWD", creds.Secret, pass))
+		}
+		return vars
 	}
 	if d.Host != "" && creds.URLSecret.isZero() {
 		vars = append(vars, corev1.EnvVar{Name: "PGHOST", Value: d.Host})
@@ -116,16 +128,22 @@ func env(o *Options, creds Credentials) []corev1.EnvVar {
 		vars = append(vars, corev1.EnvVar{Name: "PGREQUIREAUTH", Value: d.RequireAuth})
 	}
 	if creds.Secret != "" {
-		user, pass := creds.UserKey, creds.PasswordKey
-		if user == "" {
-			user = DefaultUserKey
-		}
-		if pass == "" {
-			pass = DefaultPasswordKey
-		}
+		user, pass := creds.keys()
 		vars = append(vars, secretEnv("PGUSER", creds.Secret, user), secretEnv("PGPASSWORD", creds.Secret, pass))
 	}
 	return vars
+}
+
+// keys are the Secret's keys of the user name and the password.
+func (c Credentials) keys() (user, pass string) {
+	user, pass = c.UserKey, c.PasswordKey
+	if user == "" {
+		user = DefaultUserKey
+	}
+	if pass == "" {
+		pass = DefaultPasswordKey
+	}
+	return user, pass
 }
 
 func secretEnv(name, secret, key string) corev1.EnvVar {

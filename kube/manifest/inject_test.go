@@ -40,6 +40,14 @@ func TestInjectGolden(t *testing.T) {
 			o.Database = Database{Credentials: Credentials{URLSecret: SecretKey{"ledger-db", "url"}}}
 			return o
 		}},
+		{"mysql-gate", "accounts-deployment.yaml", func() InjectOptions {
+			o := accountsInject()
+			o.Database = Database{Driver: DriverMySQL, Host: "mariadb.accounts.svc", Port: 3307, Name: "accounts", Credentials: Credentials{Secret: "account-secret"}}
+			o.Mesh = MeshLinkerd
+			o.Pattern = PatternGate
+			o.Gate = Credentials{Secret: "account-readonly-secret"}
+			return o
+		}},
 		{"multidoc", "inject/multidoc.in.yaml", accountsInject},
 		{"skip-ports", "inject/skip-ports.in.yaml", accountsInject},
 		{"istio", "inject/istio.in.yaml", func() InjectOptions {

@@ -68,6 +68,21 @@ func TestJobGolden(t *testing.T) {
 			o.Hook = HookHelm
 			return o
 		}},
+		// MySQL: the location as DATABASE_URL, the Secret's user and
+		// password as MYSQL_USER and MYSQL_PWD, no libpq variables, and
+		// the mesh lets MySQL's port through.
+		{"mysql", func() JobOptions {
+			o := accountsJob("up")
+			o.Database = Database{Driver: DriverMySQL, Host: "mariadb.accounts.svc", Name: "accounts", Credentials: Credentials{Secret: "account-secret"}}
+			o.Mesh = MeshLinkerd
+			return o
+		}},
+		{"mysql-url-secret", func() JobOptions {
+			o := accountsJob("up")
+			o.Database = Database{Driver: DriverMySQL, Credentials: Credentials{URLSecret: SecretKey{Name: "accounts-db", Key: "url"}}}
+			o.Mesh = MeshIstio
+			return o
+		}},
 		{"url-secret", func() JobOptions {
 			o := accountsJob("redo")
 			o.Database = Database{Credentials: Credentials{URLSecret: SecretKey{Name: "accounts-db-app", Key: "uri"}}}
@@ -319,6 +334,16 @@ func TestJobOptionErrors(t *testing.T) {
 		}, "Database.URLSecret"},
 		{"bad secret", func(o *JobOptions) { o.Database.Secret = "Account_Secret" }, "Database.Secret"},
 		{"bad sslmode", func(o *JobOptions) { o.Database.SSLMode = "sometimes" }, "Database.SSLMode"},
+		{"bad driver", func(o *JobOptions) { o.Database.Driver = "oracle" }, "Database.Driver"},
+		{"postgres driver, mysql url", func(o *JobOptions) {
+			o.Database = Database{Driver: DriverPostgres, URL: "mysql://app@db/accounts"}
+		}, "Database.Driver"},
+		{"mysql sslmode", func(o *JobOptions) { o.Database.Driver = DriverMySQL; o.Database.SSLMode = "require" }, "Database.SSLMode"},
+		{"mysql require auth", func(o *JobOptions) { o.Database.Driver = DriverMySQL; o.Database.RequireAuth = "md5" }, "Database.RequireAuth"},
+		{"mysql without a database name", func(o *JobOptions) { o.Database.Driver = DriverMySQL; o.Database.Name = "" }, "Database.Name"},
+		{"mysql url with a password", func(o *JobOptions) {
+			o.Database = Database{URL: "mysql://app:pw@db/accounts"}
+		}, "Database.URL"},
 		{"bad pull policy", func(o *JobOptions) { o.ImagePullPolicy = "Sometimes" }, "ImagePullPolicy"},
 		{"relative dir", func(o *JobOptions) { o.MigrationsDir = "migrations" }, "MigrationsDir"},
 		{"bad table", func(o *JobOptions) { o.Table = "a.b.c" }, "Table"},

@@ -18,6 +18,12 @@ import (
 	"github.com/shiplock/shiplock/internal/redact"
 )
 
+// Database drivers (Database.Driver).
+const (
+	DriverPostgres = "postgres"
+	DriverMySQL    = "mysql"
+)
+
 // Mesh names the service mesh whose proxy is injected into the pod.
 type Mesh string
 
@@ -85,7 +91,7 @@ func (k SecretKey) isZero() bool { return k.Name == "" && k.Key == "" }
 // starts.
 type Credentials struct {
 	// Secret is a Secret whose UserKey and PasswordKey become PGUSER and
-	// PGPASSWORD.
+	// PGPASSWORD (MySQL: MYSQL_USER and MYSQL_PWD).
 	Secret string
 	// UserKey is the Secret's key holding the user name (default
 	// "username").
@@ -107,7 +113,18 @@ func (c Credentials) isZero() bool {
 // PGDATABASE and PGSSLMODE) with the user and password from a Secret, or a
 // connection string (URL, or Credentials.URLSecret) that holds everything.
 // One of Host, URL or URLSecret is required.
+//
+// For MySQL and MariaDB (Driver [DriverMySQL], or a mysql:// URL) the
+// location is rendered as DATABASE_URL=mysql://HOST:PORT/NAME and the
+// Secret's user and password as MYSQL_USER and MYSQL_PWD, which shiplock
+// reads when the URL names no user or password; SSLMode and RequireAuth
+// are libpq's and must be left empty.
 type Database struct {
+	// Driver is the kind of database: "" or [DriverPostgres] (PostgreSQL),
+	// or [DriverMySQL] (MySQL and MariaDB). A URL's scheme says it too; a
+	// URL in a Secret does not, so Driver also picks the port a mesh must
+	// let through.
+	Driver string
 	// Host is the database server's host name (PGHOST).
 	Host string
 	// Port is the server's port. With Host it is rendered as PGPORT
@@ -188,6 +205,8 @@ const (
 	DefaultUserKey       = "username"
 	DefaultPasswordKey   = "password"
 	DefaultPort          = 5432
+	// DefaultMySQLPort is MySQL's and MariaDB's port.
+	DefaultMySQLPort = 3306
 	// DefaultRequireAuth is the rendered PGREQUIREAUTH: the password never
 	// leaves the pod except in a SCRAM exchange, which proves it without
 	// sending it.
@@ -330,7 +349,38 @@ func (o *Options) validate() error {
 	return o.Database.validate("Database")
 }
 
+// MySQL reports whether the database is MySQL or MariaDB: Driver says
+// so, or URL is a mysql:// URL or go-sql-driver's DSN (USER@tcp(HOST)/DB).
+func (d *Database) MySQL() bool { return d.Driver == DriverMySQL || isMySQLURL(d.URL) }
+
+func isMySQLURL(u string) bool {
+	scheme, _, ok := strings.Cut(u, "://")
+	scheme = strings.ToLower(scheme)
+	return ok && (scheme == "mysql" || scheme == "mariadb") || mysqlDSNAddrRE.MatchString(u)
+}
+
+// mysqlDSNAddrRE finds the address of go-sql-driver's DSN: tcp(HOST:PORT).
+var mysqlDSNAddrRE = regexp.MustCompile(`@(?:tcp|tcp4|tcp6|unix)\(([^()]*)\)/`)
+
 func (d *Database) validate(field string) error {
+	switch d.Driver {
+	case "", DriverPostgres, DriverMySQL:
+	default:
+		return fieldErr(field+".Driver", "%q: want %s or %s", d.Driver, DriverPostgres, DriverMySQL)
+	}
+	if d.Driver == DriverPostgres && isMySQLURL(d.URL) {
+		return conflict(field+".Driver", field+".URL")
+	}
+	if d.MySQL() {
+		switch {
+		case d.SSLMode != "":
+			return fieldErr(field+".SSLMode", "is libpq's (PostgreSQL): for MySQL, keep a URL with tls=true in a Secret")
+		case d.RequireAuth != "" && d.RequireAuth != RequireAuthAny:
+			return fieldErr(field+".RequireAuth", "is libpq's (PostgreSQL): MySQL has no such setting")
+		case d.Host != "" && d.Name == "":
+			return fieldErr(field+".Name", "is required for MySQL: the server has no default database")
+		}
+	}
 	if d.URL != "" && holdsPassword(d.URL) {
 		return fieldErr(field+".URL", "holds a password, which a manifest must not: keep the whole URL in a Secret, or only the password (as PGPASSWORD)")
 	}
@@ -438,8 +488,33 @@ func (d *Database) port() int32 {
 				return int32(p)
 			}
 		}
+		if m := mysqlDSNAddrRE.FindStringSubmatch(d.URL); m != nil {
+			if _, port, err := net.SplitHostPort(m[1]); err == nil {
+				if p, err := strconv.Atoi(port); err == nil {
+					return int32(p)
+				}
+			}
+		}
+	}
+	return d.defaultPort()
+}
+
+func (d *Database) defaultPort() int32 {
+	if d.MySQL() {
+		return DefaultMySQLPort
 	}
 	return DefaultPort
+}
+
+// mysqlURL is the DATABASE_URL of a MySQL location: no user, no password.
+func (d *Database) mysqlURL() string {
+	host := d.Host
+	if d.Port != 0 {
+		host = net.JoinHostPort(d.Host, strconv.Itoa(int(d.Port)))
+	} else if strings.Contains(host, ":") {
+		host = "[" + host + "]" // IPv6
+	}
+	return (&url.URL{Scheme: "mysql", Host: host, Path: "/" + d.Name}).String()
 }
 
 // identity names the database, not who connects to it, so that Jobs for
@@ -455,13 +530,20 @@ func (d *Database) identity() string {
 		}
 		port := u.Port()
 		if port == "" {
-			port = strconv.Itoa(DefaultPort)
+			port = strconv.Itoa(int(d.defaultPort()))
 		}
-		return "postgres://" + net.JoinHostPort(u.Hostname(), port) + u.Path
+		return d.scheme() + net.JoinHostPort(u.Hostname(), port) + u.Path
 	}
 	port := d.Port
 	if port == 0 {
-		port = DefaultPort
+		port = d.defaultPort()
 	}
-	return "postgres://" + net.JoinHostPort(d.Host, strconv.Itoa(int(port))) + "/" + d.Name
+	return d.scheme() + net.JoinHostPort(d.Host, strconv.Itoa(int(port))) + "/" + d.Name
+}
+
+func (d *Database) scheme() string {
+	if d.MySQL() {
+		return "mysql://"
+	}
+	return "postgres://"
 }
