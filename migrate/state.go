@@ -163,6 +163,11 @@ type Problem struct {
 	Statement string
 	// Changed: the file differs from the one the marker was written for.
 	Changed bool
+	// NoTx: the file says "-- +goose NO TRANSACTION". A marker of any
+	// other file comes from a run statement by statement for another
+	// reason: a MySQL file holding DDL (which commits by itself), a file
+	// with its own COMMIT, --tx-mode none.
+	NoTx bool
 }
 
 // String states the problem as a fact: what was found where, with no
@@ -189,15 +194,15 @@ func (p Problem) String() string {
 		if !p.Since.IsZero() {
 			since = ", since " + p.Since.UTC().Format("2006-01-02 15:04:05 UTC")
 		}
-		return fmt.Sprintf("%s: version %d (NO TRANSACTION) is in progress (%s by server process %d%s, statement %d of %d)", p.File, p.Version, p.Direction.progressive(), p.Pid, since, min(p.Completed+1, p.Total), p.Total)
+		return fmt.Sprintf("%s: version %d (%s) is in progress (%s by server process %d%s, statement %d of %d)", p.File, p.Version, p.mode(), p.Direction.progressive(), p.Pid, since, min(p.Completed+1, p.Total), p.Total)
 	case Uncertain:
-		return fmt.Sprintf("%s: version %d (NO TRANSACTION): statement %d of %d was running when its runner (server process %d) stopped, and the database cannot tell whether it took effect: %s", p.location(), p.Version, p.Completed+1, p.Total, p.Pid, p.Statement)
+		return fmt.Sprintf("%s: version %d (%s): statement %d of %d was running when its runner (server process %d) stopped, and the database cannot tell whether it took effect: %s", p.location(), p.Version, p.mode(), p.Completed+1, p.Total, p.Pid, p.Statement)
 	case Interrupted:
 		where := fmt.Sprintf("after %d of %d statements", p.Completed, p.Total)
 		if p.Line > 0 {
 			where += fmt.Sprintf(", next at line %d", p.Line)
 		}
-		s := fmt.Sprintf("%s: version %d (NO TRANSACTION) was interrupted while %s, %s", p.File, p.Version, p.Direction.progressive(), where)
+		s := fmt.Sprintf("%s: version %d (%s) was interrupted while %s, %s", p.File, p.Version, p.mode(), p.Direction.progressive(), where)
 		switch {
 		case p.Changed:
 			s += ", and the file changed since"
@@ -207,6 +212,14 @@ func (p Problem) String() string {
 		return s
 	}
 	return string(p.Kind)
+}
+
+// mode says why the migration ran statement by statement.
+func (p Problem) mode() string {
+	if p.NoTx {
+		return "NO TRANSACTION"
+	}
+	return "run statement by statement"
 }
 
 func (p Problem) location() string {
@@ -234,6 +247,7 @@ func (m *Migrator) markerProblem(r dialect.Record) Problem {
 			p.Statement = shorten(stmts[r.Statement].SQL)
 		}
 		p.Changed = !mig.MatchesChecksum(r.Checksum)
+		p.NoTx = mig.NoTx
 	}
 	return p
 }

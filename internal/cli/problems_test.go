@@ -29,20 +29,24 @@ func TestDescribeProblem(t *testing.T) {
 			"00001_a.sql: version 1 was applied without shiplock; its checksum is recorded by the next up (even with nothing to apply)"},
 		{migrate.Problem{Kind: migrate.InvalidIndex, File: "public.t_id"},
 			"index public.t_id is INVALID (a CREATE INDEX CONCURRENTLY failed); drop it and apply the migration again"},
-		{migrate.Problem{Kind: migrate.InProgress, Version: 5, File: "00005_e.sql", Direction: migrate.Down, Pid: 42, Since: since, Completed: 1, Total: 3},
+		{migrate.Problem{Kind: migrate.InProgress, NoTx: true, Version: 5, File: "00005_e.sql", Direction: migrate.Down, Pid: 42, Since: since, Completed: 1, Total: 3},
 			"00005_e.sql: version 5 (NO TRANSACTION) is in progress (reverting by server process 42, since 2026-11-29 04:05:06 UTC, statement 2 of 3)"},
-		{migrate.Problem{Kind: migrate.InProgress, Version: 5, File: "00005_e.sql", Pid: 42, Completed: 3, Total: 3},
+		{migrate.Problem{Kind: migrate.InProgress, NoTx: true, Version: 5, File: "00005_e.sql", Pid: 42, Completed: 3, Total: 3},
 			"00005_e.sql: version 5 (NO TRANSACTION) is in progress (applying by server process 42, statement 3 of 3)"},
-		{migrate.Problem{Kind: migrate.Uncertain, Version: 5, File: "00005_e.sql", Line: 4, Pid: 42, Completed: 1, Total: 3, InFlight: true, Statement: "INSERT INTO items VALUES (2)"},
+		{migrate.Problem{Kind: migrate.Uncertain, NoTx: true, Version: 5, File: "00005_e.sql", Line: 4, Pid: 42, Completed: 1, Total: 3, InFlight: true, Statement: "INSERT INTO items VALUES (2)"},
 			"00005_e.sql:4: version 5 (NO TRANSACTION): statement 2 of 3 was running when its runner (server process 42) stopped, and the database cannot tell whether it took effect: INSERT INTO items VALUES (2)\n    check the database, then run \"shiplock repair --resume\" if it did not take effect (it runs again), or \"shiplock repair --skip\" if it did"},
-		{migrate.Problem{Kind: migrate.Interrupted, Version: 5, File: "00005_e.sql", Line: 4, Pid: 42, Completed: 1, Total: 3},
+		{migrate.Problem{Kind: migrate.Interrupted, NoTx: true, Version: 5, File: "00005_e.sql", Line: 4, Pid: 42, Completed: 1, Total: 3},
 			"00005_e.sql: version 5 (NO TRANSACTION) was interrupted while applying, after 1 of 3 statements, next at line 4; \"shiplock up\" resumes it (or settle it with \"shiplock repair\")"},
-		{migrate.Problem{Kind: migrate.Interrupted, Version: 5, File: "00005_e.sql", Pid: 42, Completed: 1, Total: 3},
+		{migrate.Problem{Kind: migrate.Interrupted, NoTx: true, Version: 5, File: "00005_e.sql", Pid: 42, Completed: 1, Total: 3},
 			"00005_e.sql: version 5 (NO TRANSACTION) was interrupted while applying, after 1 of 3 statements; \"shiplock up\" resumes it (or settle it with \"shiplock repair\")"},
-		{migrate.Problem{Kind: migrate.Interrupted, Version: 5, File: "00005_e.sql", Direction: migrate.Down, Line: 7, Completed: 2, Total: 3, InFlight: true},
+		{migrate.Problem{Kind: migrate.Interrupted, NoTx: true, Version: 5, File: "00005_e.sql", Direction: migrate.Down, Line: 7, Completed: 2, Total: 3, InFlight: true},
 			"00005_e.sql: version 5 (NO TRANSACTION) was interrupted while reverting, after 2 of 3 statements, next at line 7; statement 3 was running when its runner stopped: \"shiplock down\" resumes it where the catalog tells whether it took effect, otherwise asks \"shiplock repair --resume\" (it did not) or \"--skip\" (it did) (or settle it with \"shiplock repair\")"},
-		{migrate.Problem{Kind: migrate.Interrupted, Version: 5, File: "00005_e.sql", Line: 7, Completed: 2, Total: 3, InFlight: true, Changed: true},
+		{migrate.Problem{Kind: migrate.Interrupted, NoTx: true, Version: 5, File: "00005_e.sql", Line: 7, Completed: 2, Total: 3, InFlight: true, Changed: true},
 			"00005_e.sql: version 5 (NO TRANSACTION) was interrupted while applying, after 2 of 3 statements, next at line 7, and the file changed since: resuming could run other statements than the ones counted; restore the file, or inspect the database and run \"shiplock repair --force\" with --resume, --skip or --restart (or --mark-done, --forget)"},
+		// A MySQL file holding DDL (or any file run statement by statement
+		// without saying NO TRANSACTION) is not called NO TRANSACTION.
+		{migrate.Problem{Kind: migrate.Interrupted, Version: 6, File: "00006_f.sql", Line: 3, Completed: 1, Total: 2},
+			"00006_f.sql: version 6 (run statement by statement) was interrupted while applying, after 1 of 2 statements, next at line 3; \"shiplock up\" resumes it (or settle it with \"shiplock repair\")"},
 	} {
 		if got := describeProblem(c.p); got != c.want {
 			t.Errorf("%s:\n got %q\nwant %q", c.p.Kind, got, c.want)

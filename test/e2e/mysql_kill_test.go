@@ -203,8 +203,9 @@ func TestMySQLKillNineUnreadableStatement(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, code := shiplock(dir, url, "up")
-	if code != 4 || !strings.Contains(out, "00002_m.sql:3") || !strings.Contains(out, "ALTER TABLE busy MODIFY id bigint") || !strings.Contains(out, "shiplock repair") {
-		t.Fatalf("rerun: exit %d, want 4 naming 00002_m.sql:3, the statement and the repair command:\n%s", code, out)
+	if code != 4 || !strings.Contains(out, "00002_m.sql:3") || !strings.Contains(out, "ALTER TABLE busy MODIFY id bigint") || !strings.Contains(out, "shiplock repair") ||
+		!strings.Contains(out, "(run statement by statement)") || strings.Contains(out, "NO TRANSACTION") {
+		t.Fatalf("rerun: exit %d, want 4 naming 00002_m.sql:3, the statement and the repair command, and the file as run statement by statement (not NO TRANSACTION):\n%s", code, out)
 	}
 	t.Logf("the rerun stopped:\n%s", out)
 	var typ string
