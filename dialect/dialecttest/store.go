@@ -32,6 +32,9 @@ func createTables(t testing.TB, c *sql.Conn, d dialect.Dialect) {
 		t.Fatal(err)
 	}
 	if err := d.CreateVersionTable(ctx, tx); err != nil {
+		// Roll back first: a transaction left open would hold the
+		// connection, and the cleanup that closes it would wait forever.
+		_ = tx.Rollback()
 		t.Fatalf("CreateVersionTable: %v", err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -234,6 +237,7 @@ func testOneWriter(t *testing.T, o Options, openA Opener) {
 			err = dialect.MarkReverted(ctx, d, tx, st.reverted...)
 		}
 		if err != nil {
+			_ = tx.Rollback()
 			t.Fatalf("step %d: mark: %v", i, err)
 		}
 		if err := tx.Commit(); err != nil {
