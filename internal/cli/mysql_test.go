@@ -40,6 +40,9 @@ func TestWaitMySQLExitCodes(t *testing.T) {
 	}
 	wrongPassword := *good
 	wrongPassword.User = url.UserPassword(good.User.Username(), canary)
+	// MYSQL_PWD is read only when the URL names no password.
+	noPassword := *good
+	noPassword.User = url.User(good.User.Username())
 	unknownDB := *good
 	unknownDB.Path = "/no_such_database_here"
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -58,7 +61,7 @@ func TestWaitMySQLExitCodes(t *testing.T) {
 	}{
 		{"wrong password, url", []string{"--database-url", wrongPassword.String()}, nil, exitcode.Auth, "1045"},
 		{"wrong password, dsn", []string{"--database-url", dsn}, nil, exitcode.Auth, "1045"},
-		{"wrong password, MYSQL_PWD", []string{"--database-url", good.String()}, map[string]string{"MYSQL_PWD": canary}, exitcode.Auth, "1045"},
+		{"wrong password, MYSQL_PWD", []string{"--database-url", noPassword.String()}, map[string]string{"MYSQL_PWD": canary}, exitcode.Auth, "1045"},
 		{"unknown database", []string{"--database-url", unknownDB.String()}, nil, exitcode.Auth, "1049"},
 		{"refused", []string{"--database-url", "mysql://root:" + canary + "@" + closed + "/db", "--wait-timeout", "1s"}, nil, exitcode.Unavailable, "attempts"},
 		{"ready", []string{"--database-url", good.String()}, nil, exitcode.OK, "database ready"},
