@@ -565,3 +565,38 @@ func TestMySQLRunnersRace(t *testing.T) {
 		t.Errorf("want 0 duplicates, 0 failures")
 	}
 }
+
+// TestMySQLTemporaryTableDataFile: CREATE/DROP TEMPORARY TABLE do not
+// commit, so a data file staging rows in a temporary table gets a real
+// transaction: its failure keeps nothing, and the rerun runs it whole (run
+// statement by statement, the resumed statement would find the
+// temporary table gone with its session). A rollback does not drop a
+// temporary table, and the rerun here is on the same session as a retry
+// would be: the file drops it IF EXISTS first, as the README advises.
+func TestMySQLTemporaryTableDataFile(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := testdb.MySQL(t)
+	db := openMy(t, url)
+	myExec(t, db, "CREATE TABLE target (id int PRIMARY KEY)", "INSERT INTO target VALUES (1)")
+	files := fstest.MapFS{
+		"00001_stage.sql": sqlFile("DROP TEMPORARY TABLE IF EXISTS staged;\nCREATE TEMPORARY TABLE staged (id int);\nINSERT INTO staged VALUES (1), (2);\nINSERT INTO target SELECT id FROM staged;\nDROP TEMPORARY TABLE staged;", "DELETE FROM target WHERE id IN (1, 2);"),
+	}
+	m := myMigrator(t, url, files, migrate.Options{})
+	_, err := m.Up(ctx, migrate.UpOptions{})
+	var merr *migrate.MigrationError
+	if !errors.As(err, &merr) || merr.Line != 5 || merr.OutsideTx != 0 {
+		t.Fatalf("first up = %v; want a failure at line 5 inside the file's transaction", err)
+	}
+	if n := myInt(t, db, "SELECT COUNT(*) FROM shiplock_versions WHERE version_id = 1"); n != 0 {
+		t.Fatalf("the data file left %d records after its transaction failed", n)
+	}
+	myExec(t, db, "DELETE FROM target")
+	if _, err := m.Up(ctx, migrate.UpOptions{}); err != nil {
+		t.Fatalf("rerun: %v", err)
+	}
+	if n := myInt(t, db, "SELECT COUNT(*) FROM target"); n != 2 {
+		t.Fatalf("target rows = %d, want 2", n)
+	}
+	wantVersion(t, m, 1)
+}

@@ -14,9 +14,9 @@ import "strings"
 // SAVEPOINT, RELEASE SAVEPOINT, ROLLBACK TO SAVEPOINT, SET of user and
 // system variables (except autocommit), SET NAMES / CHARACTER SET, SET
 // TRANSACTION, and MariaDB's SET STATEMENT ... FOR by the statement after
-// FOR. Committing, among others: CREATE, ALTER, DROP, RENAME, TRUNCATE
-// (CREATE/DROP TEMPORARY TABLE do not commit, but count as committing),
-// GRANT, REVOKE, SET PASSWORD, SET ROLE, SET autocommit, LOCK/UNLOCK
+// FOR, CREATE [OR REPLACE] TEMPORARY TABLE (... SELECT too) and DROP
+// TEMPORARY TABLE. Committing, among others: CREATE, ALTER, DROP, RENAME,
+// TRUNCATE, GRANT, REVOKE, SET PASSWORD, SET ROLE, SET autocommit, LOCK/UNLOCK
 // TABLES, BEGIN, START TRANSACTION, COMMIT, ROLLBACK, ANALYZE, OPTIMIZE,
 // REPAIR, CHECK, CHECKSUM, LOAD DATA, CACHE INDEX, FLUSH, RESET, INSTALL,
 // CALL (the procedure may commit), EXECUTE, XA.
@@ -75,6 +75,16 @@ func commits(toks []token) bool {
 		return !(i < len(toks) && toks[i].is("TO"))
 	case "SET":
 		return setCommits(toks[1:])
+	case "CREATE", "DROP":
+		// CREATE [OR REPLACE] TEMPORARY TABLE and DROP TEMPORARY TABLE
+		// stay in the transaction (a file staging rows in one must keep
+		// its transaction: resumed alone, a statement would find the
+		// table gone with its session).
+		i := 1
+		if first.text == "CREATE" && i+1 < len(toks) && toks[i].is("OR") && toks[i+1].is("REPLACE") {
+			i += 2
+		}
+		return !(i+1 < len(toks) && toks[i].is("TEMPORARY") && toks[i+1].is("TABLE"))
 	}
 	return true
 }
