@@ -431,6 +431,9 @@ func (m *Migrator) execute(ctx context.Context, q dialect.Querier, conn *sql.Con
 				atomic = stepwise && !inBlock && !m.commitsItself(s.SQL)
 				if !atomic {
 					if err := mark(ctx, i, true); err != nil {
+						if !inBlock {
+							outside = i // the statements before it stay
+						}
 						return fail(s.Line, s.SQL, err)
 					}
 				}
@@ -485,6 +488,9 @@ func (m *Migrator) execute(ctx context.Context, q dialect.Querier, conn *sql.Con
 			}
 			if tracked && !atomic {
 				if err := mark(ctx, i+1, false); err != nil {
+					if !m.inTxBlock(conn) {
+						outside = i + 1 // it and the statements before it stay
+					}
 					return fail(s.Line, s.SQL, err)
 				}
 			}

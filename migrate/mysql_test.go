@@ -600,3 +600,21 @@ func TestMySQLTemporaryTableDataFile(t *testing.T) {
 	}
 	wantVersion(t, m, 1)
 }
+
+// TestMySQLRecordFailureCountsOutsideStatements: when a progress record
+// cannot be written (here the file drops shiplock_versions itself), the
+// statements that already committed are counted in the error, so the
+// caller never reports "nothing changed".
+func TestMySQLRecordFailureCountsOutsideStatements(t *testing.T) {
+	t.Parallel()
+	url := testdb.MySQL(t)
+	files := fstest.MapFS{
+		"00001_hostile.sql": sqlFile("CREATE TABLE a (id int);\nDROP TABLE shiplock_versions;\nCREATE TABLE b (id int);", "DROP TABLE a;"),
+	}
+	m := myMigrator(t, url, files, migrate.Options{})
+	_, err := m.Up(context.Background(), migrate.UpOptions{})
+	var merr *migrate.MigrationError
+	if !errors.As(err, &merr) || merr.OutsideTx != 2 {
+		t.Fatalf("up = %v (%+v); want a MigrationError counting the 2 statements that committed", err, merr)
+	}
+}
