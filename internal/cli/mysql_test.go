@@ -120,6 +120,14 @@ func TestMySQLStatementByStatement(t *testing.T) {
 	if code, out = cli("verify"); code == 0 {
 		t.Errorf("verify: exit 0 with a half-applied migration\n%s", out)
 	}
+	// The file has no NO TRANSACTION annotation: status and verify say why
+	// it ran statement by statement instead.
+	for _, args := range [][]string{{"status"}, {"verify"}, {"status", "-o", "json"}} {
+		code, out = cli(args...)
+		if strings.Contains(out, "NO TRANSACTION") || !strings.Contains(out, "run statement by statement") {
+			t.Errorf("%v (exit %d) misnames the MySQL DDL file:\n%s", args, code, out)
+		}
+	}
 
 	if _, err := db.Exec("CREATE TABLE missing (id int)"); err != nil {
 		t.Fatal(err)
@@ -209,5 +217,34 @@ func TestExitMySQLConnectionKilled(t *testing.T) {
 	}
 	if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM t").Scan(&n); err != nil || n != 1 {
 		t.Fatalf("rows after the rerun: %d, %v; want 1", n, err)
+	}
+}
+
+// TestMySQLOwnTransactionDDLFile: a file with its own START
+// TRANSACTION/COMMIT around DDL runs statement by statement with records
+// too; status says it ran statement by statement, never NO TRANSACTION.
+func TestMySQLOwnTransactionDDLFile(t *testing.T) {
+	t.Parallel()
+	u := testdb.MySQL(t)
+	db := openMySQLTest(t, u)
+	dir := writeDir(t, map[string]string{
+		"00001_own.sql": "-- +goose Up\nSTART TRANSACTION;\nCREATE TABLE x (id int);\nINSERT INTO missing VALUES (1);\nCOMMIT;\n-- +goose Down\nDROP TABLE x;\n",
+	})
+	cli := func(args ...string) (int, string) {
+		code, out, errOut := runCLI(t, nil, append([]string{"--env", "none", "--dir", dir, "--database-url", u}, args...)...)
+		return code, out + errOut
+	}
+	if code, out := cli("up"); code != int(exitcode.Failed) {
+		t.Fatalf("up: exit %d, want 1\n%s", code, out)
+	}
+	code, out := cli("status")
+	if strings.Contains(out, "NO TRANSACTION") || !strings.Contains(out, "run statement by statement") {
+		t.Errorf("status (exit %d) misnames the file:\n%s", code, out)
+	}
+	if _, err := db.Exec("CREATE TABLE missing (id int)"); err != nil {
+		t.Fatal(err)
+	}
+	if code, out = cli("up"); code != 0 {
+		t.Fatalf("rerun: exit %d\n%s", code, out)
 	}
 }
