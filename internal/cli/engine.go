@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/shiplock/shiplock/dbwait"
+	"github.com/shiplock/shiplock/dialect"
 	"github.com/shiplock/shiplock/migrate"
 	"github.com/shiplock/shiplock/migrate/sqlfile"
 )
@@ -149,6 +150,9 @@ func (g *globals) withTarget(ctx context.Context, opts migrate.Options, wait *wa
 	}
 	g.classifier = d // for the exit code
 	defer db.Close()
+	if _, ok := d.(dialect.Leaser); !ok && opts.Lock == migrate.LockLease {
+		return usagef("--lock lease: the " + d.Name() + " dialect has no lease lock (PostgreSQL only); use --lock auto")
+	}
 	prepareDB(db)
 	if g.streams.GoMigrations != nil {
 		// A Go migration outside a transaction gets the pool (goose's

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -246,5 +247,19 @@ func TestMySQLOwnTransactionDDLFile(t *testing.T) {
 	}
 	if code, out = cli("up"); code != 0 {
 		t.Fatalf("rerun: exit %d\n%s", code, out)
+	}
+}
+
+// TestLockLeaseUnsupported: --lock lease on a dialect without a lease
+// lock (MySQL, SQLite) is a usage error (exit 2) before anything runs,
+// not a failed migration (exit 1).
+func TestLockLeaseUnsupported(t *testing.T) {
+	t.Parallel()
+	dir := writeDir(t, map[string]string{"00001_a.sql": "-- +goose Up\nCREATE TABLE a (id int);\n-- +goose Down\nDROP TABLE a;\n"})
+	for _, u := range []string{testdb.MySQL(t), "sqlite://" + filepath.Join(t.TempDir(), "db.sqlite")} {
+		code, out, errOut := runCLI(t, nil, "--env", "none", "--dir", dir, "--database-url", u, "up", "--lock", "lease")
+		if code != int(exitcode.Usage) || !strings.Contains(errOut, "no lease lock") {
+			t.Errorf("up --lock lease on %s: exit %d, want 2\n%s%s", u[:6], code, out, errOut)
+		}
 	}
 }
