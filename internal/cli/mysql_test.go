@@ -79,6 +79,15 @@ func TestWaitMySQLExitCodes(t *testing.T) {
 	}
 }
 
+// cliOn runs the CLI on dir and database u; it returns the exit code
+// and stdout followed by stderr.
+func cliOn(t *testing.T, dir, u string) func(args ...string) (int, string) {
+	return func(args ...string) (int, string) {
+		code, out, errOut := runCLI(t, nil, append([]string{"--env", "none", "--dir", dir, "--database-url", u}, args...)...)
+		return code, out + errOut
+	}
+}
+
 // TestMySQLStatementByStatement: on MariaDB a file with DDL runs statement
 // by statement with progress records: a failure at its second statement
 // leaves the first (committed by the server) recorded, status and verify
@@ -93,10 +102,7 @@ func TestMySQLStatementByStatement(t *testing.T) {
 	dir := writeDir(t, map[string]string{
 		"00001_two_tables.sql": "-- +goose Up\nCREATE TABLE a (id int);\nINSERT INTO missing VALUES (1);\nCREATE TABLE b (id int);\n-- +goose Down\nDROP TABLE b;\nDROP TABLE a;\n",
 	})
-	cli := func(args ...string) (int, string) {
-		code, out, errOut := runCLI(t, nil, append([]string{"--env", "none", "--dir", dir, "--database-url", u}, args...)...)
-		return code, out + errOut
-	}
+	cli := cliOn(t, dir, u)
 
 	code, out := cli("up", "--tx-mode", "all")
 	if code != int(exitcode.BadFile) || !strings.Contains(out, "00001_two_tables.sql:2") || !strings.Contains(out, "transaction mode all") {
@@ -231,10 +237,7 @@ func TestMySQLOwnTransactionDDLFile(t *testing.T) {
 	dir := writeDir(t, map[string]string{
 		"00001_own.sql": "-- +goose Up\nSTART TRANSACTION;\nCREATE TABLE x (id int);\nINSERT INTO missing VALUES (1);\nCOMMIT;\n-- +goose Down\nDROP TABLE x;\n",
 	})
-	cli := func(args ...string) (int, string) {
-		code, out, errOut := runCLI(t, nil, append([]string{"--env", "none", "--dir", dir, "--database-url", u}, args...)...)
-		return code, out + errOut
-	}
+	cli := cliOn(t, dir, u)
 	if code, out := cli("up"); code != int(exitcode.Failed) {
 		t.Fatalf("up: exit %d, want 1\n%s", code, out)
 	}
