@@ -266,3 +266,36 @@ func TestLockLeaseUnsupported(t *testing.T) {
 		}
 	}
 }
+
+// TestMySQLLockTimeoutExit: while another session holds the run's
+// GET_LOCK, up waits --lock-timeout, exits 7 (retryable) and applies
+// nothing; once the holder releases it, up applies.
+func TestMySQLLockTimeoutExit(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	u := testdb.MySQL(t)
+	db := openMySQLTest(t, u)
+	dir := writeDir(t, map[string]string{"00001_a.sql": "-- +goose Up\nCREATE TABLE a (id int);\n-- +goose Down\nDROP TABLE a;\n"})
+	holder, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+	if ok, err := (mysql.Dialect{}).TryLock(ctx, holder); err != nil || !ok {
+		t.Fatalf("TryLock = %v, %v", ok, err)
+	}
+	cli := cliOn(t, dir, u)
+	if code, out := cli("up", "--lock-timeout", "1s"); code != int(exitcode.Locked) || !strings.Contains(out, "lock not acquired") {
+		t.Fatalf("up behind the holder: exit %d, want %d\n%s", code, exitcode.Locked, out)
+	}
+	var n int
+	if err := db.QueryRow("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = 'a'").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("table a after the lock timeout: %d, %v", n, err)
+	}
+	if err := (mysql.Dialect{}).Unlock(ctx, holder); err != nil {
+		t.Fatal(err)
+	}
+	if code, out := cli("up", "--lock-timeout", "1s"); code != 0 {
+		t.Fatalf("up after the release: exit %d\n%s", code, out)
+	}
+}
