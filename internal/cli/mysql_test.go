@@ -299,3 +299,28 @@ func TestMySQLLockTimeoutExit(t *testing.T) {
 		t.Fatalf("up after the release: exit %d\n%s", code, out)
 	}
 }
+
+// TestMySQLLockTablesFile: mysqldump writes LOCK TABLES t WRITE; INSERT
+// ...; UNLOCK TABLES around each table's rows, and goose applies such a
+// file. Run statement by statement, shiplock records progress between the
+// statements, in shiplock_versions, which LOCK TABLES did not lock (error
+// 1100): today the run fails with LOCK TABLES recorded in flight, and
+// repair --resume fails the same way (stuck). FAILS until a LOCK TABLES
+// ... UNLOCK TABLES span runs as one unit (or is refused before any
+// change).
+func TestMySQLLockTablesFile(t *testing.T) {
+	t.Parallel()
+	u := testdb.MySQL(t)
+	db := openMySQLTest(t, u)
+	dir := writeDir(t, map[string]string{
+		"00001_dump.sql": "-- +goose Up\nCREATE TABLE t (id int);\nLOCK TABLES t WRITE;\nINSERT INTO t VALUES (1), (2);\nUNLOCK TABLES;\n-- +goose Down\nDROP TABLE t;\n",
+	})
+	code, out, errOut := runCLI(t, nil, "--env", "none", "--dir", dir, "--database-url", u, "up")
+	if code != 0 {
+		t.Fatalf("up: exit %d\n%s%s", code, out, errOut)
+	}
+	var n int
+	if err := db.QueryRow("SELECT COUNT(*) FROM t").Scan(&n); err != nil || n != 2 {
+		t.Fatalf("rows in t: %d, %v; want 2", n, err)
+	}
+}
