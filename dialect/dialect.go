@@ -358,6 +358,14 @@ type Settler interface {
 	Settle(ctx context.Context, q Querier, stmt string, pid int64, since time.Time) (o Outcome, busy bool, err error)
 }
 
+// StepChecker is implemented by dialects with statements that cannot run
+// in a file run statement by statement, where shiplock records its
+// progress in its own table between the statements.
+type StepChecker interface {
+	// StepConflict says why stmt cannot run there; "" when it can.
+	StepConflict(stmt string) string
+}
+
 // Canceller is implemented by dialects that can cancel the statement a
 // session runs from another session, leaving the first one usable.
 type Canceller interface {

@@ -364,6 +364,13 @@ func (m *Migrator) checkRunnable(todo []*Migration, dir Direction) error {
 		if m.opts.TxMode == TxAll && mig.Kind == KindSQL && (hasTxControl(mig.Statements(Up)) || hasTxControl(mig.Statements(Down))) {
 			return &FileError{File: mig.Source, Msg: "holds transaction-control statements (BEGIN, COMMIT, ...) and cannot run in transaction mode \"all\"", Reason: NotInOneTransaction}
 		}
+		if sc, ok := m.dialect.(dialect.StepChecker); ok && mig.Kind == KindSQL {
+			for _, s := range mig.Statements(dir) {
+				if why := sc.StepConflict(s.SQL); why != "" {
+					return &FileError{File: fmt.Sprintf("%s:%d", mig.Source, s.Line), Msg: why}
+				}
+			}
+		}
 		if m.opts.TxMode == TxAll && mig.Kind == KindSQL {
 			if s, ok := m.firstImplicitCommit(mig.Statements(dir)); ok {
 				return &ImplicitCommitError{Version: mig.Version, File: mig.Source, Line: s.Line, Direction: dir, Statement: shorten(s.SQL)}

@@ -46,6 +46,32 @@ func (Dialect) ImplicitCommit(stmt string) bool {
 	return false
 }
 
+// StepConflict refuses LOCK TABLES (and LOCK TABLE): it limits the
+// session to the tables it names until UNLOCK TABLES, so the progress
+// record written after it fails (error 1100), and rerunning the file
+// fails the same way. mysqldump writes it around each table's rows unless
+// given --skip-add-locks.
+func (Dialect) StepConflict(stmt string) string {
+	toks, ok := lex(stmt)
+	if !ok {
+		return ""
+	}
+	for len(toks) > 0 {
+		end := 0
+		for end < len(toks) && !(toks[end].kind == tSymbol && toks[end].text == ";") {
+			end++
+		}
+		if end > 1 && toks[0].is("LOCK") && toks[1].is("TABLE", "TABLES") {
+			return "LOCK TABLES limits the session to the tables it names, so shiplock could not record the file's progress after it (error 1100); remove LOCK TABLES and UNLOCK TABLES from the file (mysqldump --skip-add-locks writes none)"
+		}
+		if end == len(toks) {
+			break
+		}
+		toks = toks[end+1:]
+	}
+	return ""
+}
+
 // commits classifies one statement's tokens.
 func commits(toks []token) bool {
 	first := toks[0]

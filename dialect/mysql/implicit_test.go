@@ -253,3 +253,24 @@ func FuzzImplicitCommit(f *testing.F) {
 		}
 	})
 }
+
+// TestStepConflict: LOCK TABLES, however written, cannot run between
+// progress records; nothing else is refused.
+func TestStepConflict(t *testing.T) {
+	var d mysql.Dialect
+	for stmt, refused := range map[string]bool{
+		"LOCK TABLES t WRITE":                           true,
+		"lock table t read":                             true,
+		"/* dump */ LOCK TABLES `t` WRITE, u READ":      true,
+		"/*!40000 LOCK TABLES t WRITE */":               true,
+		"INSERT INTO t VALUES (1); LOCK TABLES t WRITE": true,
+		"UNLOCK TABLES":                                 false,
+		"SELECT 'LOCK TABLES t WRITE'":                  false,
+		"CREATE TABLE lock_tables (id int)":             false,
+		"LOCK INSTANCE FOR BACKUP":                      false,
+	} {
+		if got := d.StepConflict(stmt) != ""; got != refused {
+			t.Errorf("StepConflict(%q) refuses = %v, want %v", stmt, got, refused)
+		}
+	}
+}

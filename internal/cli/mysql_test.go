@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -301,13 +302,12 @@ func TestMySQLLockTimeoutExit(t *testing.T) {
 }
 
 // TestMySQLLockTablesFile: mysqldump writes LOCK TABLES t WRITE; INSERT
-// ...; UNLOCK TABLES around each table's rows, and goose applies such a
-// file. Run statement by statement, shiplock records progress between the
-// statements, in shiplock_versions, which LOCK TABLES did not lock (error
-// 1100): today the run fails with LOCK TABLES recorded in flight, and
-// repair --resume fails the same way (stuck). FAILS until a LOCK TABLES
-// ... UNLOCK TABLES span runs as one unit (or is refused before any
-// change).
+// ...; UNLOCK TABLES around each table's rows. Such a file runs statement
+// by statement (LOCK TABLES commits by itself), and the progress record
+// after LOCK TABLES would fail (1100: shiplock_versions is not among the
+// locked tables), leaving the file stuck half-way. So it is refused
+// before anything runs, naming the file, the line and the fix; without
+// the LOCK/UNLOCK pair the same file applies.
 func TestMySQLLockTablesFile(t *testing.T) {
 	t.Parallel()
 	u := testdb.MySQL(t)
@@ -316,10 +316,19 @@ func TestMySQLLockTablesFile(t *testing.T) {
 		"00001_dump.sql": "-- +goose Up\nCREATE TABLE t (id int);\nLOCK TABLES t WRITE;\nINSERT INTO t VALUES (1), (2);\nUNLOCK TABLES;\n-- +goose Down\nDROP TABLE t;\n",
 	})
 	code, out, errOut := runCLI(t, nil, "--env", "none", "--dir", dir, "--database-url", u, "up")
-	if code != 0 {
-		t.Fatalf("up: exit %d\n%s%s", code, out, errOut)
+	if code != int(exitcode.BadFile) || !strings.Contains(errOut, "00001_dump.sql:3: LOCK TABLES") || !strings.Contains(errOut, "--skip-add-locks") {
+		t.Fatalf("up: exit %d, want %d naming 00001_dump.sql:3 and the fix\n%s%s", code, exitcode.BadFile, out, errOut)
 	}
 	var n int
+	if err := db.QueryRow("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 't'").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("table t exists (%d, %v): the refused file ran", n, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "00001_dump.sql"), []byte("-- +goose Up\nCREATE TABLE t (id int);\nINSERT INTO t VALUES (1), (2);\n-- +goose Down\nDROP TABLE t;\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := runCLI(t, nil, "--env", "none", "--dir", dir, "--database-url", u, "up"); code != 0 {
+		t.Fatalf("up without LOCK TABLES: exit %d\n%s%s", code, out, errOut)
+	}
 	if err := db.QueryRow("SELECT COUNT(*) FROM t").Scan(&n); err != nil || n != 2 {
 		t.Fatalf("rows in t: %d, %v; want 2", n, err)
 	}
