@@ -62,7 +62,7 @@ func (Dialect) StepConflict(stmt string) string {
 			end++
 		}
 		if end > 1 && toks[0].is("LOCK") && toks[1].is("TABLE", "TABLES") {
-			return "LOCK TABLES limits the session to the tables it names, so shiplock could not record the file's progress after it (error 1100); remove LOCK TABLES and UNLOCK TABLES from the file (mysqldump --skip-add-locks writes none)"
+			return "LOCK TABLES limits the session to the tables it names, so shiplock could not record the file's progress after it (error 1100); remove LOCK TABLES and UNLOCK TABLES from the file"
 		}
 		if end == len(toks) {
 			break

@@ -316,7 +316,7 @@ func TestMySQLLockTablesFile(t *testing.T) {
 		"00001_dump.sql": "-- +goose Up\nCREATE TABLE t (id int);\nLOCK TABLES t WRITE;\nINSERT INTO t VALUES (1), (2);\nUNLOCK TABLES;\n-- +goose Down\nDROP TABLE t;\n",
 	})
 	code, out, errOut := runCLI(t, nil, "--env", "none", "--dir", dir, "--database-url", u, "up")
-	if code != int(exitcode.BadFile) || !strings.Contains(errOut, "00001_dump.sql:3: LOCK TABLES") || !strings.Contains(errOut, "--skip-add-locks") {
+	if code != int(exitcode.BadFile) || !strings.Contains(errOut, "00001_dump.sql:3: LOCK TABLES") || !strings.Contains(errOut, "remove LOCK TABLES and UNLOCK TABLES") {
 		t.Fatalf("up: exit %d, want %d naming 00001_dump.sql:3 and the fix\n%s%s", code, exitcode.BadFile, out, errOut)
 	}
 	var n int
