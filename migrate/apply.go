@@ -399,9 +399,28 @@ func (m *Migrator) execute(ctx context.Context, q dialect.Querier, conn *sql.Con
 	case KindSQL:
 		r.Empty = len(stmts) == 0
 		var pid int64
+		// A statement's "done" record is folded into the next statement's
+		// "started" one when that follows at once: one write instead of
+		// two, and a runner that dies in between leaves what it would
+		// have left a moment earlier (the statement before in flight,
+		// settled as after any crash). deferred is the count of statements
+		// done whose record waits for that write; -1 when none waits.
+		deferred := -1
+		flush := func(ctx context.Context) error {
+			if deferred < 0 {
+				return nil
+			}
+			err := mark(ctx, deferred, false)
+			deferred = -1
+			return err
+		}
 		if tracked {
-			if err := mark(ctx, first, false); err != nil {
-				return fail(0, "", err)
+			// A fresh start needs no record before its first statement
+			// records itself; a resume or a repair writes it now.
+			if _, known := m.resumable[mig.Version]; m.resumable == nil || known || first > 0 {
+				if err := mark(ctx, first, false); err != nil {
+					return fail(0, "", err)
+				}
 			}
 			if c, ok := m.dialect.(dialect.Canceller); ok && m.opts.Stop != nil && first < len(stmts) {
 				var err error
@@ -413,6 +432,10 @@ func (m *Migrator) execute(ctx context.Context, q dialect.Querier, conn *sql.Con
 		for i := first; i < len(stmts); i++ {
 			s := stmts[i]
 			if tracked && m.stopRequested() {
+				if err := flush(ctx); err != nil {
+					outside = i
+					return fail(s.Line, s.SQL, err)
+				}
 				if m.inTxBlock(conn) {
 					return r, fmt.Errorf("%w: %s stopped after %d of %d statements, inside its transaction (rolled back; the next up runs it again)", ErrStopped, mig.Source, i, len(stmts))
 				}
@@ -430,12 +453,16 @@ func (m *Migrator) execute(ctx context.Context, q dialect.Querier, conn *sql.Con
 				inBlock := m.inTxBlock(conn)
 				atomic = stepwise && !inBlock && !m.commitsItself(s.SQL)
 				if !atomic {
+					deferred = -1 // this record says the statements before are done
 					if err := mark(ctx, i, true); err != nil {
 						if !inBlock {
 							outside = i // the statements before it stay
 						}
 						return fail(s.Line, s.SQL, err)
 					}
+				} else if err := flush(ctx); err != nil {
+					outside = i
+					return fail(s.Line, s.SQL, err)
 				}
 				endWatch := m.graceWatch(ctx, pid)
 				switch {
@@ -486,7 +513,9 @@ func (m *Migrator) execute(ctx context.Context, q dialect.Querier, conn *sql.Con
 			if err != nil {
 				return fail(s.Line, s.SQL, err)
 			}
-			if tracked && !atomic {
+			if tracked && !atomic && i+1 < len(stmts) {
+				deferred = i + 1
+			} else if tracked && !atomic {
 				if err := mark(ctx, i+1, false); err != nil {
 					if !m.inTxBlock(conn) {
 						outside = i + 1 // it and the statements before it stay
