@@ -21,7 +21,7 @@ func newRepairCmd(g *globals) *cobra.Command {
 	f := &repairFlags{}
 	cmd := &cobra.Command{
 		Use:   "repair --resume|--skip|--restart|--mark-done|--forget|--accept-checksum V",
-		Short: "Settle a NO TRANSACTION migration that was interrupted half-way, or accept an edited file's checksum",
+		Short: "Settle a migration run statement by statement (NO TRANSACTION; MySQL DDL) that was interrupted half-way, or accept an edited file's checksum",
 		Long: `A migration that runs statement by statement (-- +goose NO TRANSACTION,
 --tx-mode none, and on MySQL and MariaDB a file holding DDL, which commits
 by itself) records each statement as started before sending it and as
@@ -33,7 +33,10 @@ last statement done, or, for a statement that was running when the runner
 died, once that statement's server process has ended and only where the
 catalog tells whether it took effect (CREATE INDEX CONCURRENTLY: a valid
 index is done, an INVALID one is dropped and built again; IF [NOT] EXISTS,
-CREATE OR REPLACE and ALTER TYPE ... ADD VALUE IF NOT EXISTS run again).
+CREATE OR REPLACE and ALTER TYPE ... ADD VALUE IF NOT EXISTS run again;
+on MySQL and MariaDB, information_schema tells for CREATE and DROP of a
+table, view or index, RENAME TABLE, and ALTER TABLE adding, dropping or
+renaming a column, an index or a named constraint).
 Otherwise up stops (exit 4) naming the statement and its line; inspect the
 database, then settle it:
 
