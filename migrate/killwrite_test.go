@@ -353,3 +353,62 @@ func stopPG(ctx context.Context, t *testing.T, url string, files fstest.MapFS, w
 		t.Fatalf("%d inserts ran twice, %v", n, err)
 	}
 }
+
+// TestFailedStatementThenRerun: statement 2 of a file run statement by
+// statement fails (its table is missing): the marker says 2 done, nothing
+// in flight, and once the table exists the next up goes on at statement
+// 2, running each statement once.
+func TestFailedStatementThenRerun(t *testing.T) {
+	ctx := context.Background()
+	const body = "INSERT INTO log VALUES ('s0');\nINSERT INTO log VALUES ('s1');\nINSERT INTO later VALUES ('s2');\nINSERT INTO log VALUES ('s3');"
+	for _, tc := range []struct {
+		name string
+		my   bool
+		file *fstest.MapFile
+		opts migrate.Options
+	}{
+		{name: "pg no transaction", file: notxFile(body)},
+		{name: "pg tx-mode none", file: sqlFile(body, "SELECT 1;"), opts: migrate.Options{TxMode: migrate.TxNone}},
+		{name: "mysql ddl file", my: true, file: sqlFile("CREATE TABLE t0 (id int);\nINSERT INTO log VALUES ('s1');\nINSERT INTO later VALUES ('s2');\nCREATE TABLE t3 (id int);", "SELECT 1;")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			files := fstest.MapFS{"00001_log.sql": sqlFile("CREATE TABLE log (tag varchar(10));", "DROP TABLE log;"), "00002_m.sql": tc.file}
+			var (
+				db  *sql.DB
+				m   func() *migrate.Migrator
+				col = "statement"
+			)
+			if tc.my {
+				url := testdb.MySQL(t)
+				db, col = openMy(t, url), "`statement`"
+				m = func() *migrate.Migrator { return myMigrator(t, url, files, tc.opts) }
+			} else {
+				url := testdb.Postgres(t)
+				db = openPG(t, url)
+				defer db.Close()
+				m = func() *migrate.Migrator { return pgMigrator(t, url, files, tc.opts) }
+			}
+			if _, err := m().Up(ctx, migrate.UpOptions{}); err == nil {
+				t.Fatal("up with the table missing succeeded")
+			}
+			var (
+				n        int
+				inFlight bool
+			)
+			if err := db.QueryRow("SELECT "+col+", in_flight FROM shiplock_versions WHERE version_id = 2").Scan(&n, &inFlight); err != nil || n != 2 || inFlight {
+				t.Fatalf("marker = %d, in flight %v, %v; want 2 done, nothing in flight", n, inFlight, err)
+			}
+			if _, err := db.Exec("CREATE TABLE later (tag varchar(10))"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := m().Up(ctx, migrate.UpOptions{}); err != nil {
+				t.Fatalf("up once the table exists: %v", err)
+			}
+			var rows, later int
+			if err := db.QueryRow("SELECT (SELECT count(*) FROM log), (SELECT count(*) FROM later)").Scan(&rows, &later); err != nil || later != 1 || (rows != 3 && !tc.my) || (rows != 1 && tc.my) {
+				t.Fatalf("log %d rows, later %d, %v", rows, later, err)
+			}
+		})
+	}
+}
