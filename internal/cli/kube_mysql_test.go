@@ -53,7 +53,8 @@ func TestKubeJobMySQL(t *testing.T) {
 		{[]string{"--db-driver", "mysql", "--db-host", "h", "--db-name", "app", "--secret", "s", "--db-require-auth", "md5"}, "--db-require-auth: is libpq's"},
 		{[]string{"--db-driver", "mysql", "--db-host", "h", "--secret", "s"}, "--db-name: is required for MySQL"},
 		{[]string{"--db-driver", "oracle", "--db-host", "h", "--secret", "s"}, "--db-driver: \"oracle\""},
-		{[]string{"--database-url", "mysql://app:Canary-Pw@h/app"}, "--database-url: holds a password"},
+		{[]string{"--database-url", "mysql://app:Canary-Pw@h/app"}, "only the password (as MYSQL_PWD)"},
+		{[]string{"--database-url", "app:Canary-Pw@tcp(h:3306)/app"}, "only the password (as MYSQL_PWD)"},
 	} {
 		code, _, errOut := runCLI(t, nil, append(append(base, tc.args...), "--", "up")...)
 		if code != int(exitcode.Usage) || !strings.Contains(errOut, tc.want) || strings.Contains(errOut, "Canary-Pw") {

@@ -27,8 +27,10 @@ func newUpCmd(g *globals) *cobra.Command {
 		Long: `Apply pending migrations.
 
 When nothing is pending, up returns after one read-only check and takes no
-lock. Otherwise it takes the migration lock (goose's advisory lock id, so
-goose runners are excluded too), re-reads the state, refuses to run when an
+lock. Otherwise it takes the migration lock (PostgreSQL: goose's advisory
+lock id, so goose runners using goose's session locker are excluded too;
+MySQL and MariaDB: GET_LOCK, which goose's table locker does not see; SQLite:
+a flock), re-reads the state, refuses to run when an
 applied file was edited or a pending file is out of order, and applies the
 plan in the chosen transaction mode.
 

@@ -382,6 +382,9 @@ func (d *Database) validate(field string) error {
 		}
 	}
 	if d.URL != "" && holdsPassword(d.URL) {
+		if d.MySQL() {
+			return fieldErr(field+".URL", "holds a password, which a manifest must not: keep the whole URL in a Secret, or only the password (as MYSQL_PWD)")
+		}
 		return fieldErr(field+".URL", "holds a password, which a manifest must not: keep the whole URL in a Secret, or only the password (as PGPASSWORD)")
 	}
 	switch {
