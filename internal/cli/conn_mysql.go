@@ -55,6 +55,11 @@ func (g *globals) parseMySQL(raw string) (target, error) {
 		}
 		return target{}, usagef(msg)
 	}
+	if cfg.DBName == "" {
+		// Without one, reads find no goose_db_version (everything looks
+		// pending) and up fails only at the lock, which is per database.
+		return target{}, usagef("the MySQL connection string names no database: add it after the address, as in mysql://app@db:3306/accounts or app@tcp(db:3306)/accounts")
+	}
 	t := target{dialect: "mysql", conn: raw, my: cfg}
 	if cfg.User == "" {
 		cfg.User = g.streams.getenv("MYSQL_USER")

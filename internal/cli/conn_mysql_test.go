@@ -25,7 +25,8 @@ func mysqlTarget(t *testing.T, raw, driver string, env map[string]string) (targe
 // their tcp(...) or unix(...) address, or read as MySQL by goose's DRIVER
 // mysql) resolve to the MySQL dialect; MYSQL_PWD and MYSQL_USER fill what
 // the string leaves out, never what it names; a string that cannot be
-// parsed is a usage error that does not repeat its password.
+// parsed, or names no database, is a usage error that does not repeat its
+// password.
 func TestMySQLTargets(t *testing.T) {
 	const pw = "Canary-My-7c1d"
 	for _, tc := range []struct {
@@ -48,6 +49,8 @@ func TestMySQLTargets(t *testing.T) {
 		{name: "MYSQL_USER fills the user", raw: "mysql://db.example/accounts", env: map[string]string{"MYSQL_USER": "app", "MYSQL_PWD": pw}, addr: "db.example:3306", user: "app", pass: pw, dbase: "accounts"},
 		{name: "unencoded password in a url", raw: "mysql://app:p@ss" + pw + "@db.example/accounts", err: "must be percent-encoded"},
 		{name: "bad dsn", raw: "app:" + pw + "@tcp(db.example:3306)", driver: "mysql", err: "parse the MySQL connection string"},
+		{name: "url without a database", raw: "mysql://app:" + pw + "@db.example:3306/", err: "names no database"},
+		{name: "dsn without a database", raw: "app:" + pw + "@tcp(db.example:3306)/?parseTime=true", err: "names no database"},
 		{name: "unsubstituted host", raw: "mysql://app:" + pw + "@${DB_HOST}/accounts", err: "nothing substituted"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
