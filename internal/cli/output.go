@@ -86,8 +86,12 @@ func summary(res *migrate.Result, err error) string {
 		return fmt.Sprintf("migration lock not acquired, at version %d; nothing changed", res.From)
 	case partly && len(did) == 0:
 		return fmt.Sprintf("failed at version %d after %d of its statements ran outside a transaction (recorded; see shiplock status)", merr.Version, merr.OutsideTx)
+	case err != nil && len(did) == 0 && merr != nil:
+		return fmt.Sprintf("version %d failed; nothing changed, still at version %d", merr.Version, res.From)
 	case err != nil && len(did) == 0:
-		return fmt.Sprintf("failed at version %d; nothing changed", res.From)
+		// Refused before any migration ran (integrity, a file, the lock):
+		// res.From is where the database stays, not what failed.
+		return fmt.Sprintf("failed; nothing changed, still at version %d", res.From)
 	case partly:
 		return fmt.Sprintf("failed after %s, now at version %d (was %d); version %d failed after %d of its statements ran outside a transaction (recorded; see shiplock status)",
 			strings.Join(did, " and "), res.To, res.From, merr.Version, merr.OutsideTx)

@@ -43,6 +43,18 @@ func TestRedoAndRepairSummaries(t *testing.T) {
 	}
 	check(1, "failed at version 3 after 1 of its statements ran outside a transaction (recorded; see shiplock status)", "up")
 	check(0, "interrupted version 3: forgotten, now at version 2 (was 2) in ", "repair", "--forget")
+
+	// A failure with nothing changed names the failing version apart from
+	// the one the database stays at; a refusal before any migration ran
+	// names only the latter.
+	if err := os.WriteFile(filepath.Join(dir, "00003_c.sql"), []byte("-- +goose Up\nSELECT * FROM missing;\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	check(1, "version 3 failed; nothing changed, still at version 2\n", "up")
+	if err := os.WriteFile(filepath.Join(dir, "00002_b.sql"), []byte("-- +goose Up\nCREATE TABLE b (id bigint);\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	check(4, "failed; nothing changed, still at version 2\n", "up")
 }
 
 // TestLockTimeoutSummary: up that gives up waiting for the migration lock
