@@ -69,7 +69,15 @@ func ParseURL(raw string) (*mysql.Config, error) {
 			names = append(names, k)
 		}
 		sort.Strings(names)
-		return nil, fmt.Errorf("mysql: unknown URL parameter %s (the driver's DSN parameters only; use the DSN form user:password@tcp(host:port)/db?var=value to set session variables)", strings.Join(names, ", "))
+		hint := "the driver's DSN parameters only; use the DSN form user@tcp(host:port)/db?var=value to set session variables"
+		for _, n := range names {
+			// libpq's and the mysql client's TLS settings, brought along
+			// by habit: the driver's is tls.
+			if k := strings.ToLower(strings.NewReplacer("-", "", "_", "").Replace(n)); k == "sslmode" || k == "ssl" {
+				hint = "TLS is the driver's tls parameter: tls=true (verified), tls=preferred or tls=skip-verify"
+			}
+		}
+		return nil, fmt.Errorf("mysql: unknown URL parameter %s (%s)", strings.Join(names, ", "), hint)
 	}
 	cfg.User = u.User.Username()
 	cfg.Passwd, _ = u.User.Password()

@@ -35,6 +35,11 @@ func TestParseURL(t *testing.T) {
 				cfg.User, cfg.Passwd, cfg.Addr, cfg.DBName, cfg.TLSConfig, cfg.Timeout, cfg.Loc)
 		}
 	}
+	for _, sslmode := range []string{"sslmode=require", "ssl-mode=REQUIRED", "ssl_mode=VERIFY_IDENTITY"} {
+		if _, err := mysql.ParseURL("mysql://u@h/d?" + sslmode); err == nil || !strings.Contains(err.Error(), "tls=true") {
+			t.Errorf("ParseURL(...?%s): %v; want the hint to tls=", sslmode, err)
+		}
+	}
 	for _, bad := range []string{
 		"postgres://u@h/d",
 		"mysql:///d",
