@@ -30,9 +30,9 @@ type target struct {
 	conn    string // sqlite: the path or URL; mysql: the URL or DSN
 	pg      *pgx.ConnConfig
 	my      *mysql.Config
-	// myPassword names where a MySQL password not in the connection
-	// string came from ("MYSQL_PWD"), for env.
-	myPassword string
+	// myPassword and myUser name where a MySQL password or user not in
+	// the connection string came from ("MYSQL_PWD", "MYSQL_USER"), for env.
+	myPassword, myUser string
 }
 
 // resolveTarget finds the database from --database-url, DATABASE_URL,

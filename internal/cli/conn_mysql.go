@@ -62,7 +62,9 @@ func (g *globals) parseMySQL(raw string) (target, error) {
 	}
 	t := target{dialect: "mysql", conn: raw, my: cfg}
 	if cfg.User == "" {
-		cfg.User = g.streams.getenv("MYSQL_USER")
+		if u := g.streams.getenv("MYSQL_USER"); u != "" {
+			cfg.User, t.myUser = u, "MYSQL_USER"
+		}
 	}
 	if cfg.Passwd == "" {
 		if pw := g.streams.getenv("MYSQL_PWD"); pw != "" {

@@ -108,11 +108,16 @@ func TestMySQLTLSFiles(t *testing.T) {
 	}
 }
 
-// TestEnvNamesMySQLPasswordSource: env says where a password the URL does
-// not hold comes from, without printing it.
+// TestEnvNamesMySQLPasswordSource: env says where a password (and a user)
+// the URL does not hold comes from, without printing the password.
 func TestEnvNamesMySQLPasswordSource(t *testing.T) {
 	rows := envTable(t, map[string]string{"DATABASE_URL": "mysql://app@db/app", "MYSQL_PWD": "Canary-Pw-0b1e"}, "--env", "none")
 	if rows["dbstring"] != "mysql://app@db/app DATABASE_URL (password from MYSQL_PWD)" || rows["driver"] != "mysql from the database setting" {
 		t.Errorf("dbstring %q, driver %q", rows["dbstring"], rows["driver"])
+	}
+	// The user too, as a Job rendered by kube job --db-driver mysql sets it.
+	rows = envTable(t, map[string]string{"DATABASE_URL": "mysql://db/app", "MYSQL_USER": "app", "MYSQL_PWD": "Canary-Pw-0b1e"}, "--env", "none")
+	if rows["dbstring"] != "mysql://db/app DATABASE_URL (user from MYSQL_USER, password from MYSQL_PWD)" {
+		t.Errorf("dbstring %q", rows["dbstring"])
 	}
 }

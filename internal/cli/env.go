@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -87,8 +88,15 @@ func (g *globals) envRows() []envRow {
 			database = setting{fmt.Sprintf("host=%s port=%d user=%s dbname=%s", t.pg.Host, t.pg.Port, t.pg.User, t.pg.Database),
 				"PG* variables (libpq)"}
 		}
+		var from []string
+		if t.myUser != "" {
+			from = append(from, "user from "+t.myUser)
+		}
 		if t.myPassword != "" {
-			database.source += " (password from " + t.myPassword + ")"
+			from = append(from, "password from "+t.myPassword)
+		}
+		if len(from) > 0 {
+			database.source += " (" + strings.Join(from, ", ") + ")"
 		}
 	}
 	envFile := setting{g.set.envFile, "--env"}
