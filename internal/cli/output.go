@@ -86,6 +86,8 @@ func summary(res *migrate.Result, err error) string {
 		return fmt.Sprintf("migration lock not acquired, at version %d; nothing changed", res.From)
 	case partly && len(did) == 0:
 		return fmt.Sprintf("failed at version %d after %d of its statements ran outside a transaction (recorded; see shiplock status)", merr.Version, merr.OutsideTx)
+	case err != nil && len(did) == 0 && merr != nil && merr.Direction == migrate.Down:
+		return fmt.Sprintf("reverting version %d failed; nothing changed, still at version %d", merr.Version, res.From)
 	case err != nil && len(did) == 0 && merr != nil:
 		return fmt.Sprintf("version %d failed; nothing changed, still at version %d", merr.Version, res.From)
 	case err != nil && len(did) == 0:

@@ -51,6 +51,10 @@ func TestRedoAndRepairSummaries(t *testing.T) {
 		t.Fatal(err)
 	}
 	check(1, "version 3 failed; nothing changed, still at version 2\n", "up")
+	if err := os.WriteFile(filepath.Join(dir, "00002_b.sql"), []byte("-- +goose Up\nCREATE TABLE b (id int);\n-- +goose Down\nDROP TABLE missing;\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	check(1, "reverting version 2 failed; nothing changed, still at version 2\n", "down", "--ignore-checksums")
 	if err := os.WriteFile(filepath.Join(dir, "00002_b.sql"), []byte("-- +goose Up\nCREATE TABLE b (id bigint);\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
