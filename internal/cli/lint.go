@@ -125,6 +125,7 @@ func (f *lintFlags) run(ctx context.Context, g *globals, fromDB bool) error {
 		if err != nil {
 			return err
 		}
+		warnRulesArePostgres(g, "lint")
 		applied = func(m *migrate.Migration) bool { return versions[m.Version] }
 		baseline = fmt.Sprintf("the %d versions applied in the database are applied (--database-url)", len(versions))
 	default:
@@ -213,15 +214,21 @@ func gitFiles(ctx context.Context, dir, rev string) (map[string]bool, error) {
 	return files, nil
 }
 
+// warnRulesArePostgres logs, when the database is not PostgreSQL, that
+// lint's rules do not speak for it: a clean result would read as safe.
+func warnRulesArePostgres(g *globals, who string) {
+	if d, ok := g.classifier.(interface{ Name() string }); ok && d.Name() != "postgres" {
+		g.log.Warn(who + ": lint's rules are PostgreSQL's; on " + d.Name() + " they do not apply as written, and a clean result says nothing about these files")
+	}
+}
+
 // safetyCheck is up's --check-safety: the static lint of the pending files,
 // with the files before them as the baseline. Findings go to the log; in
 // "error" mode an error finding refuses the run (exit 3) before anything
 // is applied.
 func safetyCheck(g *globals, mode string, all []*migrate.Migration) func([]*migrate.Migration) error {
 	return func(pending []*migrate.Migration) error {
-		if d, ok := g.classifier.(interface{ Name() string }); ok && d.Name() != "postgres" {
-			g.log.Warn("check-safety: lint's rules are PostgreSQL's; on " + d.Name() + " they do not apply as written, and a clean result says nothing about these files")
-		}
+		warnRulesArePostgres(g, "check-safety")
 		todo := make(map[*migrate.Migration]bool, len(pending))
 		for _, m := range pending {
 			todo[m] = true

@@ -95,8 +95,8 @@ func cliOn(t *testing.T, dir, u string) func(args ...string) (int, string) {
 // report the interrupted migration, and repair --resume runs the rest once
 // the cause is fixed; --tx-mode all refuses such a plan before running
 // anything (exit 3, naming file and line); plan --locks is PostgreSQL's
-// (exit 2); lint's help and up --check-safety say its rules are
-// PostgreSQL's.
+// (exit 2); lint's help, lint given the database and up --check-safety say
+// its rules are PostgreSQL's.
 func TestMySQLStatementByStatement(t *testing.T) {
 	u := testdb.MySQL(t)
 	db := openMySQLTest(t, u)
@@ -160,6 +160,9 @@ func TestMySQLStatementByStatement(t *testing.T) {
 	}
 	if code, out = cli("up", "--check-safety", "warn"); code != 0 || !strings.Contains(out, "lint's rules are PostgreSQL's; on mysql") {
 		t.Errorf("up --check-safety warn: exit %d, no warning that the rules are PostgreSQL's\n%s", code, out)
+	}
+	if code, out = cli("lint"); code != 0 || !strings.Contains(out, "lint: lint's rules are PostgreSQL's; on mysql") {
+		t.Errorf("lint --database-url mysql://...: exit %d, no warning that the rules are PostgreSQL's\n%s", code, out)
 	}
 	_, help, _ := runCLI(t, nil, "lint", "--help")
 	if !strings.Contains(help, "The rules are PostgreSQL's") {
