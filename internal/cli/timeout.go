@@ -15,7 +15,7 @@ var errCommandTimeout = errors.New("command timeout")
 // registerTimeout adds --timeout, the deadline of the whole command (as
 // goose's -timeout), to the commands that talk to the database.
 func (g *globals) registerTimeout(fs *pflag.FlagSet) {
-	fs.DurationVar(&g.timeout, "timeout", 0, "give up on the whole command after this long, the wait for the database and the lock included (goose's -timeout): a running migration is cancelled and rolled back, exit 6; 0: no limit")
+	fs.DurationVar(&g.timeout, "timeout", 0, "give up on the whole command after this long, the wait for the database and the lock included (goose's -timeout): a running migration is cancelled and rolled back (one run statement by statement, as NO TRANSACTION or MySQL DDL, keeps the statements that completed, recorded, and the next up resumes it), exit 6; 0: no limit")
 }
 
 // startDeadline bounds cmd's context by --timeout.
