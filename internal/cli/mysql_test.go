@@ -128,6 +128,10 @@ func TestMySQLStatementByStatement(t *testing.T) {
 	if code, out = cli("verify"); code == 0 {
 		t.Errorf("verify: exit 0 with a half-applied migration\n%s", out)
 	}
+	// plan says where up stands with it, not only its statements.
+	if code, out = cli("plan"); code != 0 || !strings.Contains(out, "-- interrupted: 00001_two_tables.sql: version 1 (run statement by statement) was interrupted while applying, after 1 of 3 statements, next at line 3") {
+		t.Errorf("plan: exit %d, no note of the interrupted migration\n%s", code, out)
+	}
 	// The file has no NO TRANSACTION annotation: status and verify say why
 	// it ran statement by statement instead.
 	for _, args := range [][]string{{"status"}, {"verify"}, {"status", "-o", "json"}} {

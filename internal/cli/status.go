@@ -186,6 +186,19 @@ func (f *planFlags) run(ctx context.Context, g *globals, toSet bool) error {
 		if err != nil {
 			return err
 		}
+		// A planned migration that stopped half-way is not run from its
+		// first statement: say where up stands with it, as status does.
+		st, err := m.Status(ctx)
+		if err != nil {
+			return err
+		}
+		marks := make(map[int64]migrate.Problem)
+		for _, p := range st.Problems {
+			switch p.Kind {
+			case migrate.Interrupted, migrate.Uncertain, migrate.InProgress:
+				marks[p.Version] = p
+			}
+		}
 		out := g.streams.Out
 		if len(todo) == 0 {
 			fmt.Fprintln(out, "-- nothing to do")
@@ -202,6 +215,9 @@ func (f *planFlags) run(ctx context.Context, g *globals, toSet bool) error {
 				tx = "statement by statement, each recorded: its DDL commits by itself"
 			}
 			fmt.Fprintf(out, "-- %s %d %s (%s)\n", dir, mig.Version, mig.Source, tx)
+			if p, ok := marks[mig.Version]; ok {
+				fmt.Fprintf(out, "-- %s: %s (see shiplock status)\n", p.Kind, g.redact(p.String()))
+			}
 			if mig.Kind != migrate.KindSQL {
 				fmt.Fprintln(out, "-- Go migration")
 				continue
