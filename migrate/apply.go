@@ -416,8 +416,13 @@ func (m *Migrator) execute(ctx context.Context, q dialect.Querier, conn *sql.Con
 		}
 		if tracked {
 			// A fresh start needs no record before its first statement
-			// records itself; a resume or a repair writes it now.
-			if _, known := m.resumable[mig.Version]; m.resumable == nil || known || first > 0 {
+			// records itself as started; a resume or a repair writes it
+			// now, and so does a stepwise file whose first statement is a
+			// data statement (it records itself only when done), so that
+			// status and check see the migration in progress meanwhile.
+			_, known := m.resumable[mig.Version]
+			dataFirst := stepwise && first < len(stmts) && !m.commitsItself(stmts[first].SQL)
+			if m.resumable == nil || known || first > 0 || dataFirst {
 				if err := mark(ctx, first, false); err != nil {
 					return fail(0, "", err)
 				}
