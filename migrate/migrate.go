@@ -415,7 +415,7 @@ func (m *Migrator) lock(ctx context.Context, conn *sql.Conn, work func(*state) b
 		ok, err := m.dialect.TryLock(ctx, conn)
 		if err != nil {
 			if ctx.Err() != nil {
-				return nil, false, m.lockCtxErr(ctx)
+				return nil, false, m.sessionLockCtxErr(ctx, conn)
 			}
 			return nil, false, fmt.Errorf("acquire lock: %w", err)
 		}
@@ -439,14 +439,14 @@ func (m *Migrator) lock(ctx context.Context, conn *sql.Conn, work func(*state) b
 				}
 			}
 			if ctx.Err() != nil {
-				return nil, false, m.lockCtxErr(ctx)
+				return nil, false, m.sessionLockCtxErr(ctx, conn)
 			}
 		} else {
 			t := time.NewTimer(delay/2 + rand.N(delay/2+1))
 			select {
 			case <-ctx.Done():
 				t.Stop()
-				return nil, false, m.lockCtxErr(ctx)
+				return nil, false, m.sessionLockCtxErr(ctx, conn)
 			case <-t.C:
 			}
 			delay = min(delay*2, limit)
@@ -457,7 +457,7 @@ func (m *Migrator) lock(ctx context.Context, conn *sql.Conn, work func(*state) b
 		st, err := m.readState(ctx, conn)
 		if err != nil {
 			if ctx.Err() != nil {
-				return nil, false, m.lockCtxErr(ctx)
+				return nil, false, m.sessionLockCtxErr(ctx, conn)
 			}
 			return nil, false, err
 		}
@@ -515,6 +515,22 @@ func (m *Migrator) lockCtxErr(ctx context.Context) error {
 		return fmt.Errorf("%w (waited %s)", ErrLockTimeout, m.opts.LockTimeout)
 	}
 	return ctx.Err()
+}
+
+// sessionLockCtxErr is lockCtxErr naming the session that holds the lock,
+// when the wait timed out: a --lock-timeout shorter than the first
+// "waiting" report would otherwise never say who held it.
+func (m *Migrator) sessionLockCtxErr(ctx context.Context, conn *sql.Conn) error {
+	err := m.lockCtxErr(ctx)
+	if !errors.Is(err, ErrLockTimeout) {
+		return err
+	}
+	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	if holder, herr := m.dialect.LockHolder(hctx, conn); herr == nil && holder != "" {
+		return fmt.Errorf("%w (held by %s)", err, holder)
+	}
+	return err
 }
 
 // prepare creates goose's version table and shiplock_versions when

@@ -293,7 +293,7 @@ func TestMySQLLockTimeoutExit(t *testing.T) {
 		t.Fatalf("TryLock = %v, %v", ok, err)
 	}
 	cli := cliOn(t, dir, u)
-	if code, out := cli("up", "--lock-timeout", "1s"); code != int(exitcode.Locked) || !strings.Contains(out, "lock not acquired") {
+	if code, out := cli("up", "--lock-timeout", "1s"); code != int(exitcode.Locked) || !strings.Contains(out, "lock not acquired") || !strings.Contains(out, "held by") {
 		t.Fatalf("up behind the holder: exit %d, want %d\n%s", code, exitcode.Locked, out)
 	}
 	var n int

@@ -69,7 +69,7 @@ func TestLockTimeoutSummary(t *testing.T) {
 	dir := writeDir(t, map[string]string{"00001_a.sql": "-- +goose Up\nCREATE TABLE a (id int);\n"})
 	holdMigrationLock(t, url)
 	code, out := run(ctx, "up", "--dir", dir, "--database-url", url, "--lock-timeout", "50ms")
-	if code != exitcode.Locked || !strings.Contains(out, "migration lock not acquired, at version 0; nothing changed") || strings.Contains(out, "failed at version") {
+	if code != exitcode.Locked || !strings.Contains(out, "migration lock not acquired, at version 0; nothing changed") || strings.Contains(out, "failed at version") || !strings.Contains(out, "held by pid") {
 		t.Fatalf("up behind the migration lock: exit %v\n%s", code, out)
 	}
 }
