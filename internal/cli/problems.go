@@ -89,6 +89,9 @@ func wordError(err error, goMigrations bool) (string, bool) {
 		case migrate.InterruptedFileGone:
 			return e.Error() + "; only --forget works without it", true
 		}
+	case *migrate.ImplicitCommitError:
+		// The advice goes before the statement, which may span lines.
+		return strings.Replace(e.Error(), "cannot run in transaction mode all:", "cannot run in transaction mode all (use --tx-mode file, the default: it runs such a file statement by statement, each statement recorded):", 1), true
 	case *migrate.InvalidIndexError:
 		return e.Error() + "; shiplock up drops and builds it again", true
 	}

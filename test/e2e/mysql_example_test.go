@@ -66,7 +66,7 @@ func TestMySQLExample(t *testing.T) {
 	dir := mysqlExampleDir(t)
 	env := cleanEnv("DATABASE_URL="+url, "SHIPLOCK_DIR="+dir)
 
-	if code, out := runShiplock(t, env, "up", "--tx-mode", "all"); code != 3 || !strings.Contains(out, "00001_create_orders.sql") {
+	if code, out := runShiplock(t, env, "up", "--tx-mode", "all"); code != 3 || !strings.Contains(out, "00001_create_orders.sql:4") || !strings.Contains(out, "use --tx-mode file") {
 		t.Fatalf("up --tx-mode all: exit %d (want 3, refused before the database is changed)\n%s", code, out)
 	}
 	if v, _, _ := mysqlExampleState(t, db); v != 0 {
