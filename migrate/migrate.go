@@ -415,7 +415,7 @@ func (m *Migrator) lock(ctx context.Context, conn *sql.Conn, work func(*state) b
 		ok, err := m.dialect.TryLock(ctx, conn)
 		if err != nil {
 			if ctx.Err() != nil {
-				return nil, false, m.sessionLockCtxErr(ctx, conn)
+				return nil, false, m.sessionLockCtxErr(ctx)
 			}
 			return nil, false, fmt.Errorf("acquire lock: %w", err)
 		}
@@ -439,14 +439,14 @@ func (m *Migrator) lock(ctx context.Context, conn *sql.Conn, work func(*state) b
 				}
 			}
 			if ctx.Err() != nil {
-				return nil, false, m.sessionLockCtxErr(ctx, conn)
+				return nil, false, m.sessionLockCtxErr(ctx)
 			}
 		} else {
 			t := time.NewTimer(delay/2 + rand.N(delay/2+1))
 			select {
 			case <-ctx.Done():
 				t.Stop()
-				return nil, false, m.sessionLockCtxErr(ctx, conn)
+				return nil, false, m.sessionLockCtxErr(ctx)
 			case <-t.C:
 			}
 			delay = min(delay*2, limit)
@@ -457,7 +457,7 @@ func (m *Migrator) lock(ctx context.Context, conn *sql.Conn, work func(*state) b
 		st, err := m.readState(ctx, conn)
 		if err != nil {
 			if ctx.Err() != nil {
-				return nil, false, m.sessionLockCtxErr(ctx, conn)
+				return nil, false, m.sessionLockCtxErr(ctx)
 			}
 			return nil, false, err
 		}
@@ -520,14 +520,21 @@ func (m *Migrator) lockCtxErr(ctx context.Context) error {
 // sessionLockCtxErr is lockCtxErr naming the session that holds the lock,
 // when the wait timed out: a --lock-timeout shorter than the first
 // "waiting" report would otherwise never say who held it.
-func (m *Migrator) sessionLockCtxErr(ctx context.Context, conn *sql.Conn) error {
+func (m *Migrator) sessionLockCtxErr(ctx context.Context) error {
 	err := m.lockCtxErr(ctx)
 	if !errors.Is(err, ErrLockTimeout) {
 		return err
 	}
+	// On a fresh connection: a driver may close the waiting one when the
+	// deadline cuts a query short (go-sql-driver/mysql does).
 	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer cancel()
-	if holder, herr := m.dialect.LockHolder(hctx, conn); herr == nil && holder != "" {
+	fresh, cerr := m.db.Conn(hctx)
+	if cerr != nil {
+		return err
+	}
+	defer fresh.Close()
+	if holder, herr := m.dialect.LockHolder(hctx, fresh); herr == nil && holder != "" {
 		return fmt.Errorf("%w (held by %s)", err, holder)
 	}
 	return err

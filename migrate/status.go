@@ -90,6 +90,21 @@ func (m *Migrator) Status(ctx context.Context) (*Status, error) {
 			out.Versions = append(out.Versions, VersionStatus{Version: v, Source: st.records[v].Source, State: Ahead, AppliedAt: st.applied[v].Time})
 		}
 	}
+	// A pending migration run statement by statement that stopped
+	// half-way, or runs now, is not simply pending: its state is its
+	// problem's kind (interrupted, uncertain, in-progress); it still
+	// counts in Pending. An applied one being reverted keeps "applied"
+	// while its version row is there.
+	for _, p := range out.Problems {
+		switch p.Kind {
+		case Interrupted, Uncertain, InProgress:
+			for j := range out.Versions {
+				if out.Versions[j].Version == p.Version && out.Versions[j].State == Pending {
+					out.Versions[j].State = State(p.Kind)
+				}
+			}
+		}
+	}
 	return out, nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -124,6 +125,11 @@ func TestMySQLStatementByStatement(t *testing.T) {
 	code, out = cli("status", "-o", "json")
 	if !strings.Contains(out, `"interrupted"`) && !strings.Contains(out, `"failed"`) {
 		t.Errorf("status -o json (exit %d) does not report the half-applied migration:\n%s", code, out)
+	}
+	// Its row's state says it stopped half-way, not merely pending; it
+	// still counts as pending.
+	if code, out = cli("status"); !regexp.MustCompile(`(?m)^1\s+interrupted\s`).MatchString(out) || !strings.Contains(out, "1 migration pending") {
+		t.Errorf("status (exit %d): version 1's state is not 'interrupted', or it no longer counts as pending:\n%s", code, out)
 	}
 	if code, out = cli("verify"); code == 0 {
 		t.Errorf("verify: exit 0 with a half-applied migration\n%s", out)
