@@ -27,15 +27,19 @@ import "strings"
 // (a StatementBegin block) commits when any of them does.
 func (Dialect) ImplicitCommit(stmt string) bool {
 	toks, ok := lex(stmt)
-	if !ok {
-		return true
-	}
+	return !ok || anyStatement(toks, commits)
+}
+
+// anyStatement reports whether f holds for one of the statements, split at
+// ';', of toks (a StatementBegin block holds several); empty statements
+// are skipped.
+func anyStatement(toks []token, f func([]token) bool) bool {
 	for len(toks) > 0 {
 		end := 0
 		for end < len(toks) && !(toks[end].kind == tSymbol && toks[end].text == ";") {
 			end++
 		}
-		if end > 0 && commits(toks[:end]) {
+		if end > 0 && f(toks[:end]) {
 			return true
 		}
 		if end == len(toks) {
@@ -53,21 +57,9 @@ func (Dialect) ImplicitCommit(stmt string) bool {
 // given --skip-add-locks.
 func (Dialect) StepConflict(stmt string) string {
 	toks, ok := lex(stmt)
-	if !ok {
-		return ""
-	}
-	for len(toks) > 0 {
-		end := 0
-		for end < len(toks) && !(toks[end].kind == tSymbol && toks[end].text == ";") {
-			end++
-		}
-		if end > 1 && toks[0].is("LOCK") && toks[1].is("TABLE", "TABLES") {
-			return "LOCK TABLES limits the session to the tables it names, so shiplock could not record the file's progress after it (error 1100); remove LOCK TABLES and UNLOCK TABLES from the file"
-		}
-		if end == len(toks) {
-			break
-		}
-		toks = toks[end+1:]
+	locks := func(st []token) bool { return len(st) > 1 && st[0].is("LOCK") && st[1].is("TABLE", "TABLES") }
+	if ok && anyStatement(toks, locks) {
+		return "LOCK TABLES limits the session to the tables it names, so shiplock could not record the file's progress after it (error 1100); remove LOCK TABLES and UNLOCK TABLES from the file"
 	}
 	return ""
 }
