@@ -5,11 +5,11 @@ import (
 	"database/sql"
 	"net"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
+	driver "github.com/go-sql-driver/mysql"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -18,15 +18,29 @@ import (
 	"github.com/shiplock/shiplock/test/kube/kubetest"
 )
 
+// newMySQL returns a new, empty MariaDB database: its URL, its settings
+// and a handle for the test's own queries, closed when the test ends.
+func newMySQL(t *testing.T) (string, *driver.Config, *sql.DB) {
+	t.Helper()
+	url := testdb.MySQL(t)
+	cfg, err := mysql.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := mysql.Open(cfg)
+	t.Cleanup(func() { db.Close() })
+	return url, cfg, db
+}
+
 // mysqlExampleDir is examples/mysql/migrations: a DDL file, a data-only
 // file and a file mixing both.
 func mysqlExampleDir(t *testing.T) string {
 	t.Helper()
-	_, file, _, ok := runtime.Caller(0)
-	if !ok {
-		t.Fatal("no caller")
+	dir, err := filepath.Abs(filepath.Join("..", "..", "examples", "mysql", "migrations"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	return filepath.Join(filepath.Dir(file), "..", "..", "examples", "mysql", "migrations")
+	return dir
 }
 
 // mysqlExampleState is what the example leaves: the newest version, the
@@ -56,13 +70,7 @@ func mysqlExampleState(t *testing.T, db *sql.DB) (version int64, labels string, 
 // --tx-mode all (its DDL would commit the one transaction half-way).
 func TestMySQLExample(t *testing.T) {
 	t.Parallel()
-	url := testdb.MySQL(t)
-	cfg, err := mysql.ParseURL(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := mysql.Open(cfg)
-	defer db.Close()
+	url, _, db := newMySQL(t)
 	dir := mysqlExampleDir(t)
 	env := cleanEnv("DATABASE_URL="+url, "SHIPLOCK_DIR="+dir)
 
@@ -105,11 +113,7 @@ func TestMySQLExample(t *testing.T) {
 func TestKubeRunJobPatternMySQL(t *testing.T) {
 	t.Parallel()
 	env := kubetest.New(t)
-	url := testdb.MySQL(t)
-	cfg, err := mysql.ParseURL(url)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, cfg, db := newMySQL(t)
 	host, port, err := net.SplitHostPort(cfg.Addr)
 	if err != nil {
 		t.Fatal(err)
@@ -128,8 +132,6 @@ func TestKubeRunJobPatternMySQL(t *testing.T) {
 		"--db-driver", "mysql", "--db-host", host, "--db-port", port, "--db-name", cfg.DBName,
 		"--secret", "orders-db",
 	}
-	db := mysql.Open(cfg)
-	defer db.Close()
 
 	code, out, errOut := kubeRun(t, flags, "up")
 	if code != 0 || !strings.Contains(errOut, "succeeded (deleted): applied 3 migrations, now at version 3 (was 0)") {

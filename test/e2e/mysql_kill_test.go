@@ -9,9 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shiplock/shiplock/dialect/mysql"
 	"github.com/shiplock/shiplock/exitcode"
-	"github.com/shiplock/shiplock/internal/testdb"
 )
 
 // mysqlKillSet is 300 migrations: every third a DDL file (which MySQL
@@ -61,13 +59,7 @@ var mysqlStatementNamed = regexp.MustCompile(`\d{5}_m\.sql:\d+`)
 func TestMySQLKillNineAtManyPoints(t *testing.T) {
 	files, tags := mysqlKillSet()
 	dir := writeMigrations(t, files)
-	url := testdb.MySQL(t)
-	cfg, err := mysql.ParseURL(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := mysql.Open(cfg)
-	defer db.Close()
+	url, _, db := newMySQL(t)
 	rng := rand.New(rand.NewPCG(3, uint64(time.Now().UnixNano())))
 	var (
 		byRerun, byRepair, stuck int
@@ -175,13 +167,7 @@ func TestMySQLKillNineUnreadableStatement(t *testing.T) {
 		"00001_t.sql": "-- +goose Up\nCREATE TABLE busy (id int);\n-- +goose Down\nDROP TABLE busy;\n",
 		"00002_m.sql": "-- +goose Up\nINSERT INTO busy VALUES (1);\nALTER TABLE busy MODIFY id bigint;\nINSERT INTO busy VALUES (2);\n-- +goose Down\nSELECT 1;\n",
 	})
-	url := testdb.MySQL(t)
-	cfg, err := mysql.ParseURL(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := mysql.Open(cfg)
-	defer db.Close()
+	url, _, db := newMySQL(t)
 	if out, code := shiplock(dir, url, "up", "--to", "1"); code != 0 {
 		t.Fatalf("up --to 1: exit %d\n%s", code, out)
 	}
@@ -232,13 +218,7 @@ func TestMySQLKillNineUnreadableStatement(t *testing.T) {
 func TestMySQLSigtermAtManyPoints(t *testing.T) {
 	files, tags := mysqlKillSet()
 	dir := writeMigrations(t, files)
-	url := testdb.MySQL(t)
-	cfg, err := mysql.ParseURL(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := mysql.Open(cfg)
-	defer db.Close()
+	url, _, db := newMySQL(t)
 	rng := rand.New(rand.NewPCG(4, uint64(time.Now().UnixNano())))
 	stopped := 0
 	for trial := range 10 {
